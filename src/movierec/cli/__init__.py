@@ -1,0 +1,14 @@
+"""The ``movierec`` command. Each command group lives in its own module and is added here."""
+
+from __future__ import annotations
+
+import typer
+
+from movierec.cli import data
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="movierec: multimodal movie recommendation.")
+app.add_typer(data.app, name="data")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""Feature-extractor service: modality features for new or changed movies."""

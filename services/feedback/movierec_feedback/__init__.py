@@ -1,0 +1,1 @@
+"""Feedback service: events into PostgreSQL, exactly once."""

@@ -1,0 +1,1 @@
+"""Gateway service: the only public API."""

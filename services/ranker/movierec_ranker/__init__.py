@@ -1,0 +1,1 @@
+"""Ranker service: top-N over fused item embeddings."""

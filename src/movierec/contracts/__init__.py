@@ -1,0 +1,1 @@
+"""Pydantic schemas shared by services and clients: one contract for every service pair."""

@@ -1,0 +1,32 @@
+"""Feedback events: what a user did with a served slate.
+
+One event per action. ``event_id`` is chosen by the client, so a retried request is stored once.
+``slate``/``position``/``propensity``/``policy_version`` say what was served and with what
+probability, so policies can be valued off-policy from the log.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+FeedbackKind = Literal["impression", "click", "watch", "rating"]
+MAX_WATCH_SECONDS = 6 * 3600
+
+
+class FeedbackEvent(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: str = Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_\-:.]+$")
+    user_id: int = Field(ge=1)
+    movie_id: int = Field(ge=1)
+    kind: FeedbackKind
+    watch_seconds: float | None = Field(default=None, ge=0, le=MAX_WATCH_SECONDS)
+    rating: float | None = Field(default=None, ge=0.5, le=5.0, multiple_of=0.5)
+    slate: list[int] = Field(default_factory=list, max_length=200)
+    position: int | None = Field(default=None, ge=0, le=199)
+    propensity: float | None = Field(default=None, gt=0, le=1)
+    policy_version: str | None = Field(default=None, max_length=64)
+    occurred_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))

@@ -1,0 +1,1 @@
+"""Modality encoders and the versioned feature store."""

@@ -1,0 +1,1 @@
+"""Recommendation models: the fusion model and the artifacts services load."""

@@ -1,0 +1,100 @@
+"""The serving artifact: everything the ranker needs to score by one matrix product.
+
+Every model that serves exports one. Predicted rating and ranking score are
+
+    rating(u, i) = global_mean + user_bias[u] + item_bias[i] + user_vectors[u] . item_vectors[i]
+    rank_score(u, i) = user_vectors[u] . item_vectors[i] + item_bias[i]
+
+(the user terms are constant per user and do not change the order). ``modality_attention``
+holds, per item, the fusion model's attention over ``modality_names`` (rows sum to 1 over the
+modalities present), which explanations use.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from movierec.data.errors import DataError
+
+
+class ArtifactError(DataError):
+    """A serving artifact is missing or inconsistent."""
+
+
+@dataclass
+class ServingArtifact:
+    version: str
+    movie_ids: np.ndarray
+    item_vectors: np.ndarray
+    item_bias: np.ndarray
+    user_ids: np.ndarray
+    user_vectors: np.ndarray
+    user_bias: np.ndarray
+    global_mean: float
+    modality_names: list[str] = field(default_factory=list)
+    modality_attention: np.ndarray | None = None
+    metadata: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.movie_ids = np.asarray(self.movie_ids, np.int64)
+        self.item_vectors = np.asarray(self.item_vectors, np.float32)
+        self.item_bias = np.asarray(self.item_bias, np.float32)
+        self.user_ids = np.asarray(self.user_ids, np.int64)
+        self.user_vectors = np.asarray(self.user_vectors, np.float32)
+        self.user_bias = np.asarray(self.user_bias, np.float32)
+        n, d = self.item_vectors.shape
+        if self.item_bias.shape != (n,) or self.movie_ids.shape != (n,):
+            raise ArtifactError("item ids, vectors and biases do not line up")
+        if self.user_vectors.shape != (len(self.user_ids), d) or self.user_bias.shape != (len(self.user_ids),):
+            raise ArtifactError("user ids, vectors and biases do not line up")
+        if self.modality_attention is not None:
+            self.modality_attention = np.asarray(self.modality_attention, np.float32)
+            if self.modality_attention.shape != (n, len(self.modality_names)):
+                raise ArtifactError("modality attention must be (items, modalities)")
+
+    @property
+    def dim(self) -> int:
+        return int(self.item_vectors.shape[1])
+
+    def save(self, folder: Path) -> None:
+        """Write atomically: a reader sees the old artifact or the new one, never half of one."""
+        folder = Path(folder)
+        tmp = folder.with_name(folder.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        arrays = dict(
+            movie_ids=self.movie_ids, item_vectors=self.item_vectors, item_bias=self.item_bias,
+            user_ids=self.user_ids, user_vectors=self.user_vectors, user_bias=self.user_bias,
+        )
+        if self.modality_attention is not None:
+            arrays["modality_attention"] = self.modality_attention
+        np.savez(tmp / "artifact.npz", **arrays)
+        meta = {"version": self.version, "global_mean": self.global_mean, "modality_names": self.modality_names, "metadata": self.metadata}
+        (tmp / "artifact.json").write_text(json.dumps(meta, indent=1, default=str))
+        if folder.exists():
+            old = folder.with_name(folder.name + ".old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(folder, old)
+            os.replace(tmp, folder)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, folder)
+
+    @classmethod
+    def load(cls, folder: Path) -> "ServingArtifact":
+        folder = Path(folder)
+        if not (folder / "artifact.json").exists():
+            raise ArtifactError(f"no serving artifact in {folder} (train a model first: `movierec model train`)")
+        meta = json.loads((folder / "artifact.json").read_text())
+        with np.load(folder / "artifact.npz") as z:
+            arrays = {k: z[k] for k in z.files}
+        return cls(
+            version=meta["version"], global_mean=float(meta["global_mean"]), modality_names=list(meta["modality_names"]),
+            metadata=meta.get("metadata", {}), modality_attention=arrays.pop("modality_attention", None), **arrays,
+        )

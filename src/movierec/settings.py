@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     trailer_audio_dir: Path | None = None
     yamnet_dir: Path | None = None
 
+    database_url: str | None = None
+    """PostgreSQL URL (postgresql+psycopg://...). None: the launcher starts an embedded server."""
+    redis_url: str | None = None
+    """Redis URL (broker, caches). None: the launcher starts an embedded server."""
+
     @model_validator(mode="after")
     def _derive_shared_paths(self) -> "Settings":
         if self.shared_dir is not None:

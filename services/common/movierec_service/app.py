@@ -1,0 +1,118 @@
+"""``create_service_app``: a FastAPI app with the plumbing every service needs.
+
+- ``X-Request-ID``: taken from the request (the gateway forwards it) or made, echoed back, and
+  put on every log line.
+- ``/healthz`` (the process is up), ``/readyz`` (every readiness check passes: real
+  dependencies), ``/metrics`` (Prometheus text).
+- Errors: ``ServiceError`` subclasses carry an HTTP status and a code; validation errors become
+  422 naming the field; anything unexpected is a 500 with the request id, never a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Awaitable, Callable
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+
+from movierec_service.logs import configure_logging, request_id_var
+
+ReadinessCheck = Callable[[], Awaitable[str | None]]
+"""Returns None when ready, else a sentence saying what is not ready."""
+
+log = logging.getLogger("movierec.service")
+
+
+class ServiceError(Exception):
+    """An error a client can act on. Subclasses set ``status`` and ``code``."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None, headers: dict | None = None):
+        super().__init__(message)
+        self.message = message
+        self.status = status or self.status
+        self.code = code or self.code
+        self.headers = headers or {}
+
+
+def _error_body(code: str, message: str, details: list | None = None) -> dict:
+    body = {"error": {"code": code, "message": message, "request_id": request_id_var.get()}}
+    if details:
+        body["error"]["details"] = details
+    return body
+
+
+def create_service_app(
+    service: str,
+    *,
+    version: str = "0.1.0",
+    readiness: list[ReadinessCheck] | None = None,
+    log_level: str = "INFO",
+) -> FastAPI:
+    configure_logging(service, log_level)
+    app = FastAPI(title=f"movierec {service}", version=version)
+    registry = CollectorRegistry()
+    app.state.metrics_registry = registry
+    app.state.readiness = list(readiness or [])
+    requests_total = Counter(
+        "http_requests_total", "HTTP requests", ["service", "method", "route", "status"], registry=registry
+    )
+    latency = Histogram(
+        "http_request_duration_seconds", "HTTP request latency", ["service", "method", "route"], registry=registry,
+        buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+    )
+
+    @app.middleware("http")
+    async def request_context(request: Request, call_next):
+        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
+        token = request_id_var.set(rid[:64])
+        start = time.perf_counter()
+        try:
+            response = await call_next(request)
+        except Exception:  # an unexpected error: logged with the request id, answered as 500
+            log.exception("unhandled error")
+            response = JSONResponse(_error_body("internal", "internal error; quote the request id when reporting it"), status_code=500)
+        elapsed = time.perf_counter() - start
+        route = request.scope.get("route")
+        route_path = getattr(route, "path", "unmatched")
+        requests_total.labels(service, request.method, route_path, str(response.status_code)).inc()
+        latency.labels(service, request.method, route_path).observe(elapsed)
+        response.headers["X-Request-ID"] = request_id_var.get()
+        if route_path not in ("/healthz", "/readyz", "/metrics"):
+            log.info("request", extra={"method": request.method, "path": request.url.path, "status": response.status_code, "duration_ms": round(elapsed * 1000, 2)})
+        request_id_var.reset(token)
+        return response
+
+    @app.exception_handler(ServiceError)
+    async def service_error(request: Request, exc: ServiceError):
+        return JSONResponse(_error_body(exc.code, exc.message), status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError):
+        details = [{"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"), "message": e.get("msg", "")} for e in exc.errors()]
+        fields = ", ".join(d["field"] or "body" for d in details)
+        return JSONResponse(_error_body("invalid_request", f"invalid field(s): {fields}", details), status_code=422)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz():
+        return {"status": "ok", "service": service}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz():
+        problems = [p for p in [await check() for check in app.state.readiness] if p]
+        if problems:
+            return JSONResponse({"status": "not ready", "service": service, "problems": problems}, status_code=503)
+        return {"status": "ready", "service": service}
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics():
+        return PlainTextResponse(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

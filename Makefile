@@ -17,7 +17,11 @@ endif
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
-.PHONY: venv test up data features clean
+# Debian packages the tests drive for real: Chromium (web page test) and Prometheus (scrape test).
+SYSTEM_PACKAGES := chromium prometheus
+SYSTEM_COMMANDS := chromium prometheus
+
+.PHONY: venv sysdeps test up data clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,7 +31,18 @@ $(STAMP): pyproject.toml constraints.txt
 
 venv: $(STAMP)
 
-test: venv
+# Installs the Debian packages when a command is missing and we may (root, apt-get present);
+# otherwise it says what is missing and the tests that need it skip (fail under CI=true).
+sysdeps:
+	@missing=""; for c in $(SYSTEM_COMMANDS); do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian packages:$$missing"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES)) >/dev/null; \
+	  else echo "missing system commands:$$missing (install: apt-get install $(SYSTEM_PACKAGES))"; fi; \
+	fi
+
+test: venv sysdeps
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 up: venv

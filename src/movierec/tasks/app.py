@@ -1,0 +1,61 @@
+"""The Celery app: Redis as broker and result backend, late acks and retries.
+
+Late acks with ``task_reject_on_worker_lost``: a task whose worker dies mid-run goes back to the
+queue and runs again, so every task here must be idempotent. Redis' visibility timeout bounds how
+long a message taken by a dead worker stays invisible.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from datetime import timedelta
+
+from celery import Celery
+
+from movierec.settings import get_settings
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+"""Used only when ``MOVIEREC_REDIS_URL`` is unset; the launcher and compose always set it."""
+
+CACHE_TASKS = "movierec.tasks.cache"
+POLICY_TASKS = "movierec.tasks.policy"
+RETRAIN_TASK = "movierec.tasks.policy.retrain_policy"
+"""Name the policy module registers its retraining task under; beat runs it on a schedule."""
+
+
+def policy_tasks_present() -> bool:
+    return importlib.util.find_spec(POLICY_TASKS) is not None
+
+
+def make_celery(redis_url: str | None = None, *, retrain_every_s: float | None = None) -> Celery:
+    """A Celery app on ``redis_url`` (default: the core settings' ``redis_url``)."""
+    settings = get_settings()
+    url = redis_url or settings.redis_url or DEFAULT_REDIS_URL
+    include = [CACHE_TASKS] + ([POLICY_TASKS] if policy_tasks_present() else [])
+    app = Celery("movierec", broker=url, backend=url, include=include)
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_default_retry_delay=2,
+        result_expires=3600,
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,
+        broker_transport_options={"visibility_timeout": 600},
+        result_backend_transport_options={"retry_policy": {"timeout": 5.0}},
+        worker_hijack_root_logger=False,
+        timezone="UTC",
+    )
+    every = retrain_every_s if retrain_every_s is not None else settings.retrain_every_s
+    if policy_tasks_present() and every > 0:
+        app.conf.beat_schedule = {
+            "retrain-policy": {"task": RETRAIN_TASK, "schedule": timedelta(seconds=every)},
+        }
+    return app
+
+
+celery_app = make_celery()
+app = celery_app  # ``celery -A movierec.tasks.app`` finds ``app``

@@ -1,0 +1,77 @@
+"""Tasks on the gateway's per-user recommendation cache in Redis.
+
+Key format (shared with the gateway, which writes the entries): every cached list for user ``u``
+lives under a key that starts with ``recs:{u}:`` (one key per filter combination). Invalidation
+deletes them all; refresh then asks the gateway for a fresh list, which fills the cache again.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import redis
+from celery import shared_task
+
+from movierec.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+RECS_KEY_PREFIX = "recs:"
+
+
+def user_cache_pattern(user_id: int) -> str:
+    return f"{RECS_KEY_PREFIX}{user_id}:*"
+
+
+def delete_user_cache(client: redis.Redis, user_id: int) -> int:
+    """Delete every cached recommendation list of ``user_id``; returns how many keys went."""
+    deleted = 0
+    batch: list[bytes] = []
+    for key in client.scan_iter(match=user_cache_pattern(user_id), count=500):
+        batch.append(key)
+        if len(batch) >= 500:
+            deleted += client.delete(*batch)
+            batch.clear()
+    if batch:
+        deleted += client.delete(*batch)
+    return deleted
+
+
+def _redis() -> redis.Redis:
+    from movierec.tasks.app import celery_app  # the broker URL is the cache URL
+
+    return redis.Redis.from_url(celery_app.conf.broker_url, socket_timeout=5, socket_connect_timeout=5)
+
+
+@shared_task(
+    name="movierec.tasks.cache.invalidate_user_recs",
+    autoretry_for=(redis.RedisError,), retry_backoff=True, retry_backoff_max=30, max_retries=10,
+)
+def invalidate_user_recs(user_id: int, refresh: bool = False) -> int:
+    """Drop ``user_id``'s cached lists (and, with ``refresh``, warm them again). Idempotent."""
+    deleted = delete_user_cache(_redis(), int(user_id))
+    log.info("invalidated %d cached lists of user %s", deleted, user_id)
+    if refresh:
+        refresh_user_recs.delay(int(user_id))
+    return deleted
+
+
+@shared_task(
+    name="movierec.tasks.cache.refresh_user_recs",
+    autoretry_for=(httpx.TransportError,), retry_backoff=True, retry_backoff_max=30, max_retries=5,
+)
+def refresh_user_recs(user_id: int, k: int = 20) -> int:
+    """Ask the gateway for ``user_id``'s default list, which puts a fresh one in the cache.
+
+    Returns the number of movies in the new list. A 4xx (for example an unknown user) is not
+    retried: it will not get better.
+    """
+    url = get_settings().gateway_url.rstrip("/") + "/v1/recommendations"
+    response = httpx.post(url, json={"user_id": int(user_id), "k": k}, timeout=10.0)
+    if response.status_code >= 500:
+        raise httpx.TransportError(f"gateway answered {response.status_code}")
+    if response.status_code >= 400:
+        log.warning("refresh of user %s refused by the gateway: %s", user_id, response.text[:200])
+        return 0
+    return len(response.json().get("items", []))

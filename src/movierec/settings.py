@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     """PostgreSQL URL (postgresql+psycopg://...). None: the launcher starts an embedded server."""
     redis_url: str | None = None
     """Redis URL (broker, caches). None: the launcher starts an embedded server."""
+    gateway_url: str = "http://127.0.0.1:8000"
+    """Where Celery's cache-refresh task reaches the gateway."""
+    retrain_every_s: float = 300.0
+    """Celery beat runs policy retraining this often (0: never on a timer)."""
+    retrain_after_events: int = 200
+    """The feedback service also triggers retraining after this many new events."""
 
     @model_validator(mode="after")
     def _derive_shared_paths(self) -> "Settings":

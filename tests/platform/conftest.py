@@ -8,11 +8,16 @@ The servers are this machine's (or CI's) real PostgreSQL and Redis; override wit
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 import uuid
 
 import psycopg
 import pytest
 import redis
+
+from movierec.settings import REPO_ROOT
 
 ADMIN_URL = os.environ.get("MOVIEREC_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_SERVER = os.environ.get("MOVIEREC_TEST_REDIS_URL", "redis://127.0.0.1:6379")
@@ -45,3 +50,30 @@ def redis_url() -> str:
     client.flushdb()
     yield url
     client.flushdb()
+
+
+@pytest.fixture(scope="session")
+def worker(redis_url: str, tmp_path_factory):
+    """A real Celery worker process on the test Redis DB; yields a Celery app to send tasks with."""
+    from movierec.tasks.app import make_celery
+
+    env = dict(os.environ, MOVIEREC_REDIS_URL=redis_url, MOVIEREC_GATEWAY_URL="http://127.0.0.1:9", OMP_NUM_THREADS="1")
+    log_path = tmp_path_factory.mktemp("worker") / "worker.log"
+    log_file = log_path.open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "movierec.tasks.app", "worker", "--pool=solo", "--loglevel=INFO", "-n", "test-worker@%h"],
+        cwd=REPO_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+    )
+    app = make_celery(redis_url)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if app.control.ping(timeout=1.0):
+            break
+        assert proc.poll() is None, log_path.read_text()
+    else:
+        proc.kill()
+        pytest.fail("the Celery worker did not answer a ping within 60 s")
+    yield app
+    proc.terminate()
+    proc.wait(timeout=30)
+    log_file.close()

@@ -1,0 +1,91 @@
+"""The feedback service on the real PostgreSQL and Redis, with a real Celery worker."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+
+from movierec_feedback.app import create_app
+from movierec_feedback.settings import FeedbackSettings
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def client(database_url: str, redis_url: str) -> TestClient:
+    app = create_app(FeedbackSettings(database_url=database_url, redis_url=redis_url, retrain_after_events=0))
+    with TestClient(app) as c:
+        yield c
+
+
+def _event(user_id: int, movie_id: int = 1, kind: str = "click", **extra) -> dict:
+    return {"event_id": f"t-{uuid.uuid4().hex}", "user_id": user_id, "movie_id": movie_id, "kind": kind, **extra}
+
+
+def test_first_post_creates_and_a_repeat_returns_the_stored_event(client: TestClient):
+    body = _event(201, 7, "rating", rating=4.5)
+    first = client.post("/v1/events", json=body)
+    again = client.post("/v1/events", json=body)
+    assert first.status_code == 201 and again.status_code == 200
+    assert again.json()["seq"] == first.json()["seq"]
+    events = client.get("/v1/users/201/events").json()["events"]
+    assert [e["event_id"] for e in events] == [body["event_id"]]
+
+
+def test_a_reused_event_id_with_other_content_is_409(client: TestClient):
+    body = _event(202, 7)
+    assert client.post("/v1/events", json=body).status_code == 201
+    response = client.post("/v1/events", json={**body, "movie_id": 8})
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "event_id_conflict"
+    assert "movie_id" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("field,value", [("rating", 7), ("watch_seconds", -3), ("user_id", 0), ("kind", "like"), ("event_id", "short")])
+def test_bad_fields_are_422_naming_the_field(client: TestClient, field: str, value):
+    response = client.post("/v1/events", json={**_event(203), field: value})
+    assert response.status_code == 422
+    assert field in response.json()["error"]["message"]
+    assert client.get("/v1/users/203/events").json()["events"] == []
+
+
+def test_events_page_reads_on_from_a_sequence_number(client: TestClient):
+    start = client.get("/v1/events", params={"since_seq": 0, "limit": 10_000}).json()["last_seq"]
+    ids = [client.post("/v1/events", json=_event(204, m)).json()["event_id"] for m in range(1, 4)]
+    page = client.get("/v1/events", params={"since_seq": start}).json()
+    assert [e["event_id"] for e in page["events"]] == ids
+    assert page["last_seq"] == page["events"][-1]["seq"]
+
+
+def test_delete_user_removes_their_events(client: TestClient):
+    for m in range(1, 4):
+        client.post("/v1/events", json=_event(205, m))
+    response = client.delete("/v1/users/205")
+    assert response.status_code == 200 and response.json() == {"user_id": 205, "deleted_events": 3}
+    assert client.get("/v1/users/205/events").json()["events"] == []
+    assert client.delete("/v1/users/0").status_code == 422
+
+
+def test_ready_and_metrics(client: TestClient):
+    assert client.get("/readyz").json()["status"] == "ready"
+    client.post("/v1/events", json=_event(206))
+    metrics = client.get("/metrics").text
+    assert 'feedback_events_total{kind="click",outcome="created"}' in metrics
+    assert 'feedback_tasks_enqueued_total{outcome="sent",task="invalidate_user_recs"}' in metrics
+
+
+@pytest.mark.slow
+def test_a_stored_event_invalidates_the_users_cache_through_the_worker(client: TestClient, worker, redis_url: str):
+    cache = redis.Redis.from_url(redis_url)
+    cache.set("recs:207:default", "[1,2]")
+    cache.set("recs:208:default", "[3]")
+    assert client.post("/v1/events", json=_event(207)).status_code == 201
+    deadline = time.monotonic() + 60
+    while cache.exists("recs:207:default") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not cache.exists("recs:207:default")
+    assert cache.exists("recs:208:default")

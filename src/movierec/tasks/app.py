@@ -13,6 +13,7 @@ from datetime import timedelta
 from celery import Celery
 
 from movierec.settings import get_settings
+from movierec.tasks import metrics as _worker_metrics  # noqa: F401  (connects the worker's signal handlers)
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 """Used only when ``MOVIEREC_REDIS_URL`` is unset; the launcher and compose always set it."""

@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     """Celery beat runs policy retraining this often (0: never on a timer)."""
     retrain_after_events: int = 200
     """The feedback service also triggers retraining after this many new events."""
+    worker_metrics_port: int = 0
+    """A Celery worker serves Prometheus metrics on this port (0: none)."""
 
     @model_validator(mode="after")
     def _derive_shared_paths(self) -> "Settings":

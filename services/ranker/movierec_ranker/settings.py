@@ -1,0 +1,24 @@
+"""Ranker settings (env prefix ``MOVIEREC_RANKER_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from movierec.settings import get_settings
+
+
+class RankerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MOVIEREC_RANKER_", env_file=".env", extra="ignore")
+
+    artifact_dir: Path | None = None
+    """The model folder to serve; default ``<models_dir>/fusion/current``."""
+    device: str = "auto"
+    """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
+    reload_interval_s: float = 10.0
+    """How often to look for a new model version in ``artifact_dir`` (0: only on POST /v1/reload)."""
+    log_level: str = "INFO"
+
+    def model_folder(self) -> Path:
+        return self.artifact_dir or get_settings().models_dir / "fusion" / "current"

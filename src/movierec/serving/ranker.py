@@ -1,0 +1,220 @@
+"""``Ranker``: top-N for a known user, a user vector or a new user's liked movies, with filters,
+over the current model; new movies added and model versions swapped without a restart.
+
+The model comes from ``movierec.models.recommender.load_recommender`` (the fusion model: its
+``artifact`` is served, ``fold_in`` makes new users and ``embed_new_item`` new movies). A folder
+holding only a ``ServingArtifact`` (no recommender) is served too, for known users and vectors.
+
+Thread-safety: every request reads ``self.model`` once and works on that object; reloads and
+added movies build a new ``LoadedModel`` and swap the reference.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from movierec.contracts.ranker import AddItemRequest, AddItemResponse, Because, ScoredMovie, TopNRequest, TopNResponse
+from movierec.models.serving import ServingArtifact
+from movierec.serving.catalog import CatalogMovie, MovieCatalog
+from movierec.serving.errors import InvalidInput, ModelUnavailable, UnknownMovie, UnknownUser
+from movierec.serving.filters import allowed_mask, check_filters
+from movierec.serving.item_index import ItemIndex
+
+log = logging.getLogger(__name__)
+
+NEW_USER_RATING = 5.0
+"""The rating a new user's liked movie counts as when folded in."""
+MAX_LIKED_FOR_EXPLANATIONS = 500
+"""Liked movies searched for "because you liked" (the best rated first)."""
+MAX_LIKED_RETURNED = 50
+
+ModelLoader = Callable[[Path], Any]
+"""Folder -> an object with ``.artifact`` (and optionally ``fold_in``/``embed_new_item``)."""
+
+
+def load_model_folder(folder: Path) -> Any:
+    """The fusion recommender in ``folder``; a bare ``ServingArtifact`` holder when the fusion
+    model's code is not installed."""
+    try:
+        from movierec.models.recommender import load_recommender
+    except ImportError:
+        return ArtifactOnly(ServingArtifact.load(folder))
+    return load_recommender(folder)
+
+
+@dataclass
+class ArtifactOnly:
+    """A served artifact with no model behind it: no new users, no new movies."""
+
+    artifact: ServingArtifact
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    version: str
+    index: ItemIndex
+    user_rows: dict[int, int]
+    user_vectors: np.ndarray
+    recommender: Any
+    folder: Path
+
+    @property
+    def can_fold_in(self) -> bool:
+        return hasattr(self.recommender, "fold_in")
+
+    @property
+    def can_embed(self) -> bool:
+        return hasattr(self.recommender, "embed_new_item")
+
+
+@dataclass
+class Ranker:
+    catalog: MovieCatalog
+    device: torch.device
+    loader: ModelLoader = load_model_folder
+    model: LoadedModel | None = None
+    added: dict[int, AddItemRequest] = field(default_factory=dict)
+    """Movies added since start; re-embedded into every newly loaded model version."""
+
+    # --- loading ------------------------------------------------------------------------------
+
+    def load(self, folder: Path) -> LoadedModel:
+        """Load the model in ``folder``, re-add the movies added so far, then swap it in."""
+        recommender = self.loader(Path(folder))
+        art: ServingArtifact = recommender.artifact
+        model = LoadedModel(
+            version=art.version,
+            index=ItemIndex.from_artifact(art, self.device),
+            user_rows={int(u): i for i, u in enumerate(art.user_ids)},
+            user_vectors=art.user_vectors,
+            recommender=recommender,
+            folder=Path(folder),
+        )
+        for request in list(self.added.values()):
+            try:
+                model = self._with_item(model, request)[0]
+            except (ValueError, KeyError, ModelUnavailable) as exc:
+                log.warning("added movie %s could not be re-embedded in version %s: %s", request.movie_id, model.version, exc)
+        self.model = model
+        log.info("serving model version %s (%d items, dim %d, %s)", model.version, len(model.index), model.index.dim, self.device)
+        return model
+
+    def current(self) -> LoadedModel:
+        model = self.model
+        if model is None:
+            raise ModelUnavailable("no model loaded yet (train one: `movierec model train`)")
+        return model
+
+    # --- top-N --------------------------------------------------------------------------------
+
+    def top_n(self, request: TopNRequest) -> TopNResponse:
+        model = self.current()
+        check_filters(request.filters, self.catalog.genres)
+        unknown = [m for m in request.liked_movie_ids if m not in self.catalog and m not in model.index]
+        if unknown:
+            raise UnknownMovie(unknown, "liked_movie_ids")
+        folded = False
+        if request.user_vector is not None:
+            user_vector = np.asarray(request.user_vector, np.float32)
+            if user_vector.shape[0] != model.index.dim:
+                raise InvalidInput("user_vector", f"has {user_vector.shape[0]} dims, model {model.version} has {model.index.dim}")
+            liked, rated = list(request.liked_movie_ids), set(request.liked_movie_ids)
+        elif request.user_id is not None:
+            user_vector, liked, rated = self._known_user(model, request)
+        else:
+            user_vector = self._fold_in(model, {m: NEW_USER_RATING for m in request.liked_movie_ids})
+            liked, rated, folded = list(request.liked_movie_ids), set(request.liked_movie_ids), True
+
+        exclude = set(request.exclude_movie_ids)
+        if request.filters.exclude_watched:
+            exclude |= rated
+        allowed = allowed_mask(self.catalog.columns, model.index.movie_ids, request.filters, exclude)
+        top = model.index.top_n(user_vector, request.k, allowed)
+        ids = [s.movie_id for s in top]
+        nearest = model.index.nearest(ids, liked[:MAX_LIKED_FOR_EXPLANATIONS])
+        items = [
+            ScoredMovie(
+                movie_id=s.movie_id,
+                score=round(s.score, 5),
+                attention=model.index.attention_of(s.movie_id),
+                because=Because(movie_id=n[0], similarity=n[1]) if n else None,
+            )
+            for s, n in zip(top, nearest)
+        ]
+        return TopNResponse(
+            model_version=model.version,
+            items=items,
+            user_vector=[round(float(x), 6) for x in user_vector] if folded else None,
+            liked_movie_ids=liked[:MAX_LIKED_RETURNED],
+        )
+
+    def _known_user(self, model: LoadedModel, request: TopNRequest) -> tuple[np.ndarray, list[int], set[int]]:
+        uid = int(request.user_id)
+        rated = self.catalog.rated_by(uid)
+        row = model.user_rows.get(uid)
+        if row is None and not rated:
+            raise UnknownUser(uid)
+        liked = list(dict.fromkeys(self.catalog.liked_by(uid) + list(request.liked_movie_ids)))
+        if row is not None:
+            vector = model.user_vectors[row]
+        else:  # in the catalog but not in this model (e.g. rated after training): fold in
+            vector = self._fold_in(model, dict(rated))
+        return vector, liked, set(rated) | set(request.liked_movie_ids)
+
+    def _fold_in(self, model: LoadedModel, ratings: dict[int, float]) -> np.ndarray:
+        if not model.can_fold_in:
+            raise ModelUnavailable(f"model {model.version} cannot fold in new users (no fusion model loaded)")
+        try:
+            vector, _bias = model.recommender.fold_in(ratings)
+        except (KeyError, ValueError) as exc:
+            raise InvalidInput("liked_movie_ids", f"cannot fold in these movies: {exc}") from None
+        return np.asarray(vector, np.float32)
+
+    # --- new movies ---------------------------------------------------------------------------
+
+    def add_item(self, request: AddItemRequest) -> AddItemResponse:
+        """Embed a new movie from its modality vectors and serve it from the next request on."""
+        if any(not g.strip() for g in request.genres):
+            raise InvalidInput("genres", "genres must be non-empty names")
+        model = self.current()
+        new_model, item = self._with_item(model, request)
+        replaced = request.movie_id in model.index
+        self.catalog.add_movie(_catalog_movie(request, self.catalog.get(request.movie_id)))
+        self.added[request.movie_id] = request
+        # a reload may have swapped in another version meanwhile: re-embed there instead of losing it
+        if self.model is model:
+            self.model = new_model
+        else:
+            self.model = self._with_item(self.current(), request)[0]
+        return AddItemResponse(
+            movie_id=request.movie_id, model_version=new_model.version, bias=round(float(item.bias), 5),
+            attention={k: round(float(v), 4) for k, v in item.attention.items()}, replaced=replaced,
+        )
+
+    def _with_item(self, model: LoadedModel, request: AddItemRequest):
+        if not model.can_embed:
+            raise ModelUnavailable(f"model {model.version} cannot embed new movies (no fusion model loaded)")
+        features = {name: np.asarray(v, np.float32) for name, v in request.features.items()}
+        try:
+            item = model.recommender.embed_new_item(features)
+        except (KeyError, ValueError) as exc:
+            raise InvalidInput("features", str(exc)) from None
+        index = model.index.with_item(request.movie_id, item.vector, item.bias, dict(item.attention))
+        return replace(model, index=index), item
+
+
+def _catalog_movie(request: AddItemRequest, existing: CatalogMovie | None) -> CatalogMovie:
+    return CatalogMovie(
+        movie_id=request.movie_id, title=request.title, year=request.year, genres=tuple(request.genres), tags=tuple(request.tags),
+        plot=existing.plot if existing else None, poster_path=existing.poster_path if existing else None,
+        average_rating=existing.average_rating if existing else None, rating_count=existing.rating_count if existing else 0,
+    )
+
+
+__all__ = ["Ranker", "LoadedModel", "ArtifactOnly", "load_model_folder"]

@@ -9,6 +9,7 @@ import time
 import typer
 from rich.console import Console
 
+from movierec.launcher.pipeline import run_pipeline
 from movierec.launcher.servers import ServerStartError
 from movierec.launcher.services import SERVICES
 from movierec.launcher.stack import LocalStack, StackOptions
@@ -30,6 +31,7 @@ def _interrupt_on_sigterm(signum, frame):
 
 def up(
     pipeline: bool = typer.Option(True, help="First run the missing data, features, model and policy steps."),
+    pipeline_only: bool = typer.Option(False, help="Run the missing pipeline steps, then exit (compose's one-shot service)."),
     only: list[str] = typer.Option(None, "--only", help=f"Start only these services ({', '.join(s.name for s in SERVICES)})."),
     celery: bool = typer.Option(True, help="Start the Celery worker and beat."),
     host: str = typer.Option("127.0.0.1", help="Address the services listen on."),
@@ -40,6 +42,12 @@ def up(
     ready_timeout: float = typer.Option(300.0, min=1.0, help="Seconds to wait for every service to be ready."),
 ) -> None:
     """Start every service, the Celery worker and beat (and what is missing before them)."""
+    if pipeline_only:
+        try:
+            run_pipeline(get_settings(), lambda m: console.print(m, highlight=False))
+        except subprocess.CalledProcessError as exc:
+            _fail(f"pipeline step `{' '.join(map(str, exc.cmd[1:]))}` failed with code {exc.returncode}")
+        return
     known = {s.name for s in SERVICES}
     unknown = [n for n in (only or []) if n not in known]
     if unknown:

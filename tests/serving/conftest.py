@@ -1,22 +1,28 @@
-"""Fixtures for the serving tests: the vendored ml-latest-small catalog and a small random
-serving artifact over it (the ranker serves any artifact; quality is not under test here)."""
+"""Fixtures for the serving tests: the vendored ml-latest-small catalog and a real fusion model
+trained for two epochs on its ratings with small synthetic modality vectors (quality is not
+under test here, the serving plumbing is). Trained once per session, copied per test."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from movierec.data import load_dataset
+from movierec.features.store import ModalityFeatures
+from movierec.models.checkpoint import save_trained
+from movierec.models.config import FusionConfig
+from movierec.models.item_content import build_item_content
 from movierec.models.serving import ServingArtifact
+from movierec.models.training import train_fusion
 from movierec.serving.catalog import MovieCatalog
 from movierec.settings import Settings
 
-DIM = 16
-TEXT_DIM = 24
-MODALITIES = ["text", "poster", "trailer_ivector"]
+TEXT_DIM = 16
+POSTER_DIM = 12
 
 
 @pytest.fixture(scope="session")
@@ -29,76 +35,45 @@ def catalog(catalog_dataset) -> MovieCatalog:
     return MovieCatalog.from_dataset(catalog_dataset)
 
 
-def random_artifact(catalog: MovieCatalog, version: str, seed: int = 0) -> ServingArtifact:
+@pytest.fixture(scope="session")
+def trained_fusion_dir(catalog_dataset, tmp_path_factory) -> Path:
+    """``<tmp>/fusion`` holding ``current`` (the artifact) and ``checkpoints/v1``."""
+    torch.set_num_threads(1)
+    ids = catalog_dataset.catalog.index.to_numpy(np.int64)
+    rng = np.random.default_rng(0)
+    n = len(ids)
+    features = {
+        "text": ModalityFeatures("text", ids, rng.normal(size=(n, TEXT_DIM)).astype(np.float32), np.ones(n, bool), {"encoder": "synthetic"}),
+        "poster": ModalityFeatures("poster", ids, rng.normal(size=(n, POSTER_DIM)).astype(np.float32), rng.random(n) < 0.7, {"encoder": "synthetic"}),
+    }
+    content = build_item_content(features, ids, ["text", "poster"])
+    trained = train_fusion(catalog_dataset.ratings, content, FusionConfig(epochs=2, dim=16, token_dim=8, heads=2), progress=False)
+    root = tmp_path_factory.mktemp("models") / "fusion"
+    save_trained(trained, root, "v1", {"data_version": "test"})
+    return root
+
+
+@pytest.fixture
+def model_folder(trained_fusion_dir, tmp_path) -> Path:
+    """A private copy of the trained model tree; returns its ``current`` artifact folder."""
+    root = tmp_path / "fusion"
+    shutil.copytree(trained_fusion_dir, root)
+    return root / "current"
+
+
+def publish_version(folder: Path, version: str, seed: int) -> ServingArtifact:
+    """Publish a new version in ``folder`` (same checkpoint, perturbed vectors), atomically."""
+    art = ServingArtifact.load(folder)
     rng = np.random.default_rng(seed)
-    movie_ids = np.array(sorted(catalog.movies), dtype=np.int64)
-    user_ids = np.array(sorted(catalog.user_ratings), dtype=np.int64)
-    att = rng.dirichlet(np.ones(len(MODALITIES)), size=len(movie_ids)).astype(np.float32)
-    return ServingArtifact(
-        version=version,
-        movie_ids=movie_ids,
-        item_vectors=rng.normal(size=(len(movie_ids), DIM)).astype(np.float32),
-        item_bias=rng.normal(scale=0.1, size=len(movie_ids)).astype(np.float32),
-        user_ids=user_ids,
-        user_vectors=rng.normal(size=(len(user_ids), DIM)).astype(np.float32),
-        user_bias=rng.normal(scale=0.1, size=len(user_ids)).astype(np.float32),
-        global_mean=3.5,
-        modality_names=MODALITIES,
-        modality_attention=att,
-    )
-
-
-@dataclass
-class NewItem:
-    vector: np.ndarray
-    bias: float
-    attention: dict[str, float]
-
-
-class TinyRecommender:
-    """Test double with the fusion model's API (``artifact``, ``fold_in``, ``embed_new_item``):
-    fold-in averages the liked items' vectors; a new item's vector is a fixed random projection
-    of its text vector. Only the ranker's plumbing is under test here."""
-
-    def __init__(self, artifact: ServingArtifact):
-        self.artifact = artifact
-        self._rows = {int(m): i for i, m in enumerate(artifact.movie_ids)}
-        self._proj = np.random.default_rng(7).normal(size=(TEXT_DIM, artifact.dim)).astype(np.float32)
-
-    def fold_in(self, ratings: dict[int, float]) -> tuple[np.ndarray, float]:
-        rows = [self._rows[m] for m in ratings if m in self._rows]
-        if not rows:
-            raise ValueError("none of these movies is known to the model")
-        return self.artifact.item_vectors[rows].mean(axis=0), 0.0
-
-    def embed_new_item(self, features: dict[str, np.ndarray]):
-        if "text" not in features:
-            raise KeyError("a new movie needs a text vector")
-        text = np.asarray(features["text"], np.float32)
-        if text.shape != (TEXT_DIM,):
-            raise ValueError(f"text vector has {text.shape[0]} dims, expected {TEXT_DIM}")
-        return NewItem(vector=text @ self._proj, bias=0.5, attention={"text": 1.0})
-
-
-def publish(catalog: MovieCatalog, folder: Path, version: str, seed: int = 0) -> ServingArtifact:
-    art = random_artifact(catalog, version, seed)
+    art.version = version
+    art.item_vectors = art.item_vectors + rng.normal(scale=0.5, size=art.item_vectors.shape).astype(np.float32)
     art.save(folder)
     return art
 
 
-def tiny_loader(folder: Path) -> TinyRecommender:
-    return TinyRecommender(ServingArtifact.load(folder))
-
-
 @pytest.fixture
-def publish_artifact(catalog):
-    """``publish_artifact(folder, version, seed=0)`` writes a random artifact atomically."""
-    return lambda folder, version, seed=0: publish(catalog, folder, version, seed)
-
-
-@pytest.fixture
-def recommender_loader():
-    return tiny_loader
+def publish():
+    return publish_version
 
 
 @pytest.fixture

@@ -10,16 +10,14 @@ import torch
 
 from movierec.contracts.movies import MovieFilters
 from movierec.contracts.ranker import AddItemRequest, TopNRequest
-from movierec.serving.errors import FilterError, InvalidInput, ModelUnavailable, UnknownMovie, UnknownUser
+from movierec.serving.errors import FilterError, InvalidInput, UnknownMovie, UnknownUser
 from movierec.serving.ranker import Ranker
 
 
 @pytest.fixture
-def ranker(catalog, tmp_path, publish_artifact, recommender_loader) -> Ranker:
-    folder = tmp_path / "current"
-    publish_artifact(folder, "v1")
-    r = Ranker(catalog=catalog, device=torch.device("cpu"), loader=recommender_loader)
-    r.load(folder)
+def ranker(catalog, model_folder) -> Ranker:
+    r = Ranker(catalog=catalog, device=torch.device("cpu"))
+    r.load(model_folder)
     return r
 
 
@@ -118,31 +116,37 @@ def test_add_item_served_and_filtered(ranker, text_dim):
     text = np.random.default_rng(3).normal(size=text_dim).astype(np.float32)
     request = AddItemRequest(movie_id=500001, title="Brand New (2026)", year=2026, genres=["Sci-Fi"], features={"text": text.tolist()})
     added = ranker.add_item(request)
-    assert added.attention == {"text": 1.0} and not added.replaced
+    assert set(added.attention) == {"text"} and not added.replaced
     vector = ranker.model.recommender.embed_new_item({"text": text}).vector
     got = ranker.top_n(TopNRequest(user_vector=(vector * 100).tolist(), k=5, filters=MovieFilters(year_min=2026)))
     assert [s.movie_id for s in got.items] == [500001]
-    assert got.items[0].attention == {"text": 1.0}
+    assert set(got.items[0].attention) == {"text"}
     none = ranker.top_n(TopNRequest(user_vector=(vector * 100).tolist(), k=5, filters=MovieFilters(year_min=2026, genres_exclude=["Sci-Fi"])))
     assert none.items == []
-    with pytest.raises(InvalidInput, match="features"):
+    with pytest.raises(InvalidInput) as err:
         ranker.add_item(AddItemRequest(movie_id=500002, title="x", features={"text": [1.0, 2.0]}))
+    assert err.value.field == "features.text"
+    with pytest.raises(InvalidInput, match="unknown modalities smell"):
+        ranker.add_item(AddItemRequest(movie_id=500002, title="x", features={"smell": [1.0]}))
+    assert 500002 not in ranker.model.index
 
 
-def test_model_without_fusion_serves_known_users_only(catalog, tmp_path, publish_artifact):
+def test_artifact_without_checkpoint_cannot_add_movies(catalog, model_folder, text_dim):
     from movierec.models.serving import ServingArtifact
-    from movierec.serving.ranker import ArtifactOnly
 
-    folder = tmp_path / "current"
-    publish_artifact(folder, "mf")
-    r = Ranker(catalog=catalog, device=torch.device("cpu"), loader=lambda f: ArtifactOnly(ServingArtifact.load(f)))
-    r.load(folder)
+    art = ServingArtifact.load(model_folder)
+    art.metadata.pop("checkpoint")
+    art.version = "mf-only"
+    art.save(model_folder)
+    r = Ranker(catalog=catalog, device=torch.device("cpu"))
+    r.load(model_folder)
     assert len(r.top_n(TopNRequest(user_id=5, k=3)).items) == 3
-    with pytest.raises(ModelUnavailable, match="fold in"):
-        r.top_n(TopNRequest(liked_movie_ids=[1]))
+    assert r.top_n(TopNRequest(liked_movie_ids=[1, 2], k=3)).user_vector is not None
+    with pytest.raises(InvalidInput, match="no content encoder"):
+        r.add_item(AddItemRequest(movie_id=500001, title="New", features={"text": [0.5] * text_dim}))
 
 
-def test_reload_is_atomic_and_keeps_added_movies(ranker, tmp_path, publish_artifact, text_dim):
+def test_reload_is_atomic_and_keeps_added_movies(ranker, publish, text_dim):
     folder = ranker.model.folder
     ranker.add_item(AddItemRequest(movie_id=500001, title="New", features={"text": [0.5] * text_dim}))
     seen: list[tuple[str, int]] = []
@@ -161,7 +165,7 @@ def test_reload_is_atomic_and_keeps_added_movies(ranker, tmp_path, publish_artif
     for t in threads:
         t.start()
     for i in range(3):
-        publish_artifact(folder, f"v{i + 2}", seed=i + 1)
+        publish(folder, f"v{i + 2}", seed=i + 1)
         ranker.load(folder)
     stop.set()
     for t in threads:

@@ -25,7 +25,8 @@ from movierec.data import load_dataset
 from movierec.serving.catalog import MovieCatalog
 from movierec.serving.errors import FilterError, InvalidInput, ModelUnavailable, UnknownMovie, UnknownUser
 from movierec.serving.item_index import pick_device
-from movierec.serving.ranker import ModelLoader, Ranker, load_model_folder
+from movierec.models.recommender import load_recommender
+from movierec.serving.ranker import ModelLoader, Ranker
 from movierec_ranker.settings import RankerSettings
 from movierec_service import ServiceError, create_service_app
 
@@ -53,7 +54,7 @@ def create_app(
     settings: RankerSettings | None = None,
     *,
     catalog: MovieCatalog | None = None,
-    loader: ModelLoader = load_model_folder,
+    loader: ModelLoader = load_recommender,
 ):
     """The ranker app. ``catalog`` and ``loader`` are for tests (default: the configured dataset
     and the fusion model in the configured folder)."""

@@ -2,8 +2,8 @@
 over the current model; new movies added and model versions swapped without a restart.
 
 The model comes from ``movierec.models.recommender.load_recommender`` (the fusion model: its
-``artifact`` is served, ``fold_in`` makes new users and ``embed_new_item`` new movies). A folder
-holding only a ``ServingArtifact`` (no recommender) is served too, for known users and vectors.
+``artifact`` is served, ``fold_in`` makes new users and ``embed_new_item`` new movies; an
+artifact without a checkpoint serves known and new users but cannot embed new movies).
 
 Thread-safety: every request reads ``self.model`` once and works on that object; reloads and
 added movies build a new ``LoadedModel`` and swap the reference.
@@ -14,12 +14,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import torch
 
 from movierec.contracts.ranker import AddItemRequest, AddItemResponse, Because, ScoredMovie, TopNRequest, TopNResponse
+from movierec.models.recommender import Recommender, load_recommender
 from movierec.models.serving import ServingArtifact
 from movierec.serving.catalog import CatalogMovie, MovieCatalog
 from movierec.serving.errors import InvalidInput, ModelUnavailable, UnknownMovie, UnknownUser
@@ -34,25 +35,8 @@ MAX_LIKED_FOR_EXPLANATIONS = 500
 """Liked movies searched for "because you liked" (the best rated first)."""
 MAX_LIKED_RETURNED = 50
 
-ModelLoader = Callable[[Path], Any]
-"""Folder -> an object with ``.artifact`` (and optionally ``fold_in``/``embed_new_item``)."""
-
-
-def load_model_folder(folder: Path) -> Any:
-    """The fusion recommender in ``folder``; a bare ``ServingArtifact`` holder when the fusion
-    model's code is not installed."""
-    try:
-        from movierec.models.recommender import load_recommender
-    except ImportError:
-        return ArtifactOnly(ServingArtifact.load(folder))
-    return load_recommender(folder)
-
-
-@dataclass
-class ArtifactOnly:
-    """A served artifact with no model behind it: no new users, no new movies."""
-
-    artifact: ServingArtifact
+ModelLoader = Callable[[Path], Recommender]
+"""Folder -> the recommender to serve (tests may pass their own)."""
 
 
 @dataclass(frozen=True)
@@ -61,23 +45,15 @@ class LoadedModel:
     index: ItemIndex
     user_rows: dict[int, int]
     user_vectors: np.ndarray
-    recommender: Any
+    recommender: Recommender
     folder: Path
-
-    @property
-    def can_fold_in(self) -> bool:
-        return hasattr(self.recommender, "fold_in")
-
-    @property
-    def can_embed(self) -> bool:
-        return hasattr(self.recommender, "embed_new_item")
 
 
 @dataclass
 class Ranker:
     catalog: MovieCatalog
     device: torch.device
-    loader: ModelLoader = load_model_folder
+    loader: ModelLoader = load_recommender
     model: LoadedModel | None = None
     added: dict[int, AddItemRequest] = field(default_factory=dict)
     """Movies added since start; re-embedded into every newly loaded model version."""
@@ -99,7 +75,7 @@ class Ranker:
         for request in list(self.added.values()):
             try:
                 model = self._with_item(model, request)[0]
-            except (ValueError, KeyError, ModelUnavailable) as exc:
+            except InvalidInput as exc:
                 log.warning("added movie %s could not be re-embedded in version %s: %s", request.movie_id, model.version, exc)
         self.model = model
         log.info("serving model version %s (%d items, dim %d, %s)", model.version, len(model.index), model.index.dim, self.device)
@@ -168,11 +144,9 @@ class Ranker:
         return vector, liked, set(rated) | set(request.liked_movie_ids)
 
     def _fold_in(self, model: LoadedModel, ratings: dict[int, float]) -> np.ndarray:
-        if not model.can_fold_in:
-            raise ModelUnavailable(f"model {model.version} cannot fold in new users (no fusion model loaded)")
         try:
             vector, _bias = model.recommender.fold_in(ratings)
-        except (KeyError, ValueError) as exc:
+        except ValueError as exc:
             raise InvalidInput("liked_movie_ids", f"cannot fold in these movies: {exc}") from None
         return np.asarray(vector, np.float32)
 
@@ -198,13 +172,13 @@ class Ranker:
         )
 
     def _with_item(self, model: LoadedModel, request: AddItemRequest):
-        if not model.can_embed:
-            raise ModelUnavailable(f"model {model.version} cannot embed new movies (no fusion model loaded)")
         features = {name: np.asarray(v, np.float32) for name, v in request.features.items()}
         try:
             item = model.recommender.embed_new_item(features)
-        except (KeyError, ValueError) as exc:
-            raise InvalidInput("features", str(exc)) from None
+        except ValueError as exc:  # RecommenderInputError names the field, e.g. features.text
+            field_name = getattr(exc, "field", "features")
+            message = str(exc).removeprefix(f"{field_name}: ")
+            raise InvalidInput(field_name, message) from None
         index = model.index.with_item(request.movie_id, item.vector, item.bias, dict(item.attention))
         return replace(model, index=index), item
 
@@ -217,4 +191,4 @@ def _catalog_movie(request: AddItemRequest, existing: CatalogMovie | None) -> Ca
     )
 
 
-__all__ = ["Ranker", "LoadedModel", "ArtifactOnly", "load_model_folder"]
+__all__ = ["Ranker", "LoadedModel", "ModelLoader"]

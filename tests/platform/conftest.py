@@ -77,3 +77,42 @@ def worker(redis_url: str, tmp_path_factory):
     proc.terminate()
     proc.wait(timeout=30)
     log_file.close()
+
+
+def free_port_offset(ports: tuple[int, ...] = (8000, 8001, 8002, 8003, 8004, 9090, 9808)) -> int:
+    """A port offset under which every stack port is free on loopback right now."""
+    import random
+    import socket
+
+    rng = random.Random()
+    for _ in range(200):
+        offset = rng.randrange(10000, 50000, 10)
+        try:
+            for port in ports:
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", port + offset))
+        except OSError:
+            continue
+        return offset
+    raise RuntimeError("no free port range found")
+
+
+@pytest.fixture(scope="session")
+def port_offsets():
+    """Call it for a port offset under which every stack port is free."""
+    return free_port_offset
+
+
+def require_prometheus() -> None:
+    from movierec.launcher.prometheus import prometheus_binary
+
+    if prometheus_binary() is None:
+        message = "prometheus is not installed (Debian: apt-get install prometheus; make test installs it)"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def prometheus_installed() -> None:
+    require_prometheus()

@@ -21,9 +21,6 @@ from movierec.models.fusion import FusionNet
 from movierec.models.item_content import ItemContent
 from movierec.models.serving import ServingArtifact
 
-STEPS_PER_EPOCH = 4
-
-
 def pick_device(cfg: FusionConfig) -> torch.device:
     if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()):
         return torch.device("cuda")
@@ -133,7 +130,7 @@ def train_fusion(
     curves: dict[str, list[float]] = {"train_rmse": [], "rank_loss": []}
     if valid is not None:
         curves["valid_rmse"] = []
-    batch = int(np.ceil(len(r) / STEPS_PER_EPOCH))
+    batch = int(np.ceil(len(r) / cfg.batches_per_epoch))
     bar = tqdm(range(cfg.epochs), desc=f"fusion {','.join(content.names) or 'id-only'}", unit="epoch", disable=not progress, leave=False)
     for _ in bar:
         net.train()
@@ -162,7 +159,7 @@ def train_fusion(
                 log_prob = torch.log_softmax(logits, dim=1)
                 ranking = -((log_prob * rated).sum(dim=1) / rated_per_user.clamp(min=1)).mean()
                 loss = loss + cfg.ranking_weight * ranking
-                rank_loss += float(ranking.detach()) / STEPS_PER_EPOCH
+                rank_loss += float(ranking.detach()) / cfg.batches_per_epoch
             opt.zero_grad()
             loss.backward()
             opt.step()

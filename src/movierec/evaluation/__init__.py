@@ -1,0 +1,1 @@
+"""Evaluation: metric functions, the shared protocol, peer libraries and the quality report."""

@@ -1,0 +1,60 @@
+"""Metric functions: pure, on plain arrays, tested against hand-computed values."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+
+def rmse(predicted: np.ndarray, actual: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((np.asarray(predicted, float) - np.asarray(actual, float)) ** 2)))
+
+
+def mae(predicted: np.ndarray, actual: np.ndarray) -> float:
+    return float(np.mean(np.abs(np.asarray(predicted, float) - np.asarray(actual, float))))
+
+
+def like_classification(predicted: np.ndarray, actual: np.ndarray, threshold: float = 4.0) -> dict[str, float]:
+    """Accuracy, precision, recall, F1 and AUC of "predicted rating >= threshold" as a like.
+
+    AUC ranks by the predicted rating itself; it is NaN when the truth has one class only.
+    """
+    predicted, actual = np.asarray(predicted, float), np.asarray(actual, float)
+    truth, guess = actual >= threshold, predicted >= threshold
+    tp = float(np.sum(truth & guess))
+    precision = tp / guess.sum() if guess.sum() else 0.0
+    recall = tp / truth.sum() if truth.sum() else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    auc = float(roc_auc_score(truth, predicted)) if 0 < truth.sum() < len(truth) else float("nan")
+    return {"accuracy": float(np.mean(truth == guess)), "precision": float(precision), "recall": float(recall), "f1": float(f1), "auc": auc}
+
+
+def recall_at_k(ranked: np.ndarray, relevant: set[int], k: int) -> float:
+    """Share of ``relevant`` found in the first ``k`` of ``ranked`` (hits / |relevant|)."""
+    if not relevant:
+        raise ValueError("recall is undefined without relevant items")
+    hits = sum(1 for x in ranked[:k] if int(x) in relevant)
+    return hits / len(relevant)
+
+
+def ndcg_at_k(ranked: np.ndarray, relevant: set[int], k: int) -> float:
+    """Binary-relevance NDCG: DCG of the first ``k`` over the DCG of an ideal ranking."""
+    if not relevant:
+        raise ValueError("NDCG is undefined without relevant items")
+    dcg = sum(1.0 / np.log2(pos + 2) for pos, x in enumerate(ranked[:k]) if int(x) in relevant)
+    ideal = sum(1.0 / np.log2(pos + 2) for pos in range(min(k, len(relevant))))
+    return float(dcg / ideal)
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Column indices of the ``k`` highest scores of each row, best first (-inf never wins over finite)."""
+    k = min(k, scores.shape[1])
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1)
+
+
+def mean_and_spread(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    arr = np.asarray(values, float)
+    return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0

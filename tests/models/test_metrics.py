@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from movierec.evaluation.metrics import like_classification, mae, mean_and_spread, ndcg_at_k, recall_at_k, rmse, top_k
+from movierec.evaluation.protocol import cold_item_metrics, topk_metrics
+
+
+def test_rmse_and_mae_by_hand():
+    pred, actual = np.array([3.0, 4.0, 5.0]), np.array([4.0, 4.0, 3.0])
+    assert rmse(pred, actual) == pytest.approx(math.sqrt((1 + 0 + 4) / 3))
+    assert mae(pred, actual) == pytest.approx(1.0)
+
+
+def test_like_classification_by_hand():
+    pred = np.array([4.5, 3.0, 4.0, 2.0])
+    actual = np.array([5.0, 4.0, 3.0, 1.0])
+    m = like_classification(pred, actual)
+    # guesses like, -, like, -; truth like, like, -, -: tp 1, fp 1, fn 1, tn 1
+    assert m["accuracy"] == pytest.approx(0.5)
+    assert m["precision"] == pytest.approx(0.5)
+    assert m["recall"] == pytest.approx(0.5)
+    assert m["f1"] == pytest.approx(0.5)
+    # pairs (liked, not liked): (4.5>4.0)(4.5>2.0)(3.0<4.0)(3.0>2.0) -> 3 of 4
+    assert m["auc"] == pytest.approx(0.75)
+
+
+def test_recall_and_ndcg_by_hand():
+    ranked = np.array([10, 20, 30, 40])
+    relevant = {20, 40, 99}
+    assert recall_at_k(ranked, relevant, 2) == pytest.approx(1 / 3)
+    assert recall_at_k(ranked, relevant, 4) == pytest.approx(2 / 3)
+    dcg = 1 / math.log2(3) + 1 / math.log2(5)
+    ideal = 1 + 1 / math.log2(3) + 1 / math.log2(4)
+    assert ndcg_at_k(ranked, relevant, 4) == pytest.approx(dcg / ideal)
+    assert ndcg_at_k(np.array([20, 40, 99]), relevant, 3) == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        recall_at_k(ranked, set(), 2)
+
+
+def test_top_k_orders_best_first_and_never_picks_minus_inf():
+    scores = np.array([[0.1, 0.9, -np.inf, 0.5], [3.0, 1.0, 2.0, -np.inf]])
+    np.testing.assert_array_equal(top_k(scores, 2), [[1, 3], [0, 2]])
+
+
+def test_mean_and_spread():
+    assert mean_and_spread([1.0, 2.0, 3.0]) == pytest.approx((2.0, 1.0))
+    assert mean_and_spread([4.0]) == (4.0, 0.0)
+
+
+class FixedScores:
+    """Scores a movie by its id: the highest ids rank first, for every user."""
+
+    def predict(self, user_ids, movie_ids):
+        raise NotImplementedError
+
+    def rank_scores(self, user_ids, movie_ids):
+        return np.tile(np.asarray(movie_ids, float), (len(user_ids), 1))
+
+
+def test_topk_protocol_excludes_training_movies_and_uses_liked_test_positives():
+    train = pd.DataFrame({"user_id": [1, 1], "movie_id": [5, 4], "rating": [5.0, 1.0]})
+    test = pd.DataFrame({"user_id": [1, 1, 2], "movie_id": [3, 1, 5], "rating": [4.0, 2.0, 5.0]})
+    m = topk_metrics(FixedScores(), train, test, np.arange(1, 6), k=1)
+    # user 2 has no training ratings: not evaluated; user 1's best unseen movie is 3, a positive
+    assert m["users"] == 1
+    assert m["recall@1"] == pytest.approx(1.0)
+    assert m["ndcg@1"] == pytest.approx(1.0)
+
+
+def test_cold_item_protocol_ranks_only_held_out_movies():
+    test = pd.DataFrame({"user_id": [1, 1, 2], "movie_id": [7, 8, 8], "rating": [4.5, 4.0, 2.0]})
+    m = cold_item_metrics(FixedScores(), test, np.array([7, 8, 9]), k=1)
+    # only user 1 liked a cold movie; movie 9 ranks first and is not liked
+    assert m["users"] == 1
+    assert m["recall@1"] == 0.0

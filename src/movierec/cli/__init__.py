@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import typer
 
-from movierec.cli import data
+from movierec.cli import data, features
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="movierec: multimodal movie recommendation.")
 app.add_typer(data.app, name="data")
+app.add_typer(features.app, name="features")
 
 
 def main() -> None:

@@ -12,8 +12,10 @@ half-written modality.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,3 +103,42 @@ class FeatureStore:
 
     def load_all(self, names: list[str] | None = None) -> dict[str, ModalityFeatures]:
         return {n: self.load(n) for n in (names or self.available())}
+
+    @contextmanager
+    def writing(self):
+        """Hold the store's write lock (between a build and the service adding movies)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".write.lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def upsert(self, name: str, movie_id: int, vector: np.ndarray, source_hash: str, description: dict, config_hash: str) -> None:
+        """Add or replace one movie's vector, keeping every other row; refuses to mix encoders."""
+        vector = np.asarray(vector, dtype=np.float32).reshape(-1)
+        with self.writing():
+            if (self.modality_dir(name) / "features.npz").exists():
+                current = self.load(name)
+                if current.provenance.get("config_hash") != config_hash:
+                    raise FeatureStoreError(
+                        f"the {name} store was built by encoder {current.provenance.get('encoder')!r} "
+                        f"(config {current.provenance.get('config_hash')}), not config {config_hash}: rebuild it or use the same encoder"
+                    )
+            else:
+                current = ModalityFeatures(name, np.zeros(0, np.int64), np.zeros((0, len(vector)), np.float32),
+                                           np.zeros(0, bool), {**description, "config_hash": config_hash, "source_hashes": {}, "skipped": {}})
+            ids, matrix, mask = current.movie_ids, current.matrix, current.mask
+            hit = np.flatnonzero(ids == movie_id)
+            if len(hit):
+                matrix[hit[0]], mask[hit[0]] = vector, True
+            else:
+                order = np.searchsorted(ids, movie_id)
+                ids = np.insert(ids, order, movie_id)
+                matrix = np.insert(matrix, order, vector, axis=0)
+                mask = np.insert(mask, order, True)
+            prov = dict(current.provenance)
+            prov.setdefault("source_hashes", {})[str(movie_id)] = source_hash
+            prov.get("skipped", {}).pop(str(movie_id), None)
+            self.save(ModalityFeatures(name, ids, matrix, mask, prov))

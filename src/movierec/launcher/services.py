@@ -73,7 +73,7 @@ ADDRESS_ENV: dict[str, str] = {
     "ranker": "MOVIEREC_GATEWAY_RANKER_URLS",
     "policy": "MOVIEREC_GATEWAY_POLICY_URL",
     "feedback": "MOVIEREC_GATEWAY_FEEDBACK_URL",
-    "feature-extractor": "MOVIEREC_GATEWAY_FEATURE_EXTRACTOR_URL",
+    "feature-extractor": "MOVIEREC_GATEWAY_FEATURES_URL",
 }
 """The variable through which each service's address reaches the processes that call it."""
 

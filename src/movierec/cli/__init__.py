@@ -5,10 +5,12 @@ from __future__ import annotations
 import typer
 
 from movierec.cli import data, features
+from movierec.cli import stack
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="movierec: multimodal movie recommendation.")
 app.add_typer(data.app, name="data")
 app.add_typer(features.app, name="features")
+app.command("up")(stack.up)
 
 
 def main() -> None:

@@ -1,0 +1,154 @@
+"""``movierec model``: list, train, validate, report."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from movierec.cli.errors import fail_on_data_error
+from movierec.data import load_dataset
+from movierec.data.splits import get_split
+from movierec.evaluation.protocol import ArtifactScorer, rating_metrics, topk_metrics
+from movierec.features.store import FeatureStore
+from movierec.models.checkpoint import save_trained
+from movierec.models.item_content import available_features
+from movierec.models.registry import REGISTRY, ModelConfigError, get_model, train_model
+from movierec.settings import REPO_ROOT, get_settings
+
+app = typer.Typer(no_args_is_help=True, help="Train, validate and evaluate the recommenders.")
+console = Console()
+
+SET_HELP = "Hyperparameter override KEY=VALUE (VALUE read as JSON when it parses, e.g. epochs=20, modalities='[\"text\"]'). Repeatable."
+
+
+def parse_overrides(pairs: list[str], config_file: Path | None) -> dict:
+    out: dict = {}
+    if config_file is not None:
+        if not config_file.exists():
+            raise ModelConfigError(f"--config: {config_file} does not exist")
+        try:
+            out.update(json.loads(config_file.read_text()))
+        except json.JSONDecodeError as exc:
+            raise ModelConfigError(f"--config: {config_file} is not JSON ({exc})") from None
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ModelConfigError(f"--set: expected KEY=VALUE, got {pair!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def validation_slice(n: int, share: float, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed + 1000).random(n) < share
+
+
+@app.command("list")
+def list_models() -> None:
+    """Registered in-house models and the data each needs."""
+    table = Table()
+    for col in ("name", "needs", "description"):
+        table.add_column(col)
+    for spec in REGISTRY.values():
+        table.add_row(spec.name, ", ".join(sorted(spec.requires)), spec.description)
+    console.print(table)
+
+
+@app.command()
+@fail_on_data_error
+def train(
+    model: str = typer.Option("fusion", help="Registered model name (see `movierec model list`)."),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    config: Path = typer.Option(None, help="JSON file of hyperparameters (before --set)."),
+    holdout: float = typer.Option(0.05, min=0.0, max=0.5, help="Share of ratings held out to measure the saved model."),
+) -> None:
+    """Train on all ratings (minus a seeded holdout) and export the serving artifact and checkpoint."""
+    settings = get_settings()
+    spec = get_model(model)
+    cfg = spec.config(parse_overrides(set_, config))
+    ds = load_dataset(settings)
+    features = available_features(FeatureStore(settings.features_dir), ds)
+    ratings = ds.ratings
+    held = validation_slice(len(ratings), holdout, cfg.seed)
+    fit, valid = ratings[~held], ratings[held]
+    catalog = ds.catalog.index.to_numpy(np.int64)
+    trained = train_model(spec, cfg, fit, catalog, features, valid=valid if len(valid) else None)
+    metrics = {}
+    if len(valid):
+        scorer = ArtifactScorer(trained.export("holdout", {}))
+        metrics = {**rating_metrics(scorer, valid), **topk_metrics(scorer, fit, valid, catalog)}
+    version = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    folder = settings.models_dir / spec.name
+    art = save_trained(trained, folder, version, {
+        "model": spec.name, "data_version": ds.version, "dataset": ds.name, "holdout_share": holdout,
+        "metrics": metrics, "train_seconds": trained.train_seconds,
+    })
+    console.print(f"{spec.name} {version}: {len(art.movie_ids):,} movies, {len(art.user_ids):,} users, dim {art.dim}, "
+                  f"modalities {', '.join(art.modality_names) or 'none'}; trained in {trained.train_seconds:.0f}s")
+    if metrics:
+        console.print("holdout: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k != "users"))
+    console.print(f"artifact: {folder / 'current'}")
+
+
+@app.command()
+@fail_on_data_error
+def validate(
+    model: str = typer.Option("fusion"),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    config: Path = typer.Option(None),
+    seed: int = typer.Option(0, help="Random split whose TRAINING part is cut into fit and validation."),
+    share: float = typer.Option(0.1, min=0.01, max=0.5),
+) -> None:
+    """Tune here, never on test: fit on part of a split's training data, score the rest."""
+    settings = get_settings()
+    spec = get_model(model)
+    cfg = spec.config(parse_overrides(set_, config))
+    ds = load_dataset(settings)
+    features = available_features(FeatureStore(settings.features_dir), ds)
+    train_part = get_split(ds, "random", seed, settings.splits_dir).train(ds)
+    held = validation_slice(len(train_part), share, seed)
+    fit, valid = train_part[~held], train_part[held]
+    catalog = ds.catalog.index.to_numpy(np.int64)
+    trained = train_model(spec, cfg, fit, catalog, features, valid=valid)
+    scorer = ArtifactScorer(trained.export("validate", {}))
+    metrics = {**rating_metrics(scorer, valid), **topk_metrics(scorer, fit, valid, catalog)}
+    curve = trained.curves["valid_rmse"]
+    console.print(json.dumps({"model": spec.name, "overrides": parse_overrides(set_, config), "seconds": round(trained.train_seconds, 1),
+                              "best_epoch": int(np.argmin(curve)) + 1, "best_valid_rmse": min(curve), **metrics}))
+
+
+@app.command()
+@fail_on_data_error
+def report(
+    seeds: list[int] = typer.Option([0, 1, 2], "--seed"),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    config: Path = typer.Option(REPO_ROOT / "reports" / "fusion_config.json", help="Fusion hyperparameters (chosen with `model validate`)."),
+    ablation_epochs: int = typer.Option(15, min=1),
+    ablation_pairs: bool = typer.Option(True, help="Include every pair of modalities in the ablation."),
+    peers: bool = typer.Option(True, help="Run the peer libraries."),
+    fresh: bool = typer.Option(False, help="Ignore cached units and recompute everything."),
+    out: Path = typer.Option(REPO_ROOT / "reports", help="Folder for quality.md, quality.json and figures/."),
+) -> None:
+    """Evaluate ours and every peer on the same saved splits; write the quality report."""
+    from movierec.evaluation.quality import QualityPlan, run_quality
+    from movierec.evaluation.report import write_report
+
+    settings = get_settings()
+    overrides = parse_overrides(set_, config if config and config.exists() else None)
+    plan = QualityPlan(seeds=list(seeds), overrides=overrides, ablation_epochs=ablation_epochs, ablation_pairs=ablation_pairs, peers=peers)
+    get_model("fusion").config(overrides)  # fail on a bad key before hours of work
+    results = run_quality(settings, plan, fresh=fresh)
+    out.mkdir(parents=True, exist_ok=True)
+    command = "movierec model report" + "".join(f" --seed {s}" for s in seeds) + (" --fresh" if fresh else "")
+    doc = write_report(results, out, command)
+    for key, g in doc["goals"].items():
+        console.print(f"{key}: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in g.items()))
+    console.print(f"wrote {out / 'quality.md'} and {out / 'quality.json'}")

@@ -1,0 +1,236 @@
+"""The quality run: ours, the in-house baselines and every peer on the same saved splits.
+
+Each unit of work (one model on one split and seed) is cached as JSON under
+``Settings.home / "quality"`` keyed by the data version and configuration, so an interrupted
+run resumes where it stopped; ``fresh=True`` ignores the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from movierec.data import Dataset, load_dataset
+from movierec.data.splits import get_split
+from movierec.evaluation import peers
+from movierec.evaluation.new_users import new_user_metrics
+from movierec.evaluation.protocol import ArtifactScorer, cold_item_metrics, rating_metrics, topk_metrics
+from movierec.features.store import FeatureStore, ModalityFeatures
+from movierec.models.item_content import available_features
+from movierec.models.registry import get_model, train_model
+from movierec.settings import Settings
+
+MIN_ABLATION_COVERAGE = 0.05
+"""Modalities present for fewer catalog movies than this are left out of the ablation grid."""
+
+
+@dataclass
+class QualityPlan:
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    overrides: dict = field(default_factory=dict)
+    """Fusion hyperparameters (chosen on a validation slice of seed-0 training data)."""
+    ablation_epochs: int = 15
+    ablation_pairs: bool = True
+    peers: bool = True
+    validation_share: float = 0.1
+
+
+def _key(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class UnitCache:
+    def __init__(self, folder: Path, fresh: bool):
+        self.folder, self.fresh = folder, fresh
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def run(self, name: str, key: str, compute: Callable[[], dict]) -> dict:
+        path = self.folder / f"{name}.json"
+        if not self.fresh and path.exists():
+            saved = json.loads(path.read_text())
+            if saved.get("key") == key:
+                return saved["result"]
+        started = time.perf_counter()
+        result = compute()
+        result["seconds"] = time.perf_counter() - started
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"key": key, "result": result}, default=float))
+        tmp.replace(path)
+        return result
+
+
+def _attention_summary(artifact) -> dict[str, float]:
+    """Mean attention each modality gets over the movies where it is present."""
+    att = artifact.modality_attention
+    if att is None:
+        return {}
+    return {n: float(att[att[:, k] > 0, k].mean()) if (att[:, k] > 0).any() else 0.0 for k, n in enumerate(artifact.modality_names)}
+
+
+def ablation_grid(features: dict[str, ModalityFeatures], catalog_ids: np.ndarray, pairs: bool) -> list[list[str]]:
+    usable = [m for m, f in features.items() if f.aligned(catalog_ids)[1].mean() >= MIN_ABLATION_COVERAGE]
+    grid = [[]] + [[m] for m in usable]
+    if pairs:
+        grid += [list(p) for p in itertools.combinations(usable, 2)]
+    if len(usable) > 2 or not pairs:
+        grid.append(usable)
+    return grid
+
+
+def run_quality(settings: Settings, plan: QualityPlan, fresh: bool = False, progress: bool = True) -> dict:
+    started = time.perf_counter()
+    ds = load_dataset(settings)
+    features = available_features(FeatureStore(settings.features_dir), ds)
+    catalog = ds.catalog.index.to_numpy(np.int64)
+    cache = UnitCache(settings.home / "quality" / ds.name, fresh)
+    fusion = get_model("fusion")
+    cfg = fusion.config(plan.overrides)
+    base_key = [ds.version, {m: f.provenance for m, f in features.items()}, cfg.model_dump()]
+    text = features.get("text")
+    poster = features.get("poster")
+
+    units: list[tuple[str, Callable[[], None]]] = []
+    results: dict = {"random": {}, "cold": {}, "new_users": {}, "ablation": {}, "curves": {}, "attention": {}, "seconds": {}}
+
+    def record(section: str, model: str, metrics: dict) -> None:
+        slot = results[section].setdefault(model, {})
+        for k, v in metrics.items():
+            if k != "seconds":
+                slot.setdefault(k, []).append(v)
+        results["seconds"].setdefault(f"{section}/{model}", 0.0)
+        results["seconds"][f"{section}/{model}"] += metrics.get("seconds", 0.0)
+
+    def ours(name: str, split_kind: str, seed: int, overrides: dict) -> Callable[[], None]:
+        def go() -> None:
+            split = get_split(ds, split_kind, seed, settings.splits_dir)
+            train, test = split.train(ds), split.test(ds)
+            spec = get_model("mf" if overrides.get("modalities") == [] else "fusion")
+            c = spec.config({**plan.overrides, **overrides, "seed": seed})
+
+            def compute() -> dict:
+                trained = train_model(spec, c, train, catalog, features, progress=progress)
+                scorer = ArtifactScorer(trained.export("eval", {}))
+                out = {"train_seconds": trained.train_seconds}
+                if split_kind == "cold-item":
+                    m = cold_item_metrics(scorer, test, split.cold_movie_ids)
+                    out.update({"cold_recall@20": m["recall@20"], "cold_ndcg@20": m["ndcg@20"]})
+                else:
+                    out.update(rating_metrics(scorer, test))
+                    out.update(topk_metrics(scorer, train, test, catalog))
+                if seed == plan.seeds[0] and name == "ours":
+                    out["attention"] = _attention_summary(scorer.a)
+                    out["curve_train_rmse"] = trained.curves["train_rmse"]
+                    out["curve_rank_loss"] = trained.curves["rank_loss"]
+                return out
+
+            m = cache.run(f"{name}-{split_kind}-{seed}", _key(base_key, name, split_kind, seed, c.model_dump()), compute)
+            if "attention" in m:
+                results["attention"][split_kind] = m.pop("attention")
+                results["curves"][f"{split_kind}_train_rmse"] = m.pop("curve_train_rmse")
+                results["curves"][f"{split_kind}_rank_loss"] = m.pop("curve_rank_loss")
+            section = "ablation" if name.startswith("ablation:") else ("cold" if split_kind == "cold-item" else "random")
+            record(section, name.removeprefix("ablation:"), m)
+        return go
+
+    def peer(name: str, seed: int) -> Callable[[], None]:
+        def go() -> None:
+            split = get_split(ds, "random", seed, settings.splits_dir)
+            train, test = split.train(ds), split.test(ds)
+
+            def compute() -> dict:
+                if name == "global_mean":
+                    return rating_metrics(peers.GlobalMean(train), test)
+                if name.startswith("surprise_"):
+                    return rating_metrics(peers.fit_surprise(name, train, seed), test)
+                return topk_metrics(fit_ranking_peer(name, train, seed), train, test, catalog)
+
+            record("random", name, cache.run(f"{name}-random-{seed}", _key(ds.version, name, seed, _peer_inputs(name)), compute))
+        return go
+
+    def fit_ranking_peer(name: str, train: pd.DataFrame, seed: int):
+        if name == "popularity":
+            return peers.Popularity(train)
+        if name.startswith("implicit_"):
+            return peers.fit_implicit(name, train, seed)
+        if name == "cornac_bpr":
+            return peers.fit_cornac(name, train, seed)
+        if name == "cornac_vbpr":
+            return peers.fit_cornac(name, train, seed, poster=(poster.movie_ids[poster.mask], poster.matrix[poster.mask]))
+        if name == "content_nn":
+            return peers.ContentNearestNeighbour(train, text.movie_ids, text.matrix, text.mask)
+        raise ValueError(name)
+
+    def _peer_inputs(name: str):
+        if name == "cornac_vbpr":
+            return poster.provenance
+        if name == "content_nn":
+            return text.provenance
+        return None
+
+    def cold_peer(name: str, seed: int) -> Callable[[], None]:
+        def go() -> None:
+            split = get_split(ds, "cold-item", seed, settings.splits_dir)
+            train, test = split.train(ds), split.test(ds)
+
+            def compute() -> dict:
+                scorer = peers.RandomRanker(seed) if name == "random" else peers.ContentNearestNeighbour(train, text.movie_ids, text.matrix, text.mask)
+                m = cold_item_metrics(scorer, test, split.cold_movie_ids)
+                return {"cold_recall@20": m["recall@20"], "cold_ndcg@20": m["ndcg@20"]}
+
+            record("cold", name, cache.run(f"{name}-cold-{seed}", _key(ds.version, name, seed, _peer_inputs(name)), compute))
+        return go
+
+    def new_users() -> None:
+        def compute() -> dict:
+            return new_user_metrics(ds, settings, cfg, catalog, features, progress=progress)
+
+        out = cache.run("new-users-temporal-0", _key(base_key, "new-users"), compute)
+        out.pop("seconds", None)
+        results["new_users"] = out
+
+    for seed in plan.seeds:
+        units.append((f"ours random seed {seed}", ours("ours", "random", seed, {})))
+        units.append((f"mf random seed {seed}", ours("mf", "random", seed, {"modalities": []})))
+        units.append((f"ours cold seed {seed}", ours("ours", "cold-item", seed, {})))
+        if text is not None:
+            units.append((f"content_nn cold seed {seed}", cold_peer("content_nn", seed)))
+        units.append((f"random cold seed {seed}", cold_peer("random", seed)))
+        if plan.peers:
+            for name in peers.RATING_PEERS + peers.RANKING_PEERS:
+                if (name == "cornac_vbpr" and poster is None) or (name == "content_nn" and text is None):
+                    continue
+                units.append((f"{name} seed {seed}", peer(name, seed)))
+    units.append(("new users (temporal)", new_users))
+    grid = ablation_grid(features, catalog, plan.ablation_pairs)
+    for combo in grid:
+        label = "+".join(combo) or "id-only"
+        for seed in plan.seeds:
+            units.append((f"ablation {label} seed {seed}", ours(f"ablation:{label}", "cold-item", seed, {"modalities": combo, "epochs": plan.ablation_epochs})))
+
+    always = []
+    for seed in plan.seeds:
+        test = get_split(ds, "random", seed, settings.splits_dir).test(ds)
+        share = float((test["rating"] >= 4.0).mean())
+        always.append({"accuracy": share, "precision": share, "recall": 1.0, "f1": 2 * share / (1 + share)})
+    results["always_like"] = {k: float(np.mean([a[k] for a in always])) for k in always[0]}
+
+    bar = tqdm(units, desc="quality", unit="run", disable=not progress)
+    for label, go in bar:
+        bar.set_postfix_str(label)
+        go()
+    results["meta"] = {
+        "dataset": ds.name, "data_version": ds.version, "seeds": plan.seeds, "config": cfg.model_dump(),
+        "modalities": {m: {"coverage": float(f.aligned(catalog)[1].mean()), "dim": f.dim} for m, f in features.items()},
+        "ablation_epochs": plan.ablation_epochs, "ablation_grid": ["+".join(c) or "id-only" for c in grid],
+        "wall_seconds": time.perf_counter() - started,
+    }
+    return results

@@ -1,0 +1,115 @@
+"""Top-20 cost of the real ranker code (``movierec.serving``) over synthetic catalogs.
+
+Each catalog has ``n`` items with random fused vectors and biases (the model's dimension),
+random years, mean ratings and genres, so the filter mask runs over real column arrays. One
+request is what the ranker does per call: the filter mask (genres, year range, minimum rating,
+a few hundred watched movies excluded) and ``ItemIndex.top_n`` (matrix-vector product, mask,
+``torch.topk``, copy to the host). Timings include the device synchronisation, since ``top_n``
+brings its result back to the host.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from movierec.contracts.movies import MovieFilters
+from movierec.serving.catalog import CatalogColumns
+from movierec.serving.filters import allowed_mask
+from movierec.serving.item_index import ItemIndex
+
+GENRES = ("Action", "Adventure", "Animation", "Children", "Comedy", "Crime", "Documentary", "Drama", "Fantasy",
+          "Film-Noir", "Horror", "IMAX", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western")
+FILTERS = MovieFilters(genres_include=["Comedy", "Drama", "Action"], genres_exclude=["Horror"], year_min=1980, min_avg_rating=2.5)
+WATCHED = 300
+"""Movies excluded per request, as for a user who has rated this many."""
+
+
+@dataclass(frozen=True)
+class ScalingResult:
+    items: int
+    dim: int
+    device: str
+    k: int
+    repeats: int
+    plain_ms_p50: float
+    plain_ms_mean: float
+    filtered_ms_p50: float
+    filtered_ms_p95: float
+    filtered_ms_mean: float
+    mask_ms_p50: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def synthetic_catalog(n: int, dim: int, device: torch.device, seed: int = 0) -> tuple[ItemIndex, CatalogColumns]:
+    rng = np.random.default_rng(seed)
+    movie_ids = np.arange(1, n + 1, dtype=np.int64)
+    vectors = torch.from_numpy((rng.standard_normal((n, dim)) / np.sqrt(dim)).astype(np.float32)).to(device)
+    bias = torch.from_numpy(rng.normal(0, 0.1, n).astype(np.float32)).to(device)
+    index = ItemIndex("synthetic", movie_ids, vectors, bias, ["text"], None)
+    genre_bits = np.zeros(n, np.uint64)
+    for _ in range(2):  # up to two genres per movie
+        genre_bits |= np.left_shift(np.uint64(1), rng.integers(0, len(GENRES), n).astype(np.uint64))
+    columns = CatalogColumns(
+        movie_ids=movie_ids,
+        years=rng.integers(1920, 2019, n).astype(np.float64),
+        average_ratings=np.clip(rng.normal(3.3, 0.6, n), 0.5, 5.0),
+        rating_counts=rng.integers(0, 300, n),
+        genre_bits=genre_bits,
+        genre_index={g: i for i, g in enumerate(GENRES)},
+    )
+    return index, columns
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure(n: int, *, dim: int = 64, device: torch.device | str = "cpu", k: int = 20, repeats: int = 50, warmup: int = 5,
+            seed: int = 0) -> ScalingResult:
+    """Time ``repeats`` top-``k`` requests (after ``warmup``) over a synthetic catalog of ``n`` items."""
+    device = torch.device(device)
+    index, columns = synthetic_catalog(n, dim, device, seed)
+    rng = np.random.default_rng(seed + 1)
+    users = rng.standard_normal((warmup + repeats, dim)).astype(np.float32)
+    watched = [set(rng.integers(1, n + 1, WATCHED).tolist()) for _ in range(warmup + repeats)]
+    plain, filtered, masks = [], [], []
+    for i in range(warmup + repeats):
+        _sync(device)
+        t0 = time.perf_counter()
+        top = index.top_n(users[i], k)
+        t1 = time.perf_counter()
+        mask = allowed_mask(columns, index.movie_ids, FILTERS, watched[i])
+        t2 = time.perf_counter()
+        top_filtered = index.top_n(users[i], k, mask)
+        t3 = time.perf_counter()
+        if len(top) != min(k, n) or not top_filtered:
+            raise RuntimeError(f"top-{k} over {n} items returned {len(top)} / {len(top_filtered)} items")
+        if i >= warmup:
+            plain.append((t1 - t0) * 1e3)
+            masks.append((t2 - t1) * 1e3)
+            filtered.append((t3 - t1) * 1e3)
+    return ScalingResult(
+        items=n, dim=dim, device=str(device), k=k, repeats=repeats,
+        plain_ms_p50=round(float(np.median(plain)), 3), plain_ms_mean=round(float(np.mean(plain)), 3),
+        filtered_ms_p50=round(float(np.median(filtered)), 3), filtered_ms_p95=round(float(np.percentile(filtered, 95)), 3),
+        filtered_ms_mean=round(float(np.mean(filtered)), 3), mask_ms_p50=round(float(np.median(masks)), 3),
+    )
+
+
+def run_scaling(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000), *, dim: int = 64, device: str = "cpu", k: int = 20,
+                repeats: int = 50, seed: int = 0, progress=None) -> list[ScalingResult]:
+    """``measure`` for every catalog size; ``progress`` (a callable) is told each result."""
+    results = []
+    for n in sizes:
+        result = measure(n, dim=dim, device=device, k=k, repeats=repeats, seed=seed)
+        if progress is not None:
+            progress(result)
+        results.append(result)
+    return results

@@ -7,7 +7,6 @@ import typer
 from movierec.cli import data, features
 from movierec.cli import stack
 from movierec.cli import bench
-from movierec.cli import bench
 from movierec.cli import model
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="movierec: multimodal movie recommendation.")
@@ -15,7 +14,6 @@ app.add_typer(data.app, name="data")
 app.add_typer(features.app, name="features")
 app.add_typer(model.app, name="model")
 app.command("up")(stack.up)
-app.add_typer(bench.app, name="bench")
 app.add_typer(bench.app, name="bench")
 
 

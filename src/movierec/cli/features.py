@@ -85,14 +85,13 @@ def summary(store: Path = typer.Option(None, help="Store folder (default: $MOVIE
     if not names:
         raise DataError(f"no features in {target.root} (run `movierec features build`)")
     table = Table(title=f"Feature store {target.root}")
-    for col in ("modality", "movies", "present", "coverage", "dim", "encoder", "skipped", "built"):
-        table.add_column(col, justify="left" if col in ("modality", "encoder", "built") else "right")
+    for col in ("modality", "present", "coverage", "dim", "encoder", "skipped"):
+        table.add_column(col, justify="left" if col in ("modality", "encoder") else "right", no_wrap=col != "encoder")
     for name in names:
         f = target.load(name)
         p = f.provenance
-        table.add_row(name, f"{len(f.movie_ids):,}", f"{int(f.mask.sum()):,}", f"{f.mask.mean():.1%}" if len(f.mask) else "-",
-                      str(f.dim), f"{p.get('encoder', '?')} ({p.get('config_hash', '?')})", str(len(p.get("skipped", {}))),
-                      str(p.get("built_at", "")))
+        table.add_row(name, f"{int(f.mask.sum()):,}/{len(f.movie_ids):,}", f"{f.mask.mean():.1%}" if len(f.mask) else "-",
+                      str(f.dim), f"{p.get('encoder', '?')} {p.get('config_hash', '')[:8]}", str(len(p.get("skipped", {}))))
     console.print(table)
 
 

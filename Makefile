@@ -18,8 +18,8 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
 # Debian packages the tests drive for real: Chromium (web page test) and Prometheus (scrape test).
-SYSTEM_PACKAGES := chromium prometheus
-SYSTEM_COMMANDS := chromium prometheus
+SYSTEM_PACKAGES := chromium prometheus wrk
+SYSTEM_COMMANDS := chromium prometheus wrk
 
 .PHONY: venv sysdeps test up data clean
 

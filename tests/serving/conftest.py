@@ -79,3 +79,117 @@ def publish():
 @pytest.fixture
 def text_dim() -> int:
     return TEXT_DIM
+
+
+# --- services on loopback ports ----------------------------------------------------------------
+
+import socket  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+import uuid  # noqa: E402
+
+import psycopg  # noqa: E402
+import redis  # noqa: E402
+import uvicorn  # noqa: E402
+
+POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
+REDIS_SERVER = "redis://127.0.0.1:6379"
+GATEWAY_TEST_REDIS_DB = 11  # used by no other test folder
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def closed_url() -> str:
+    """A loopback URL where nothing listens (a service that is down)."""
+    return f"http://127.0.0.1:{free_port()}"
+
+
+class ServedApp:
+    """An ASGI app served by uvicorn on a loopback port in a background thread."""
+
+    def __init__(self, app):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> "ServedApp":
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError(f"server on {self.url} did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def _serving():
+    started: list[ServedApp] = []
+
+    def start(app) -> ServedApp:
+        served = ServedApp(app).__enter__()
+        started.append(served)
+        return served
+
+    return start, started
+
+
+@pytest.fixture
+def serve():
+    """``serve(app)`` starts the app on a free loopback port and returns its ``ServedApp``."""
+    start, started = _serving()
+    yield start
+    for served in reversed(started):
+        served.__exit__()
+
+
+@pytest.fixture(scope="module")
+def serve_for_module():
+    """``serve`` for servers shared by a test module."""
+    start, started = _serving()
+    yield start
+    for served in reversed(started):
+        served.__exit__()
+
+
+@pytest.fixture(scope="session")
+def feedback_database_url():
+    """A fresh database on the machine's PostgreSQL for the feedback service, dropped after."""
+    name = f"movierec_gateway_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def gateway_redis_url():
+    """A Redis DB number of its own, emptied before and after the run."""
+    url = f"{REDIS_SERVER}/{GATEWAY_TEST_REDIS_DB}"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    yield url
+    client.flushdb()
+
+
+@pytest.fixture
+def redis_db(gateway_redis_url) -> redis.Redis:
+    """The test Redis DB, emptied before each test."""
+    client = redis.Redis.from_url(gateway_redis_url, decode_responses=True)
+    client.flushdb()
+    return client
+
+
+@pytest.fixture
+def down_url() -> str:
+    """A loopback URL where nothing listens: a service that is down."""
+    return closed_url()

@@ -91,7 +91,7 @@ class MovieCatalog:
                 average_rating=None if _missing(mean) else round(float(mean), 3),
                 rating_count=int(count),
             )
-        r = ds.ratings.sort_values(["user_id", "movie_id"], kind="stable")
+        r = ds.ratings.sort_values(["user_id", "timestamp"], kind="stable")  # each user's ratings oldest first
         uids, mids, vals = r["user_id"].to_numpy(), r["movie_id"].to_numpy().tolist(), r["rating"].to_numpy().tolist()
         bounds = np.flatnonzero(np.diff(uids)) + 1
         starts, ends = np.r_[0, bounds], np.r_[bounds, len(uids)]
@@ -141,6 +141,7 @@ class MovieCatalog:
         return int(user_id) in self.user_ratings
 
     def rated_by(self, user_id: int) -> dict[int, float]:
+        """Movie id -> rating, oldest rating first."""
         return self.user_ratings.get(int(user_id), {})
 
     def liked_by(self, user_id: int, limit: int | None = None) -> list[int]:

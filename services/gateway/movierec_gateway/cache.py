@@ -1,0 +1,107 @@
+"""The per-user recommendation cache in Redis.
+
+Key format (shared with ``movierec.tasks.cache``, which invalidates by deleting
+``recs:{user_id}:*`` after each feedback event):
+
+- ``recs:{user_id}:{request_hash}``: the fresh list for one (k, filters, excludes) combination,
+  ``cache_ttl_s``;
+- ``recs_stale:{user_id}:{request_hash}``: the same list kept ``stale_ttl_s`` and NOT removed by
+  invalidation: read only when the ranker is down (served marked degraded), deleted with the
+  user's data;
+- ``movies:added`` (hash movie_id -> JSON): movies added through the admin route, so every
+  gateway replica knows them.
+
+Redis trouble never fails a request: every call is bounded by a short timeout, errors are
+counted and read as a cache miss.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+
+import redis.asyncio as aioredis
+from prometheus_client import CollectorRegistry, Counter
+from pydantic import BaseModel
+
+log = logging.getLogger("movierec.gateway.cache")
+
+ADDED_MOVIES_KEY = "movies:added"
+
+
+def request_hash(request: BaseModel) -> str:
+    body = request.model_dump(mode="json", exclude={"user_id"})
+    return hashlib.sha1(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class RecommendationCache:
+    def __init__(self, url: str, *, ttl_s: int, stale_ttl_s: int, timeout_s: float, registry: CollectorRegistry):
+        self.redis = aioredis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, decode_responses=True)
+        self.ttl_s = ttl_s
+        self.stale_ttl_s = stale_ttl_s
+        self.requests = Counter("movierec_gateway_cache_requests_total", "Recommendation cache lookups", ["result"], registry=registry)
+        self.errors = Counter("movierec_gateway_cache_errors_total", "Redis calls that failed (read as a miss)", ["op"], registry=registry)
+
+    @staticmethod
+    def key(user_id: int, digest: str) -> str:
+        return f"recs:{user_id}:{digest}"
+
+    @staticmethod
+    def stale_key(user_id: int, digest: str) -> str:
+        return f"recs_stale:{user_id}:{digest}"
+
+    async def get(self, user_id: int, digest: str) -> dict | None:
+        raw = await self._call("get", self.redis.get(self.key(user_id, digest)))
+        if raw is _FAILED:
+            self.requests.labels("error").inc()
+            return None
+        self.requests.labels("hit" if raw else "miss").inc()
+        return json.loads(raw) if raw else None
+
+    async def get_stale(self, user_id: int, digest: str) -> dict | None:
+        raw = await self._call("get_stale", self.redis.get(self.stale_key(user_id, digest)))
+        return json.loads(raw) if raw and raw is not _FAILED else None
+
+    async def put(self, user_id: int, digest: str, body: dict) -> None:
+        text = json.dumps(body)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.set(self.key(user_id, digest), text, ex=self.ttl_s)
+        pipe.set(self.stale_key(user_id, digest), text, ex=self.stale_ttl_s)
+        await self._call("put", pipe.execute())
+
+    async def forget_user(self, user_id: int, *, stale_too: bool) -> int:
+        """Delete the user's cached lists (and their stale copies with ``stale_too``)."""
+        patterns = [f"recs:{user_id}:*"] + ([f"recs_stale:{user_id}:*"] if stale_too else [])
+
+        async def run() -> int:
+            keys = [k for p in patterns async for k in self.redis.scan_iter(match=p, count=500)]
+            return await self.redis.delete(*keys) if keys else 0
+
+        deleted = await self._call("forget", run())
+        return 0 if deleted is _FAILED else int(deleted)
+
+    async def added_movies(self) -> dict[int, dict]:
+        raw = await self._call("added_movies", self.redis.hgetall(ADDED_MOVIES_KEY))
+        return {} if raw is _FAILED else {int(k): json.loads(v) for k, v in raw.items()}
+
+    async def remember_added_movie(self, movie_id: int, body: dict) -> None:
+        await self._call("remember_added", self.redis.hset(ADDED_MOVIES_KEY, str(movie_id), json.dumps(body)))
+
+    async def ping(self) -> str | None:
+        result = await self._call("ping", self.redis.ping())
+        return "Redis unreachable" if result is _FAILED else None
+
+    async def _call(self, op: str, awaitable):
+        try:
+            return await awaitable
+        except (aioredis.RedisError, OSError) as exc:
+            self.errors.labels(op).inc()
+            log.warning("redis %s failed: %s", op, exc)
+            return _FAILED
+
+    async def aclose(self) -> None:
+        await self.redis.aclose()
+
+
+_FAILED = object()

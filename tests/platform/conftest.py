@@ -7,11 +7,13 @@ The servers are this machine's (or CI's) real PostgreSQL and Redis; override wit
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -52,31 +54,53 @@ def redis_url() -> str:
     client.flushdb()
 
 
-@pytest.fixture(scope="session")
-def worker(redis_url: str, tmp_path_factory):
-    """A real Celery worker process on the test Redis DB; yields a Celery app to send tasks with."""
+@contextlib.contextmanager
+def celery_worker(redis_url: str, database_url: str, log_path: Path):
+    """A real Celery worker process; yields a Celery app on the same broker to send tasks with."""
     from movierec.tasks.app import make_celery
 
-    env = dict(os.environ, MOVIEREC_REDIS_URL=redis_url, MOVIEREC_GATEWAY_URL="http://127.0.0.1:9", OMP_NUM_THREADS="1")
-    log_path = tmp_path_factory.mktemp("worker") / "worker.log"
-    log_file = log_path.open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "movierec.tasks.app", "worker", "--pool=solo", "--loglevel=INFO", "-n", "test-worker@%h"],
-        cwd=REPO_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
-    )
-    app = make_celery(redis_url)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if app.control.ping(timeout=1.0):
-            break
-        assert proc.poll() is None, log_path.read_text()
-    else:
-        proc.kill()
-        pytest.fail("the Celery worker did not answer a ping within 60 s")
-    yield app
-    proc.terminate()
-    proc.wait(timeout=30)
-    log_file.close()
+    env = dict(os.environ, MOVIEREC_REDIS_URL=redis_url, MOVIEREC_DATABASE_URL=database_url,
+               MOVIEREC_GATEWAY_URL="http://127.0.0.1:9", OMP_NUM_THREADS="1")
+    with log_path.open("w") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "movierec.tasks.app", "worker", "--pool=solo", "--loglevel=INFO",
+             "-n", f"test-worker-{uuid.uuid4().hex[:6]}@%h"],
+            cwd=REPO_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+        )
+        app = make_celery(redis_url)
+        try:
+            deadline = time.monotonic() + 60
+            while not app.control.ping(timeout=1.0):
+                assert proc.poll() is None, log_path.read_text()
+                if time.monotonic() > deadline:
+                    pytest.fail("the Celery worker did not answer a ping within 60 s")
+            yield app
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+@pytest.fixture
+def private_redis_url() -> str:
+    """Another Redis DB, so the session's worker does not take this test's tasks."""
+    url = f"{REDIS_SERVER}/{TEST_REDIS_DB - 1}"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    yield url
+    client.flushdb()
+
+
+@pytest.fixture(scope="session")
+def worker_factory():
+    """``worker_factory(redis_url, database_url, log_path)``: a context manager running a real worker."""
+    return celery_worker
+
+
+@pytest.fixture(scope="session")
+def worker(redis_url: str, database_url: str, tmp_path_factory):
+    """A real Celery worker on the test Redis DB and database."""
+    with celery_worker(redis_url, database_url, tmp_path_factory.mktemp("worker") / "worker.log") as app:
+        yield app
 
 
 def free_port_offset(ports: tuple[int, ...] = (8000, 8001, 8002, 8003, 8004, 9090, 9808)) -> int:

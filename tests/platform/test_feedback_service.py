@@ -89,3 +89,39 @@ def test_a_stored_event_invalidates_the_users_cache_through_the_worker(client: T
         time.sleep(0.2)
     assert not cache.exists("recs:207:default")
     assert cache.exists("recs:208:default")
+
+
+
+@pytest.mark.slow
+def test_while_the_database_is_down_events_are_queued_and_stored_once_when_it_is_back(tmp_path, private_redis_url: str, worker_factory):
+    """A real PostgreSQL (embedded) stopped and started again: every acknowledged event is stored once."""
+    from movierec.launcher.servers import EmbeddedPostgres
+    from movierec.storage import FeedbackStore, create_engine_for
+
+    postgres = EmbeddedPostgres(tmp_path / "postgres")
+    url = postgres.start()
+    try:
+        redis_url = private_redis_url
+        app = create_app(FeedbackSettings(database_url=url, redis_url=redis_url, retrain_after_events=0))
+        with TestClient(app) as client, worker_factory(redis_url, url, tmp_path / "worker.log"):
+            before = [_event(301, m) for m in range(1, 4)]
+            assert [client.post("/v1/events", json=e).status_code for e in before] == [201] * 3
+            postgres.stop()
+            assert client.get("/readyz").status_code == 503
+            during = [_event(301, m) for m in range(4, 10)]
+            answers = [client.post("/v1/events", json=e) for e in during]
+            assert [a.status_code for a in answers] == [202] * len(during)
+            assert answers[0].json() == {"event_id": during[0]["event_id"], "status": "queued"}
+            retried = client.post("/v1/events", json=during[0])  # a client retry while still down
+            assert retried.status_code == 202
+            url = postgres.start()
+            store = FeedbackStore(create_engine_for(url))
+            deadline = time.monotonic() + 90
+            while store.count(user_id=301) < len(before) + len(during) and time.monotonic() < deadline:
+                time.sleep(0.5)
+            stored = store.events_for_user(301, limit=100)
+            assert sorted(e.event_id for e in stored) == sorted(e["event_id"] for e in before + during)
+            assert client.post("/v1/events", json=during[0]).status_code == 200
+            store.engine.dispose()
+    finally:
+        postgres.stop()

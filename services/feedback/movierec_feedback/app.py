@@ -33,6 +33,13 @@ class EventIdConflict(ServiceError):
     code = "event_id_conflict"
 
 
+class QueuedFeedbackEvent(BaseModel):
+    """Accepted while the database is unavailable: a worker stores it (exactly once) when it is back."""
+
+    event_id: str
+    status: str = "queued"
+
+
 class UserEvents(BaseModel):
     user_id: int
     events: list[StoredFeedbackEvent]
@@ -92,19 +99,29 @@ def create_app(settings: FeedbackSettings | None = None) -> FastAPI:
     app.state.store = store
     app.state.follow_ups = follow_ups
 
-    @app.post("/v1/events", response_model=StoredFeedbackEvent, status_code=201,
+    @app.post("/v1/events", response_model=StoredFeedbackEvent | QueuedFeedbackEvent, status_code=201,
               responses={200: {"description": "Already stored: the stored event", "model": StoredFeedbackEvent},
-                         409: {"description": "event_id already used for a different event"}})
-    def post_event(event: FeedbackEvent, response: Response, store: StoreDep) -> StoredFeedbackEvent:
-        """Store one event exactly once. A repeat of a stored ``event_id`` answers 200 with the stored event."""
+                         202: {"description": "Database unavailable: queued durably, stored when it is back", "model": QueuedFeedbackEvent},
+                         409: {"description": "event_id already used for a different event"},
+                         503: {"description": "Neither the database nor the queue is available: retry with the same event_id"}})
+    def post_event(event: FeedbackEvent, response: Response, store: StoreDep) -> StoredFeedbackEvent | QueuedFeedbackEvent:
+        """Store one event exactly once. A repeat of a stored ``event_id`` answers 200 with the stored event.
+
+        While PostgreSQL is down the event is queued in Redis for a worker to store (202); only
+        when both are down is the answer 503, and nothing is acknowledged.
+        """
         try:
             stored, created = store.record(event)
         except EventConflict as exc:
             events_total.labels(event.kind, "conflict").inc()
             raise EventIdConflict(str(exc)) from None
         except OperationalError:
+            if follow_ups.buffer(event):
+                events_total.labels(event.kind, "queued").inc()
+                response.status_code = 202
+                return QueuedFeedbackEvent(event_id=event.event_id)
             events_total.labels(event.kind, "unavailable").inc()
-            raise DatabaseUnavailable("the feedback database is unavailable; retry with the same event_id",
+            raise DatabaseUnavailable("the feedback database and queue are unavailable; retry with the same event_id",
                                       headers={"Retry-After": "1"}) from None
         events_total.labels(event.kind, "created" if created else "duplicate").inc()
         if created:

@@ -13,7 +13,9 @@ import redis
 from celery import Celery
 from prometheus_client import CollectorRegistry, Counter
 
+from movierec.contracts.feedback import FeedbackEvent
 from movierec.tasks.app import RETRAIN_TASK, policy_tasks_present
+from movierec.tasks.feedback import STORE_EVENT_TASK
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,10 @@ class EventFollowUps:
             return False
         self.enqueued.labels(short, "sent").inc()
         return True
+
+    def buffer(self, event: FeedbackEvent) -> bool:
+        """Queue ``event`` for a worker to store once the database is back; False if Redis is down too."""
+        return self._send(STORE_EVENT_TASK, [event.model_dump(mode="json")])
 
     def user_changed(self, user_id: int) -> bool:
         """Invalidate ``user_id``'s cached recommendation lists."""

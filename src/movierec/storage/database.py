@@ -21,7 +21,8 @@ def normalize_database_url(url: str) -> str:
 
 def create_engine_for(url: str, *, pool_size: int = 5) -> Engine:
     """An engine that checks connections before use, so a restarted PostgreSQL is reconnected."""
-    return create_engine(normalize_database_url(url), pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size)
+    return create_engine(normalize_database_url(url), pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size,
+                         connect_args={"connect_timeout": 3})
 
 
 def alembic_config(url: str) -> Config:

@@ -19,6 +19,7 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 """Used only when ``MOVIEREC_REDIS_URL`` is unset; the launcher and compose always set it."""
 
 CACHE_TASKS = "movierec.tasks.cache"
+FEEDBACK_TASKS = "movierec.tasks.feedback"
 POLICY_TASKS = "movierec.tasks.policy"
 RETRAIN_TASK = "movierec.tasks.policy.retrain_policy"
 """Name the policy module registers its retraining task under; beat runs it on a schedule."""
@@ -32,7 +33,7 @@ def make_celery(redis_url: str | None = None, *, retrain_every_s: float | None =
     """A Celery app on ``redis_url`` (default: the core settings' ``redis_url``)."""
     settings = get_settings()
     url = redis_url or settings.redis_url or DEFAULT_REDIS_URL
-    include = [CACHE_TASKS] + ([POLICY_TASKS] if policy_tasks_present() else [])
+    include = [CACHE_TASKS, FEEDBACK_TASKS] + ([POLICY_TASKS] if policy_tasks_present() else [])
     app = Celery("movierec", broker=url, backend=url, include=include)
     app.conf.update(
         task_serializer="json",

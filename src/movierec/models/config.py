@@ -27,9 +27,9 @@ class FusionConfig(BaseModel):
     item_id_dropout: float = Field(0.2, ge=0.0, le=1.0)
     """Share of training steps' items whose ID embedding is hidden, so content learns to stand alone."""
     epochs: int = Field(40, ge=1)
-    batches_per_epoch: int = Field(2, ge=1)
-    """Each epoch splits the ratings into this many large minibatches; every step also takes a
-    full-softmax ranking step over the catalog, so few large steps keep training fast on a CPU."""
+    batches_per_epoch: int = Field(8, ge=1)
+    """Steps per epoch: ratings and users are split into this many groups; only the first step
+    of an epoch back-propagates into the content encoder (see ``movierec.models.training``)."""
     lr: float = Field(0.01, gt=0.0)
     l2: float = Field(0.05, ge=0.0)
     """L2 on the ID embeddings and biases, per rating."""

@@ -73,13 +73,19 @@ class FusionNet(nn.Module):
         self.content = ModalityEncoder(dims, cfg) if dims else None
         self.log_rank_scale = nn.Parameter(torch.tensor(1.0))
 
-    def item_side(self, inputs: list[torch.Tensor], mask: torch.Tensor, id_keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """Item vectors, biases and modality attention for every item; ``id_keep`` gates the ID part."""
+    def item_side(self, inputs: list[torch.Tensor], mask: torch.Tensor, id_keep: torch.Tensor,
+                  content: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Item vectors, biases and modality attention for every item; ``id_keep`` gates the ID part.
+
+        ``content`` reuses an already computed (vector, bias, attention) of the content encoder.
+        """
         n = id_keep.shape[0]
         q = torch.zeros(n, self.cfg.dim, device=id_keep.device)
         b = torch.zeros(n, device=id_keep.device)
         attention = None
-        if self.content is not None:
+        if content is not None:
+            q, b, attention = content
+        elif self.content is not None:
             q, b, attention = self.content(inputs, mask)
         if self.item_vector is not None:
             q = q + id_keep[:, None] * self.item_vector.weight

@@ -1,9 +1,11 @@
 """Training the fusion network on a ratings table, and exporting what it learned.
 
-Each epoch shuffles the training ratings into a few large minibatches (this trains in minutes on
-two CPU cores). Every step recomputes the item side for the whole catalog (the content encoder
-is small), so it can also take a full-softmax ranking step: for every user, each movie they rated
-should outscore every other movie.
+Each epoch shuffles the training ratings into a few large minibatches and the users into as many
+groups. Every step scores the whole catalog, so the ranking loss is a full softmax: for each
+user of the step's group, each movie they rated should outscore every other movie. The content
+encoder (the expensive part on a CPU) runs with gradients on the first step of an epoch; the
+other steps reuse its output and update only the ID embeddings, which keeps training to minutes
+on two CPU cores.
 """
 
 from __future__ import annotations
@@ -135,13 +137,20 @@ def train_fusion(
     for _ in bar:
         net.train()
         perm = torch.from_numpy(rng.permutation(len(r))).to(device)
+        user_groups = torch.from_numpy(rng.permutation(n_users)).to(device).chunk(cfg.batches_per_epoch)
         sq_err, rank_loss = 0.0, 0.0
-        for start in range(0, len(r), batch):
+        for step, start in enumerate(range(0, len(r), batch)):
             idx = perm[start:start + batch]
             keep = has_id_t
             if cfg.item_id_dropout > 0:
                 keep = has_id_t * (torch.rand(n_items, device=device) >= cfg.item_id_dropout).float()
-            q, bi, _ = net.item_side(inputs, mask, keep)
+            cached = None
+            if net.content is not None and step > 0:
+                cached = tuple(t.detach() for t in content_out)
+            elif net.content is not None:
+                content_out = net.content(inputs, mask)
+                cached = content_out
+            q, bi, _ = net.item_side(inputs, mask, keep, content=cached)
             p, bu = net.user_side(history)
             bu_b, bi_b = bu[u_t[idx]], bi[i_t[idx]]
             pu_b, qi_b = p[u_t[idx]], q[i_t[idx]]
@@ -155,9 +164,10 @@ def train_fusion(
             if net.history_vector is not None:
                 loss = loss + cfg.l2 * net.history_vector.weight[i_t[idx]].pow(2).sum(1).mean()
             if cfg.ranking_weight > 0:
-                logits = net.rank_scale * (p @ q.T + bi)
+                group = user_groups[step % len(user_groups)]
+                logits = net.rank_scale * (p[group] @ q.T + bi)
                 log_prob = torch.log_softmax(logits, dim=1)
-                ranking = -((log_prob * rated).sum(dim=1) / rated_per_user.clamp(min=1)).mean()
+                ranking = -((log_prob * rated[group]).sum(dim=1) / rated_per_user[group].clamp(min=1)).mean()
                 loss = loss + cfg.ranking_weight * ranking
                 rank_loss += float(ranking.detach()) / cfg.batches_per_epoch
             opt.zero_grad()

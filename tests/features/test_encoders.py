@@ -154,3 +154,11 @@ def test_logmel_reads_flac_and_separates_tone_from_speech():
     a, b, c = (encoder.encode([wav_bytes(x, fmt="FLAC")])[0] for x in (tone(440, seed=1), tone(440, seed=5), speech_like(seed=3)))
     assert a.shape == (256,)
     assert np.linalg.norm(a - b) < np.linalg.norm(a - c)
+
+
+@pytest.mark.parametrize("fmt", ["WAV", "FLAC", "OGG", "MP3"])
+def test_every_trailer_audio_format_decodes(fmt):
+    from movierec.features.audio_encoders import decode_audio
+
+    samples = decode_audio(wav_bytes(tone(440, seconds=2.0), fmt=fmt), 16000, max_seconds=60, min_seconds=0.5)
+    assert abs(len(samples) / 16000 - 2.0) < 0.1 and np.sqrt(np.mean(samples ** 2)) > 0.05

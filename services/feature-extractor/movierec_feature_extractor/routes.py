@@ -116,7 +116,8 @@ async def stored_features(request: Request, movie_id: MovieId) -> MovieFeatures:
         modalities[name] = ModalityVector(dim=feats.dim, encoder=str(feats.provenance.get("encoder", "")),
                                           vector=feats.matrix[row].tolist())
     for name in MODALITIES:
-        skipped.setdefault(name, "no features for this movie") if name not in modalities else None
+        if name not in modalities:
+            skipped.setdefault(name, "no features for this movie")
     if not modalities:
         raise ServiceError(f"movie_id: no features stored for movie {movie_id}", status=404, code="not_found")
     return MovieFeatures(movie_id=movie_id, modalities=modalities, skipped=skipped)

@@ -18,8 +18,10 @@ from typing import Awaitable, Callable
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
+from movierec_service.body_limit import DEFAULT_BODY_TIMEOUT_S, DEFAULT_MAX_BODY_BYTES, BodyTimeoutMiddleware
 from movierec_service.logs import configure_logging, request_id_var
 
 ReadinessCheck = Callable[[], Awaitable[str | None]]
@@ -42,6 +44,9 @@ class ServiceError(Exception):
         self.headers = headers or {}
 
 
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 408: "body_timeout", 413: "body_too_large", 415: "unsupported_media_type"}
+
+
 def _error_body(code: str, message: str, details: list | None = None) -> dict:
     body = {"error": {"code": code, "message": message, "request_id": request_id_var.get()}}
     if details:
@@ -55,9 +60,11 @@ def create_service_app(
     version: str = "0.1.0",
     readiness: list[ReadinessCheck] | None = None,
     log_level: str = "INFO",
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
 ) -> FastAPI:
     configure_logging(service, log_level)
-    app = FastAPI(title=f"movierec {service}", version=version)
+    app = FastAPI(title=f"movierec {service}", version=version, max_body_size=max_body_bytes)
     registry = CollectorRegistry()
     app.state.metrics_registry = registry
     app.state.readiness = list(readiness or [])
@@ -68,6 +75,9 @@ def create_service_app(
         "http_request_duration_seconds", "HTTP request latency", ["service", "method", "route"], registry=registry,
         buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
     )
+
+    # inside request_context (added first), so its 408 goes through FastAPI's exception handlers
+    app.add_middleware(BodyTimeoutMiddleware, body_timeout_s=body_timeout_s)
 
     @app.middleware("http")
     async def request_context(request: Request, call_next):
@@ -89,6 +99,11 @@ def create_service_app(
             log.info("request", extra={"method": request.method, "path": request.url.path, "status": response.status_code, "duration_ms": round(elapsed * 1000, 2)})
         request_id_var.reset(token)
         return response
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
+        return JSONResponse(_error_body(code, str(exc.detail)), status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError):

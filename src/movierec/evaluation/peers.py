@@ -131,8 +131,13 @@ def fit_cornac(name: str, train: pd.DataFrame, seed: int, poster: tuple[np.ndarr
     else:
         if poster is None:
             raise ValueError("VBPR needs poster features")
-        ids = [str(m) for m in poster[0]]
-        image = ImageModality(features=poster[1].astype(np.float32), ids=ids, normalized=True)
+        # one row per training movie in Cornac's own order; a movie without a poster gets zeros
+        # (VBPR has no notion of a missing modality)
+        ordered = np.array([int(m) for m in train_set.iid_map], np.int64)
+        rows = lookup(ordered, np.asarray(poster[0]))
+        matrix = np.zeros((len(ordered), poster[1].shape[1]), np.float32)
+        matrix[rows >= 0] = poster[1][rows[rows >= 0]]
+        image = ImageModality(features=matrix, ids=[str(m) for m in ordered], normalized=True)
         image.build(id_map=train_set.iid_map)
         train_set.add_modalities(item_image=image)
         model = cornac.models.VBPR(k=32, k2=32, n_epochs=10, batch_size=512, learning_rate=0.005,

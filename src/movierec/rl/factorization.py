@@ -1,0 +1,67 @@
+"""A quick biased matrix factorisation, fitted with full-batch Adam on a ratings table.
+
+Two uses, kept apart on purpose:
+- the *ranker fallback*: fitted on the TRAIN part of a split, it is a legitimate myopic greedy
+  ranker when no fusion-model artifact has been published;
+- the simulator's *oracle* (hidden taste): fitted on ALL of a user's ratings, never seen by a policy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from movierec.models.serving import ServingArtifact
+
+
+def fit_biased_mf(
+    ratings: pd.DataFrame,
+    *,
+    dim: int = 32,
+    epochs: int = 300,
+    lr: float = 0.03,
+    weight_decay: float = 0.1,
+    seed: int = 0,
+    version: str = "mf",
+) -> ServingArtifact:
+    """Fit ``rating ~ mean + b_u + b_i + p_u . q_i`` by minimising L2-regularised squared error."""
+    gen = torch.Generator().manual_seed(seed)
+    users, u_idx = np.unique(ratings["user_id"].to_numpy(np.int64), return_inverse=True)
+    movies, m_idx = np.unique(ratings["movie_id"].to_numpy(np.int64), return_inverse=True)
+    r = torch.tensor(ratings["rating"].to_numpy(np.float32))
+    u = torch.tensor(u_idx, dtype=torch.long)
+    m = torch.tensor(m_idx, dtype=torch.long)
+    mean = float(r.mean())
+    p = (0.05 * torch.randn(len(users), dim, generator=gen)).requires_grad_()
+    q = (0.05 * torch.randn(len(movies), dim, generator=gen)).requires_grad_()
+    bu = torch.zeros(len(users), requires_grad=True)
+    bi = torch.zeros(len(movies), requires_grad=True)
+    opt = torch.optim.Adam([p, q, bu, bi], lr=lr)
+    # regularise per observed rating, so rare users and movies are pulled harder towards zero
+    for _ in range(epochs):
+        opt.zero_grad()
+        pu, qi = p[u], q[m]
+        pred = mean + bu[u] + bi[m] + (pu * qi).sum(1)
+        loss = ((pred - r) ** 2).mean() + weight_decay * ((pu**2).sum(1) + (qi**2).sum(1) + bu[u] ** 2 + bi[m] ** 2).mean()
+        loss.backward()
+        opt.step()
+    return ServingArtifact(
+        version=version,
+        movie_ids=movies,
+        item_vectors=q.detach().numpy(),
+        item_bias=bi.detach().numpy(),
+        user_ids=users,
+        user_vectors=p.detach().numpy(),
+        user_bias=bu.detach().numpy(),
+        global_mean=mean,
+        metadata={"model": "biased-mf", "dim": dim, "epochs": epochs, "weight_decay": weight_decay, "seed": seed, "ratings": len(ratings)},
+    )
+
+
+def predict_ratings(artifact: ServingArtifact, user_ids: np.ndarray, movie_ids: np.ndarray) -> np.ndarray:
+    """Predicted ratings for aligned (user, movie) pairs; every id must be in the artifact."""
+    u = np.searchsorted(artifact.user_ids, user_ids)
+    m = np.searchsorted(artifact.movie_ids, movie_ids)
+    return (artifact.global_mean + artifact.user_bias[u] + artifact.item_bias[m]
+            + np.einsum("ij,ij->i", artifact.user_vectors[u], artifact.item_vectors[m]))

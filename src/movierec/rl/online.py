@@ -1,0 +1,235 @@
+"""Online retraining: logged feedback -> transitions -> fine-tuned DQN -> off-policy check -> publish.
+
+``retrain_from_events`` is a pure library function (the Celery task only fetches events and calls
+it). Steps:
+
+1. Group events into *served slates*: events sharing (user, policy version, slate). A slate's
+   logged propensities come from its events' ``position``/``propensity``; the movie the user
+   engaged with (click/watch/rating events) gets the step reward of its watch time and rating.
+2. Per user, in time order, slates become transitions: the state before (user vector, movies
+   watched earlier in the log), the engaged movie (or, for a skipped slate, every shown movie with
+   the skip reward), the state after, and the user's next served slate as next candidates.
+3. The current Q-network is fine-tuned on them (double DQN, target network from the current one).
+4. Candidate and current policies are valued off-policy (SNIPS, and IPS for the report) on the same
+   logged slates. The candidate is published only if its SNIPS value is not below the current one's
+   by more than ``tolerance``; publishing writes a new version and swaps the ``current`` pointer.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from movierec.contracts.feedback import FeedbackEvent
+from movierec.rl.artifact import PolicyArtifact, artifact_from_learner, load_current, publish_policy
+from movierec.rl.dqn import DQNLearner, ReplayBuffer
+from movierec.rl.off_policy import ips, snips
+from movierec.rl.reward import step_reward
+from movierec.rl.slate import slate_position_propensities
+from movierec.rl.state import Observation
+
+log = logging.getLogger(__name__)
+
+ENGAGED_KINDS = ("click", "watch", "rating")
+
+
+@dataclass
+class ServedSlate:
+    user_id: int
+    policy_version: str | None
+    slate: list[int]
+    first_seen: tuple
+    propensities: dict[int, float] = field(default_factory=dict)  # position -> logged propensity
+    engaged: int | None = None
+    watch_seconds: float | None = None
+    rating: float | None = None
+
+    @property
+    def clicked(self) -> bool:
+        return self.engaged is not None
+
+
+@dataclass
+class RetrainResult:
+    status: str  # "published", "kept" or "skipped"
+    reason: str
+    version: str | None = None
+    base_version: str | None = None
+    slates: int = 0
+    transitions: int = 0
+    candidate_snips: float | None = None
+    current_snips: float | None = None
+    candidate_ips: float | None = None
+    current_ips: float | None = None
+    last_seq: int | None = None
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def served_slates(events: list[FeedbackEvent]) -> list[ServedSlate]:
+    """Events grouped into served slates, in the order they were first seen."""
+    groups: dict[tuple, ServedSlate] = {}
+    ordered = sorted(events, key=lambda e: (e.occurred_at, getattr(e, "seq", 0)))
+    for i, e in enumerate(ordered):
+        if not e.slate:
+            continue
+        key = (e.user_id, e.policy_version, tuple(e.slate))
+        g = groups.get(key)
+        if g is None:
+            g = groups[key] = ServedSlate(e.user_id, e.policy_version, list(e.slate), (e.occurred_at, i))
+        pos = e.position if e.position is not None else (e.slate.index(e.movie_id) if e.movie_id in e.slate else None)
+        if pos is not None and e.propensity is not None:
+            g.propensities[pos] = e.propensity
+        if e.kind in ENGAGED_KINDS and e.movie_id in e.slate:
+            if g.engaged is None:
+                g.engaged = e.movie_id
+            if e.movie_id == g.engaged:
+                if e.kind == "watch" and e.watch_seconds is not None:
+                    g.watch_seconds = max(g.watch_seconds or 0.0, e.watch_seconds)
+                if e.kind == "rating" and e.rating is not None:
+                    g.rating = e.rating
+    return sorted(groups.values(), key=lambda g: g.first_seen)
+
+
+def _slate_reward(policy: PolicyArtifact, g: ServedSlate) -> float:
+    minutes = None if g.watch_seconds is None else g.watch_seconds / 60.0
+    return step_reward(policy.config.reward, g.clicked, minutes, g.rating)
+
+
+@dataclass
+class _Decision:
+    slate: ServedSlate
+    state: np.ndarray
+    rows: np.ndarray  # item rows of the slate (all known)
+    scores: np.ndarray
+    reward: float
+
+
+def _decisions(policy: PolicyArtifact, slates: list[ServedSlate]) -> list[list[_Decision]]:
+    """Per user, their usable served slates with the state before each (known users and movies only)."""
+    f = policy.featurizer()
+    items = policy.items
+    by_user: dict[int, list[ServedSlate]] = defaultdict(list)
+    for g in slates:
+        by_user[g.user_id].append(g)
+    out = []
+    for user_id, gs in by_user.items():
+        vec = policy.user_vector(user_id)
+        if vec is None:
+            continue
+        obs = Observation(vec)
+        seq = []
+        for g in gs:
+            rows = items.index_of(g.slate)
+            if np.any(rows < 0):
+                continue
+            scores = (items.vectors[rows] @ vec + items.bias[rows]).astype(np.float32)
+            seq.append(_Decision(g, f.state(obs), rows, scores, _slate_reward(policy, g)))
+            watched_row = int(rows[g.slate.index(g.engaged)]) if g.clicked else None
+            fraction = 0.0
+            if watched_row is not None and g.watch_seconds is not None:
+                fraction = min(1.0, g.watch_seconds / 60.0 / float(items.runtime[watched_row]))
+            obs.record(watched_row, fraction, g.rating)
+        if seq:
+            out.append(seq)
+    return out
+
+
+def _fill_buffer(policy: PolicyArtifact, users: list[list[_Decision]], seed: int) -> ReplayBuffer:
+    top_n = policy.config.dqn.top_n
+    n = sum(len(ds) * max(len(d.rows) for d in ds) for ds in users)
+    buf = ReplayBuffer(max(n, 1), policy.featurizer().state_dim, top_n, seed=seed)
+    for ds in users:
+        for j, d in enumerate(ds):
+            last = j == len(ds) - 1
+            nxt = ds[j + 1] if not last else d
+            next_rows, next_scores = nxt.rows[:top_n], nxt.scores[:top_n]
+            if d.slate.clicked:
+                acted = [d.slate.slate.index(d.slate.engaged)]
+            else:
+                acted = list(range(len(d.rows)))
+            for p in acted:
+                # the user's future beyond the log is unknown: the last slate is terminal
+                buf.add(d.state, d.rows[p], d.scores[p], p, d.reward, last, nxt.state, next_rows, next_scores)
+    return buf
+
+
+def _value(learner: DQNLearner, users: list[list[_Decision]], epsilon: float) -> tuple[float, float, int]:
+    """SNIPS and IPS value of an epsilon-greedy policy with this Q-network on the logged slates."""
+    rewards, target, logging = [], [], []
+    for ds in users:
+        for d in ds:
+            if len(d.slate.propensities) != len(d.rows):
+                continue  # slates without every position's logged propensity cannot be valued
+            q = learner.q_values(d.state[None], d.rows[None], d.scores[None])[0]
+            target.extend(slate_position_propensities(q, np.arange(len(d.rows)), epsilon))
+            logging.extend(d.slate.propensities[p] for p in range(len(d.rows)))
+            engaged = d.slate.slate.index(d.slate.engaged) if d.slate.clicked else None
+            rewards.extend(d.reward if p == engaged else 0.0 for p in range(len(d.rows)))
+    if not rewards:
+        return float("nan"), float("nan"), 0
+    return snips(rewards, target, logging), ips(rewards, target, logging), len(rewards)
+
+
+def retrain_from_events(
+    events: list[FeedbackEvent],
+    policy_dir: Path,
+    *,
+    min_slates: int = 20,
+    epochs: int = 20,
+    tolerance: float = 0.0,
+    seed: int = 0,
+    publish: bool = True,
+) -> RetrainResult:
+    """Fine-tune the published policy on logged feedback and publish it if it is not worse off-policy."""
+    current = load_current(policy_dir)
+    last_seq = max((getattr(e, "seq", 0) for e in events), default=None)
+    if current is None:
+        return RetrainResult("skipped", "no published DQN policy to fine-tune (run `movierec rl train`)", last_seq=last_seq)
+    slates = served_slates(events)
+    users = _decisions(current, slates)
+    n_slates = sum(len(ds) for ds in users)
+    base = RetrainResult("skipped", "", base_version=current.version, slates=n_slates, last_seq=last_seq)
+    if n_slates < min_slates:
+        base.reason = f"{n_slates} usable served slates, fewer than the {min_slates} needed"
+        return base
+    torch.manual_seed(seed)
+    buffer = _fill_buffer(current, users, seed)
+    learner = current.learner()
+    d = current.config.dqn
+    batch = min(d.batch_size, len(buffer))
+    for _ in range(max(1, epochs * len(buffer) // batch)):
+        learner.update(buffer, batch)
+    base_learner = current.learner()
+    cand_snips, cand_ips, units = _value(learner, users, d.serving_epsilon)
+    cur_snips, cur_ips, _ = _value(base_learner, users, d.serving_epsilon)
+    base.transitions = len(buffer)
+    base.candidate_snips, base.current_snips, base.candidate_ips, base.current_ips = cand_snips, cur_snips, cand_ips, cur_ips
+    if units == 0:
+        base.reason = "no served slate has logged propensities for every position: cannot value off-policy"
+        return base
+    if cand_snips < cur_snips - tolerance:
+        base.status, base.reason = "kept", f"candidate SNIPS {cand_snips:.4f} is below current {cur_snips:.4f}"
+        return base
+    metadata = copy.deepcopy(current.metadata)
+    metadata.update({
+        "parent_version": current.version, "trained_on": "feedback", "slates": n_slates, "transitions": len(buffer),
+        "last_seq": last_seq, "off_policy": {"candidate_snips": cand_snips, "current_snips": cur_snips,
+                                              "candidate_ips": cand_ips, "current_ips": cur_ips, "units": units},
+    })
+    artifact = artifact_from_learner(learner, current.config, current.items, current.user_ids, current.user_vectors, metadata)
+    base.version = artifact.version
+    if publish:
+        publish_policy(artifact, policy_dir)
+        base.status, base.reason = "published", f"candidate SNIPS {cand_snips:.4f} >= current {cur_snips:.4f} - {tolerance}"
+    else:
+        base.status, base.reason = "kept", "dry run: not published"
+    log.info("policy retraining: %s (%s)", base.status, base.reason)
+    return base

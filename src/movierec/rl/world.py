@@ -1,0 +1,109 @@
+"""Everything one simulated experiment needs, built from configuration and a ranker artifact.
+
+``build_world`` loads the data and a split, takes the ranker (the published fusion artifact, or a
+quick factorisation fitted on the split's TRAIN ratings), fits the hidden-taste oracle on ALL
+ratings, and precomputes each user's ranked candidates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from movierec.data import Dataset, load_dataset
+from movierec.data.splits import get_split
+from movierec.models.serving import ArtifactError, ServingArtifact
+from movierec.rl.config import ExperimentConfig
+from movierec.rl.factorization import fit_biased_mf, predict_ratings
+from movierec.rl.items import ItemTable, build_item_table
+from movierec.rl.simulator import UserSimulator
+from movierec.settings import Settings
+
+
+@dataclass
+class World:
+    config: ExperimentConfig
+    items: ItemTable
+    simulator: UserSimulator
+    user_vectors: np.ndarray  # (users, d) the ranker's vectors of the simulated users
+    seen: np.ndarray  # (users, items) bool: rated in the ranker's training data, never recommended
+    candidate_rows: np.ndarray  # (users, top_n + max_steps) item rows by ranker score, best first
+    candidate_scores: np.ndarray
+    head: np.ndarray  # (items,) bool: the most popular share of the catalog
+    ranker_version: str
+    dataset_version: str
+
+    @property
+    def n_users(self) -> int:
+        return len(self.simulator.user_ids)
+
+    def candidates(self, user_index: int, watched: set[int]) -> tuple[np.ndarray, np.ndarray]:
+        """The ranker's top-N rows for this user, skipping movies watched in this session."""
+        rows, scores = self.candidate_rows[user_index], self.candidate_scores[user_index]
+        keep = np.fromiter((r not in watched for r in rows), bool, len(rows)) if watched else np.ones(len(rows), bool)
+        n = self.config.dqn.top_n
+        return rows[keep][:n], scores[keep][:n]
+
+
+def _cached_mf(cache: Path, ratings: pd.DataFrame, dim: int, seed: int, tag: str, dataset_version: str) -> ServingArtifact:
+    key = hashlib.sha256(json.dumps([tag, dim, seed, dataset_version, len(ratings)]).encode()).hexdigest()[:12]
+    folder = cache / f"{tag}-{key}"
+    try:
+        return ServingArtifact.load(folder)
+    except ArtifactError:
+        artifact = fit_biased_mf(ratings, dim=dim, seed=seed, version=f"{tag}-{key}")
+        artifact.metadata["dataset_version"] = dataset_version
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        artifact.save(folder)
+        return artifact
+
+
+def load_ranker(settings: Settings, dataset: Dataset, train: pd.DataFrame, config: ExperimentConfig, ranker_dir: Path | None) -> ServingArtifact:
+    """The given artifact, else the published fusion artifact, else the train-split factorisation."""
+    candidates = [ranker_dir] if ranker_dir is not None else [settings.models_dir / "fusion" / "current"]
+    for folder in candidates:
+        if folder is not None and (Path(folder) / "artifact.json").exists():
+            return ServingArtifact.load(folder)
+    if ranker_dir is not None:
+        raise ArtifactError(f"no serving artifact in {ranker_dir}")
+    return _cached_mf(settings.models_dir / "rl" / "cache", train, config.ranker_dim, config.split_seed, "ranker-mf", dataset.version)
+
+
+def build_world(config: ExperimentConfig, settings: Settings, *, dataset: Dataset | None = None, ranker_dir: Path | None = None,
+                max_users: int | None = None) -> World:
+    ds = dataset or load_dataset(settings)
+    split = get_split(ds, config.split_kind, config.split_seed, settings.splits_dir)
+    train = split.train(ds)
+    ranker = load_ranker(settings, ds, train, config, ranker_dir)
+    oracle = _cached_mf(settings.models_dir / "rl" / "cache", ds.ratings, config.simulator.oracle_dim, 1000 + config.split_seed, "oracle-mf", ds.version)
+    items = build_item_table(ds, ranker, train, min_ratings=config.min_item_ratings,
+                             default_runtime=config.simulator.default_runtime_minutes, restrict_to=oracle.movie_ids)
+    users = np.intersect1d(np.intersect1d(ranker.user_ids, oracle.user_ids), train["user_id"].unique())
+    if max_users is not None:
+        users = users[:max_users]
+    uu, mm = np.meshgrid(users, items.movie_ids, indexing="ij")
+    taste = predict_ratings(oracle, uu.ravel(), mm.ravel()).reshape(len(users), len(items))
+    user_vectors = ranker.user_vectors[np.searchsorted(ranker.user_ids, users)]
+    seen = np.zeros((len(users), len(items)), bool)
+    t = train[train["user_id"].isin(users)]
+    rows = items.index_of(t["movie_id"].to_numpy())
+    ok = rows >= 0
+    seen[np.searchsorted(users, t["user_id"].to_numpy()[ok]), rows[ok]] = True
+    scores = user_vectors @ items.vectors.T + items.bias
+    scores = np.where(seen, -np.inf, scores)
+    width = min(config.dqn.top_n + config.simulator.max_steps, len(items))
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :width]
+    n_head = int(round(config.long_tail_head_share * len(items)))
+    head = np.zeros(len(items), bool)
+    head[np.argsort(-items.popularity, kind="stable")[:n_head]] = True
+    return World(
+        config=config, items=items, simulator=UserSimulator(config.simulator, items, users, taste),
+        user_vectors=user_vectors, seen=seen, candidate_rows=order,
+        candidate_scores=np.take_along_axis(scores, order, 1).astype(np.float32), head=head,
+        ranker_version=ranker.version, dataset_version=ds.version,
+    )

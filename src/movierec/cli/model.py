@@ -135,6 +135,7 @@ def report(
     ablation_pairs: bool = typer.Option(True, help="Include every pair of modalities in the ablation."),
     peers: bool = typer.Option(True, help="Run the peer libraries."),
     fresh: bool = typer.Option(False, help="Ignore cached units and recompute everything."),
+    budget_minutes: float = typer.Option(None, help="Stop starting new units after this many minutes (the rest are listed as not run)."),
     out: Path = typer.Option(REPO_ROOT / "reports", help="Folder for quality.md, quality.json and figures/."),
 ) -> None:
     """Evaluate ours and every peer on the same saved splits; write the quality report."""
@@ -143,7 +144,8 @@ def report(
 
     settings = get_settings()
     overrides = parse_overrides(set_, config if config and config.exists() else None)
-    plan = QualityPlan(seeds=list(seeds), overrides=overrides, ablation_epochs=ablation_epochs, ablation_pairs=ablation_pairs, peers=peers)
+    plan = QualityPlan(seeds=list(seeds), overrides=overrides, ablation_epochs=ablation_epochs, ablation_pairs=ablation_pairs, peers=peers,
+                       budget_seconds=budget_minutes * 60 if budget_minutes else None)
     get_model("fusion").config(overrides)  # fail on a bad key before hours of work
     results = run_quality(settings, plan, fresh=fresh)
     out.mkdir(parents=True, exist_ok=True)

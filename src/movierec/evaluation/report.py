@@ -48,6 +48,7 @@ def summarise(results: dict) -> dict:
     doc["attention"] = results["attention"]
     doc["goals"] = goals(doc)
     doc["meta"] = results["meta"]
+    doc["skipped"] = results.get("skipped", [])
     return doc
 
 
@@ -211,6 +212,10 @@ def write_report(results: dict, reports_dir: Path, command: str) -> dict:
         "",
     ]
     md += [f"![{w}](figures/{w})" for w in written]
+    if r.get("skipped"):
+        md += ["", "## Not run", "", "These units were skipped because the run's time budget (`--budget-minutes`) ran out; "
+               "rerun the same command to compute them (finished units are reused):", ""]
+        md += [f"- {s}" for s in r["skipped"]]
     md += ["", "## Configuration", "", "```json", json.dumps(meta["config"], indent=1), "```", "",
            "## Time per unit (seconds, summed over seeds)", "",
            _table(["unit", "seconds"], [[k, f"{v:.0f}"] for k, v in sorted(r["seconds"].items())]), ""]

@@ -36,6 +36,11 @@ class FusionConfig(BaseModel):
     rating_weight: float = Field(1.0, ge=0.0)
     ranking_weight: float = Field(0.05, ge=0.0)
     """Weight of the full-softmax ranking loss (every training rating is a positive)."""
+    distill_weight: float = Field(1.0, ge=0.0)
+    """On the steps that reuse the content output, the encoder still learns: on a random sample of
+    rated movies it is pulled toward each movie's full (content + ID) vector and bias, so that a
+    movie without an ID (a new one) lands where a rated movie like it would."""
+    distill_items: int = Field(1024, ge=1)
     like_threshold: float = 4.0
     fold_in_l2: float = Field(1.0, gt=0.0)
     """Ridge strength when a new user's vector is solved from a few ratings."""

@@ -123,6 +123,7 @@ def train_fusion(
     inputs = [torch.from_numpy(m).to(device) for m in content.matrices]
     mask = torch.from_numpy(content.masks).to(device)
     has_id_t = torch.from_numpy(has_id.astype(np.float32)).to(device)
+    rated_items = torch.from_numpy(np.flatnonzero(has_id)).to(device)
     u_t, i_t, r_t = (torch.from_numpy(np.array(a)).to(device) for a in (u, i, r))
     if valid is not None:
         vu, vi, vr = index_ratings(valid, user_ids, movie_ids)
@@ -170,6 +171,13 @@ def train_fusion(
                 ranking = -((log_prob * rated[group]).sum(dim=1) / rated_per_user[group].clamp(min=1)).mean()
                 loss = loss + cfg.ranking_weight * ranking
                 rank_loss += float(ranking.detach()) / cfg.batches_per_epoch
+            if step > 0 and net.content is not None and net.item_vector is not None and cfg.distill_weight > 0:
+                sample = rated_items[torch.randint(len(rated_items), (min(cfg.distill_items, len(rated_items)),), device=device)]
+                qc, bc, _ = net.content([x[sample] for x in inputs], mask[sample])
+                target_q = (cached[0][sample] + net.item_vector.weight[sample]).detach()
+                target_b = (cached[1][sample] + net.item_bias.weight[sample].squeeze(-1)).detach()
+                distill = (qc - target_q).pow(2).sum(1).mean() + (bc - target_b).pow(2).mean()
+                loss = loss + cfg.distill_weight * distill
             opt.zero_grad()
             loss.backward()
             opt.step()

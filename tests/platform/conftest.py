@@ -81,6 +81,16 @@ def celery_worker(redis_url: str, database_url: str, log_path: Path):
 
 
 @pytest.fixture
+def e2e_redis_url() -> str:
+    """The end-to-end stack's Redis DB (its own, so no other test's worker takes its tasks)."""
+    url = f"{REDIS_SERVER}/{TEST_REDIS_DB - 2}"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    yield url
+    client.flushdb()
+
+
+@pytest.fixture
 def private_redis_url() -> str:
     """Another Redis DB, so the session's worker does not take this test's tasks."""
     url = f"{REDIS_SERVER}/{TEST_REDIS_DB - 1}"

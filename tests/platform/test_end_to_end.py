@@ -1,0 +1,174 @@
+"""Issue 6, done when: the whole stack on this machine's real PostgreSQL and Redis, then once more
+on embedded servers with no URLs configured, exercised through the gateway:
+
+1. recommendations for a known user; 2. for a new user from liked movies; 3. filters honoured;
+4. feedback stored exactly once; 5. the cache invalidated and the next list changed; 6. a new
+movie added through the feature-extractor and recommended without restarting anything; 7. a
+Celery task run by a real worker.
+
+The services need a feature store and a trained fusion model. They come from
+``$MOVIEREC_E2E_HOME`` when set, else are built once into ``<home>/e2e-home`` (real MiniLM text
+features and a short fusion training, through the same CLI commands the launcher runs) and
+copied into a fresh folder per run, so nothing the test adds touches them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from movierec.launcher.stack import LocalStack, StackOptions
+from movierec.settings import REPO_ROOT, Settings, get_settings
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+MOVIEREC = str(Path(sys.executable).parent / "movierec")
+KNOWN_USER = 1
+LIKED = [1, 2355, 3114]  # Toy Story, A Bug's Life, Toy Story 2
+
+
+def _built(home: Path) -> bool:
+    return (home / "models" / "fusion" / "current").is_dir() and (home / "features" / "text").is_dir()
+
+
+@pytest.fixture(scope="session")
+def artifacts_home() -> Path:
+    """A home with a text feature store and a trained fusion model (built once, then reused)."""
+    given = os.environ.get("MOVIEREC_E2E_HOME")
+    home = Path(given) if given else get_settings().home / "e2e-home"
+    if _built(home):
+        return home
+    if given:
+        pytest.fail(f"MOVIEREC_E2E_HOME={given} has no models/fusion/current or features/text")
+    env = dict(os.environ, MOVIEREC_HOME=str(home), OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    for args in (["features", "build", "-m", "text", "--quiet"], ["model", "train", "--set", "epochs=3"]):
+        result = subprocess.run([MOVIEREC, *args], env=env, cwd=REPO_ROOT, capture_output=True, text=True)
+        assert result.returncode == 0, f"movierec {' '.join(args)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+    assert _built(home)
+    return home
+
+
+def _stack_home(artifacts: Path, tmp: Path) -> Path:
+    home = tmp / "home"
+    for part in ("features", "models"):
+        shutil.copytree(artifacts / part, home / part, symlinks=True)
+    return home
+
+
+def _services() -> tuple[str, ...]:
+    names = ["gateway", "ranker", "feedback", "feature-extractor"]
+    if importlib.util.find_spec("movierec_policy.app") is not None:
+        names.append("policy")
+    return tuple(names)
+
+
+def _stack(home: Path, port_offset: int, database_url: str | None, redis_url: str | None) -> LocalStack:
+    settings = Settings(home=home, database_url=None, redis_url=None)
+    options = StackOptions(
+        services=_services(), pipeline=False, database_url=database_url, redis_url=redis_url, prometheus=False,
+        port_offset=port_offset, ready_timeout_s=420,
+        extra_env={"MOVIEREC_FEATURES_MODALITIES": '["text"]', "OMP_NUM_THREADS": "1"},
+    )
+    return LocalStack(settings, options, say=lambda m: None)
+
+
+def _recommend(client: httpx.Client, **body) -> dict:
+    response = client.post("/v1/recommendations", json=body)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _worker_task_count(stack: LocalStack, task: str) -> float:
+    text = httpx.get(f"http://127.0.0.1:{stack.worker_metrics_port}/metrics", timeout=5).text
+    prefix = f'celery_tasks_total{{outcome="succeeded",task="{task}"}} '
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(prefix))
+
+
+def exercise(stack: LocalStack) -> None:
+    with httpx.Client(base_url=stack.url("gateway"), timeout=60) as client:
+        # 1. a known user
+        first = _recommend(client, user_id=KNOWN_USER, k=10)
+        assert len(first["items"]) == 10 and not first["degraded"]
+        assert first["model_version"] and first["policy_version"]
+        assert all(item["explanation"]["text"] for item in first["items"])
+        assert len({item["movie_id"] for item in first["items"]}) == 10
+
+        # 2. a new user from liked movies: liked ones are not recommended back
+        new = _recommend(client, liked_movie_ids=LIKED, k=10)
+        assert len(new["items"]) == 10
+        assert not {item["movie_id"] for item in new["items"]} & set(LIKED)
+
+        # 3. filters honoured
+        filters = {"genres_include": ["Comedy"], "genres_exclude": ["Horror"], "year_min": 1990, "year_max": 2005, "min_avg_rating": 3.0}
+        filtered = _recommend(client, user_id=KNOWN_USER, k=10, filters=filters)
+        assert filtered["items"]
+        for item in filtered["items"]:
+            assert "Comedy" in item["genres"] and "Horror" not in item["genres"], item
+            assert 1990 <= item["year"] <= 2005 and item["average_rating"] >= 3.0, item
+        bad = client.post("/v1/recommendations", json={"user_id": KNOWN_USER, "k": 1000})
+        assert bad.status_code == 422 and "k" in bad.json()["error"]["message"]
+
+        # 4. feedback stored exactly once, 5. cache invalidated by the worker and the next list changed
+        cached = _recommend(client, user_id=KNOWN_USER, k=10)
+        assert cached["cached"] and [i["movie_id"] for i in cached["items"]] == [i["movie_id"] for i in first["items"]]
+        invalidations_before = _worker_task_count(stack, "invalidate_user_recs")
+        top = first["items"][0]["movie_id"]
+        event = {"event_id": f"e2e-{uuid.uuid4().hex}", "user_id": KNOWN_USER, "movie_id": top, "kind": "rating", "rating": 2.0,
+                 "slate": [i["movie_id"] for i in first["items"]], "position": 0, "policy_version": first["policy_version"]}
+        assert client.post("/v1/feedback", json=event).status_code in (200, 201, 202)
+        assert client.post("/v1/feedback", json=event).status_code in (200, 201, 202)  # a client retry
+        stored = httpx.get(f"{stack.url('feedback')}/v1/users/{KNOWN_USER}/events", timeout=10).json()["events"]
+        assert [e["event_id"] for e in stored].count(event["event_id"]) == 1
+
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            after = _recommend(client, user_id=KNOWN_USER, k=10)
+            if not after["cached"]:
+                break
+            time.sleep(0.5)
+        assert not after["cached"], "the cached list was never invalidated"
+        assert top not in [i["movie_id"] for i in after["items"]]
+        assert [i["movie_id"] for i in after["items"]] != [i["movie_id"] for i in first["items"]]
+
+        # 7. the invalidation ran as a Celery task on the real worker
+        assert _worker_task_count(stack, "invalidate_user_recs") > invalidations_before
+
+        # 6. a new movie through the feature-extractor, recommended without a restart
+        plot = "A young robot explorer crosses a frozen ocean on a distant moon to save her family."
+        added = client.post("/v1/admin/movies", data={"title": "Frozen Moon Odyssey", "year": "2031",
+                                                      "genres": "Animation|Adventure|Children", "plot": plot})
+        assert added.status_code == 201, added.text
+        new_id = added.json()["movie"]["movie_id"]
+        assert "text" in added.json()["modalities"]
+        assert client.get(f"/v1/movies/{new_id}").json()["title"] == "Frozen Moon Odyssey"
+        future = _recommend(client, liked_movie_ids=LIKED, k=5, filters={"year_min": 2030})
+        assert [i["movie_id"] for i in future["items"]] == [new_id]
+        assert _recommend(client, user_id=KNOWN_USER, k=5, filters={"year_min": 2030})["items"][0]["movie_id"] == new_id
+
+
+def test_the_whole_stack_on_the_machines_postgresql_and_redis(artifacts_home, database_url, e2e_redis_url, tmp_path, port_offsets):
+    with _stack(_stack_home(artifacts_home, tmp_path), port_offsets(), database_url, e2e_redis_url) as stack:
+        assert stack._postgres is None and stack._redis is None  # the configured servers, not embedded ones
+        exercise(stack)
+        cache = redis.Redis.from_url(e2e_redis_url)
+        assert cache.keys(f"recs:{KNOWN_USER}:*"), "the gateway's cache is in the configured Redis"
+
+
+def test_the_whole_stack_on_embedded_servers_with_no_urls(artifacts_home, tmp_path, port_offsets, monkeypatch):
+    monkeypatch.delenv("MOVIEREC_DATABASE_URL", raising=False)
+    monkeypatch.delenv("MOVIEREC_REDIS_URL", raising=False)
+    home = _stack_home(artifacts_home, tmp_path)
+    with _stack(home, port_offsets(), None, None) as stack:
+        assert stack._postgres is not None and stack._redis is not None
+        assert (home / "servers" / "postgres" / "PG_VERSION").exists()
+        exercise(stack)

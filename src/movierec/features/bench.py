@@ -1,6 +1,7 @@
 """Throughput of each encoder on this machine: real texts and posters, generated audio.
 
-Each modality: one warm-up pass, then ``repeats`` timed passes over the same ``items`` inputs
+Inputs: catalog movies sampled with seed 0 (their texts, their posters) and generated 10 s clips
+for audio (no trailer audio can be downloaded here). Each modality: one warm-up pass, then ``repeats`` timed passes over the same ``items`` inputs
 (preparation and encoding both counted); mean and spread of items/s. Also the time to load the
 whole feature store, as the ranker does at start.
 """
@@ -47,11 +48,13 @@ def device_label() -> str:
     return f"cpu:{platform.processor() or platform.machine()} ({os.cpu_count()} cores, torch threads {torch.get_num_threads()})"
 
 
-def _inputs(modality: str, items: int) -> list:
+def _inputs(modality: str, items: int, seed: int = 0) -> list:
     if modality == "audio":
         return [synthetic_trailer_audio(BENCH_AUDIO_SECONDS, seed) for seed in range(items)]
     sources = catalog_sources(load_dataset(), modality)
-    chosen = [sources[m] for m in sorted(sources)[:items]]
+    ids = sorted(sources)
+    picked = np.random.default_rng(seed).choice(len(ids), size=min(items, len(ids)), replace=False)
+    chosen = [sources[ids[i]] for i in sorted(picked)]
     return [read_source(s) for s in chosen]
 
 
@@ -71,7 +74,7 @@ def run_benchmark(fs: FeatureSettings, modalities: list[str], *, items: int, rep
             rates.append(len(raws) / (time.perf_counter() - start))
         entry = {"encoder": encoder.name, "dim": encoder.dim, "n": len(raws), "items_per_second_mean": round(statistics.mean(rates), 2),
                  "items_per_second_std": round(statistics.stdev(rates), 2) if len(rates) > 1 else 0.0,
-                 "input": f"{BENCH_AUDIO_SECONDS:g} s generated WAV clips" if modality == "audio" else "first catalog movies by id"}
+                 "input": f"{BENCH_AUDIO_SECONDS:g} s generated WAV clips" if modality == "audio" else "catalog movies sampled with seed 0"}
         result["modalities"][modality] = entry
         log(f"{modality} ({encoder.name}, {encoder.dim}-dim): {entry['items_per_second_mean']:.1f} ± {entry['items_per_second_std']:.1f} items/s over {repeats} runs of {len(raws)}")
     store = FeatureStore(get_settings().features_dir)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -312,3 +313,27 @@ def test_admin_adds_a_movie_that_is_recommended_at_once(make_gateway, services):
     assert listed["items"][0]["explanation"]["modalities"][0]["name"] == "text"
     missing_title = gw.post("/v1/admin/movies", data={"year": "2026"}, headers={"X-API-Key": "s3cret-admin-key"})
     assert missing_title.status_code == 422 and "title" in missing_title.json()["error"]["message"]
+
+
+def test_posters_and_the_page_are_served(make_gateway, catalog_dataset):
+    import os
+
+    from movierec.settings import REPO_ROOT
+
+    posters = Path(os.environ.get("MOVIEREC_SHARED_DIR") or REPO_ROOT.parent / "shared") / "data" / "posters"
+    if not posters.is_dir():
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"{posters} is missing")
+        pytest.skip(f"{posters} is missing (set MOVIEREC_SHARED_DIR)")
+    gw = make_gateway(poster_dir=posters)
+    poster = gw.get("/v1/movies/1/poster")
+    assert poster.status_code == 200 and poster.headers["content-type"] == "image/jpeg" and poster.content[:2] == b"\xff\xd8"
+    assert gw.get("/v1/movies/1").json()["poster_url"] == "/v1/movies/1/poster"
+    items = recs(gw, user_id=1, k=10).json()["items"]
+    assert sum(i["poster_url"] is not None for i in items) >= 8
+    have = {int(p.stem) for p in posters.glob("*.jpg")}
+    missing = next(int(m) for m in catalog_dataset.catalog.index if int(m) not in have)
+    assert gw.get(f"/v1/movies/{missing}/poster").status_code == 404
+    page = gw.get("/")
+    assert page.status_code == 200 and "<title>movierec</title>" in page.text
+    assert gw.get("/static/app.js").status_code == 200

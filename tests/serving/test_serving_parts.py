@@ -1,0 +1,110 @@
+"""Pure serving parts: explanations, popularity, catalog search and users, typed clients' error
+sorting and request-id forwarding."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import numpy as np
+import pytest
+
+from movierec.clients import NotFound, PolicyClient, RankerPool, ServiceRejected, ServiceTimeout, ServiceUnavailable
+from movierec.contracts.movies import MovieFilters
+from movierec.contracts.policy import RankCandidate, RankRequest
+from movierec.contracts.ranker import TopNRequest
+from movierec.serving.catalog import CatalogMovie
+from movierec.serving.explanations import explain, explain_popular
+from movierec.serving.popularity import PRIOR_RATINGS, popular_movies
+
+
+def test_explanation_names_modalities_neighbour_and_shared_genres(catalog):
+    # Toy Story 2 (3114) explained by Toy Story (1): shared genres and tags come from the neighbour
+    why = explain(catalog, 3114, {"text": 0.6, "poster": 0.3, "trailer_avf": 0.1}, (1, 0.91))
+    assert [m.name for m in why.modalities] == ["text", "poster", "trailer_avf"]
+    assert why.because_you_liked.title == "Toy Story (1995)" and why.because_you_liked.similarity == 0.91
+    assert set(why.shared_genres) == set(catalog.get(3114).genres) & set(catalog.get(1).genres)
+    assert "pixar" in [t.lower() for t in why.shared_tags]
+    assert why.text.startswith("Because you liked Toy Story (1995); shares ")
+    assert "its story and tags (60%) and its poster (30%)" in why.text
+    bare = explain(catalog, 3114, {}, None)
+    assert bare.because_you_liked is None and bare.modalities == [] and bare.text
+    assert "ratings" in explain_popular(catalog, 1).text
+
+
+def test_popular_movies_are_damped_means_and_filtered(catalog):
+    top = popular_movies(catalog, 10, MovieFilters(genres_include=["Crime"], year_max=1999), exclude_ids={318})
+    assert len(top) == 10 and 318 not in [s.movie_id for s in top]
+    cols = catalog.columns
+    counts = cols.rating_counts.astype(float)
+    sums = np.nan_to_num(cols.average_ratings) * counts
+    prior = sums.sum() / counts.sum()
+    for s in top:
+        m = catalog.get(s.movie_id)
+        assert "Crime" in m.genres and m.year <= 1999
+        expected = (m.average_rating * m.rating_count + PRIOR_RATINGS * prior) / (m.rating_count + PRIOR_RATINGS)
+        assert s.score == pytest.approx(expected, abs=1e-3)
+    assert [s.score for s in top] == sorted([s.score for s in top], reverse=True)
+    assert catalog.get(top[0].movie_id).rating_count > 50  # damping: a movie needs many good ratings
+
+
+def test_catalog_search_users_and_added_movies(catalog):
+    hits = catalog.search("matrix")
+    assert hits[0].title == "Matrix, The (1999)" and all("matrix" in m.title.lower() for m in hits)
+    assert catalog.search("   ") == []
+    assert list(catalog.rated_by(1))[:3] == [804, 1210, 2018]  # oldest rating first
+    liked = catalog.liked_by(1)
+    assert all(catalog.rated_by(1)[m] >= 4.0 for m in liked)
+    new_id = catalog.next_movie_id()
+    catalog.add_movie(CatalogMovie(new_id, "Added (2026)", 2026, ("Western", "Space Opera")))
+    assert catalog.get(new_id).title == "Added (2026)" and "Space Opera" in catalog.genres
+    assert new_id in catalog.columns.movie_ids and catalog.search("added")[0].movie_id == new_id
+
+
+def _run(coro):
+    return asyncio.run(coro)
+
+
+def test_clients_sort_failures_and_forward_the_request_id():
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("x-request-id"))
+        if request.url.host == "down":
+            raise httpx.ConnectError("refused")
+        if request.url.host == "slow":
+            raise httpx.ReadTimeout("slow")
+        if request.url.host == "broken":
+            return httpx.Response(500, text="boom")
+        return httpx.Response(404, json={"error": {"code": "not_found", "message": "user 9 not found"}})
+
+    transport = httpx.MockTransport(handler)
+    request = RankRequest(user_id=9, candidates=[RankCandidate(movie_id=1, score=1.0)])
+    expected = {"down": ServiceUnavailable, "slow": ServiceTimeout, "broken": ServiceUnavailable, "ok": NotFound}
+    for host, error in expected.items():
+        client = PolicyClient(f"http://{host}", timeout=0.5, request_id=lambda: "rid-42", transport=transport)
+        with pytest.raises(error) as caught:
+            _run(client.rank(request))
+        assert caught.type is error
+    assert isinstance(caught.value, ServiceRejected) and caught.value.status == 404 and caught.value.message == "user 9 not found"
+    assert seen == ["rid-42"] * 4
+
+
+def test_ranker_pool_round_robin_and_failover():
+    hits = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        hits.append(request.url.host)
+        if request.url.host == "r2":
+            raise httpx.ConnectError("refused")
+        return httpx.Response(200, json={"model_version": request.url.host, "items": []})
+
+    transport = httpx.MockTransport(handler)
+    urls = ["http://r1", "http://r2", "http://r3"]
+    pool = RankerPool(urls, timeout=0.5, transports={u: transport for u in urls})
+    versions = [_run(pool.top_n(TopNRequest(user_id=1))).model_version for _ in range(3)]
+    assert versions == ["r1", "r3", "r3"]  # r2 is down: its turn goes to the next replica
+    assert hits == ["r1", "r2", "r3", "r3"]
+    dead = RankerPool(["http://r2"], timeout=0.5, transports={"http://r2": transport})
+    with pytest.raises(ServiceUnavailable):
+        _run(dead.top_n(TopNRequest(user_id=1)))

@@ -8,6 +8,7 @@ from movierec.cli import data, features
 from movierec.cli import stack
 from movierec.cli import bench
 from movierec.cli import model
+from movierec.cli import rl
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="movierec: multimodal movie recommendation.")
 app.add_typer(data.app, name="data")
@@ -15,6 +16,7 @@ app.add_typer(features.app, name="features")
 app.add_typer(model.app, name="model")
 app.command("up")(stack.up)
 app.add_typer(bench.app, name="bench")
+app.add_typer(rl.app, name="rl")
 
 
 def main() -> None:

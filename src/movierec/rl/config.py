@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class SimulatorConfig(_Strict):
@@ -116,3 +116,19 @@ class ExperimentConfig(_Strict):
     simulator: SimulatorConfig = SimulatorConfig()
     reward: RewardConfig = RewardConfig()
     dqn: DQNConfig = DQNConfig()
+
+
+def apply_overrides(config: ExperimentConfig, overrides: dict) -> ExperimentConfig:
+    """A copy of ``config`` with dotted keys replaced (``{"dqn.iterations": 500}``); validated again."""
+    data = config.model_dump()
+    for dotted, value in overrides.items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            if not isinstance(node.get(key), dict):
+                raise KeyError(dotted)
+            node = node[key]
+        if leaf not in node:
+            raise KeyError(dotted)
+        node[leaf] = value
+    return ExperimentConfig.model_validate(data)

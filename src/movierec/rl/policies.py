@@ -110,7 +110,7 @@ class LinUCBPolicy:
         rows = np.stack([np.resize(v.cand_rows, n) for v in views])
         scores = np.stack([np.resize(v.cand_scores, n) for v in views])
         x = self._x(np.stack([v.state for v in views]), rows, scores)
-        ucb = x @ theta + self.alpha * np.sqrt(np.maximum(np.einsum("bij,jk,bik->bi", x, self._A_inv, x, optimize=True), 0))
+        ucb = x @ theta + self.alpha * np.sqrt(np.maximum(((x @ self._A_inv) * x).sum(-1), 0))
         out = []
         for i, v in enumerate(views):
             top = np.argsort(-ucb[i, : len(v.cand_rows)], kind="stable")[: self.k]

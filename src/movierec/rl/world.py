@@ -63,23 +63,23 @@ def _cached_mf(cache: Path, ratings: pd.DataFrame, dim: int, seed: int, tag: str
         return artifact
 
 
-def load_ranker(settings: Settings, dataset: Dataset, train: pd.DataFrame, config: ExperimentConfig, ranker_dir: Path | None) -> ServingArtifact:
-    """The given artifact, else the published fusion artifact, else the train-split factorisation."""
-    candidates = [ranker_dir] if ranker_dir is not None else [settings.models_dir / "fusion" / "current"]
-    for folder in candidates:
-        if folder is not None and (Path(folder) / "artifact.json").exists():
-            return ServingArtifact.load(folder)
+def load_ranker(settings: Settings, dataset: Dataset, train: pd.DataFrame, config: ExperimentConfig, ranker_dir: Path | None,
+                prefer_fusion: bool = True) -> ServingArtifact:
+    """The given artifact, else the published fusion artifact (when preferred), else the train-split factorisation."""
     if ranker_dir is not None:
-        raise ArtifactError(f"no serving artifact in {ranker_dir}")
+        return ServingArtifact.load(ranker_dir)
+    fusion = settings.models_dir / "fusion" / "current"
+    if prefer_fusion and (fusion / "artifact.json").exists():
+        return ServingArtifact.load(fusion)
     return _cached_mf(settings.models_dir / "rl" / "cache", train, config.ranker_dim, config.split_seed, "ranker-mf", dataset.version)
 
 
 def build_world(config: ExperimentConfig, settings: Settings, *, dataset: Dataset | None = None, ranker_dir: Path | None = None,
-                max_users: int | None = None) -> World:
+                prefer_fusion: bool = True, max_users: int | None = None) -> World:
     ds = dataset or load_dataset(settings)
     split = get_split(ds, config.split_kind, config.split_seed, settings.splits_dir)
     train = split.train(ds)
-    ranker = load_ranker(settings, ds, train, config, ranker_dir)
+    ranker = load_ranker(settings, ds, train, config, ranker_dir, prefer_fusion)
     oracle = _cached_mf(settings.models_dir / "rl" / "cache", ds.ratings, config.simulator.oracle_dim, 1000 + config.split_seed, "oracle-mf", ds.version)
     items = build_item_table(ds, ranker, train, min_ratings=config.min_item_ratings,
                              default_runtime=config.simulator.default_runtime_minutes, restrict_to=oracle.movie_ids)

@@ -1,0 +1,25 @@
+"""Policy service settings (env prefix ``MOVIEREC_POLICY_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from movierec.settings import get_settings
+
+
+class PolicySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MOVIEREC_POLICY_", env_file=".env", extra="ignore")
+
+    policy_dir: Path | None = None
+    """Where published policies live (default: the core ``models_dir / "policy"``)."""
+    reload_interval_s: float = Field(2.0, ge=0)
+    """How often, at most, a request checks the ``current`` pointer for a new version."""
+    seed: int | None = None
+    """Seed of the serving exploration (None: fresh randomness)."""
+    log_level: str = "INFO"
+
+    def resolved_policy_dir(self) -> Path:
+        return self.policy_dir or get_settings().models_dir / "policy"

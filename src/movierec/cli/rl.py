@@ -1,0 +1,177 @@
+"""``movierec rl``: train and publish the DQN re-ranker, benchmark it, retrain it from feedback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from movierec.cli.errors import fail_on_data_error
+from movierec.data.errors import DataError
+from movierec.settings import REPO_ROOT, get_settings
+
+app = typer.Typer(no_args_is_help=True, help="Simulator, DQN re-ranker, baselines and online retraining.")
+console = Console()
+
+SET_HELP = "Config override DOTTED.KEY=VALUE, VALUE read as JSON when it parses (e.g. dqn.iterations=500, simulator.boredom_weight=0). Repeatable."
+RANKER_HELP = "Ranker artifact: 'auto' (the published fusion model, else a factorisation on the train split), 'mf' (that factorisation), or a folder."
+
+
+class RLConfigError(DataError):
+    """A bad RL option or config override."""
+
+
+def _config(pairs: list[str], seeds: str | None = None):
+    from movierec.rl.config import ExperimentConfig, apply_overrides
+
+    overrides = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise RLConfigError(f"--set: expected DOTTED.KEY=VALUE, got {pair!r}")
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
+    if seeds is not None:
+        try:
+            overrides["seeds"] = [int(s) for s in seeds.split(",") if s.strip()]
+        except ValueError:
+            raise RLConfigError(f"--seeds: expected comma-separated integers, got {seeds!r}") from None
+    try:
+        return apply_overrides(ExperimentConfig(), overrides)
+    except KeyError as exc:
+        raise RLConfigError(f"--set: unknown config key {exc.args[0]!r}") from None
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise RLConfigError(f"--set: {'.'.join(str(p) for p in err['loc'])}: {err['msg']}") from None
+
+
+def _world(config, ranker: str):
+    from movierec.rl.world import build_world
+
+    settings = get_settings()
+    if ranker == "auto":
+        return build_world(config, settings)
+    if ranker == "mf":
+        return build_world(config, settings, ranker_dir=None, prefer_fusion=False)
+    folder = Path(ranker)
+    if not folder.is_dir():
+        raise RLConfigError(f"--ranker: {folder} is not a folder (use auto, mf or an artifact folder)")
+    return build_world(config, settings, ranker_dir=folder)
+
+
+@app.command()
+@fail_on_data_error
+def train(
+    seed: int = typer.Option(0, help="Seed of the simulator and the network."),
+    ranker: str = typer.Option("auto", help=RANKER_HELP),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    publish: bool = typer.Option(True, help="Publish as the served version (atomic `current` pointer)."),
+) -> None:
+    """Train the DQN on simulated sessions of every user and publish it to models/policy."""
+    from movierec.rl.artifact import artifact_from_learner, publish_policy, save_policy
+    from movierec.rl.training import train_dqn
+
+    config = _config(set_)
+    world = _world(config, ranker)
+    console.print(f"simulator: {world.n_users} users, {len(world.items)} movies; ranker {world.ranker_version}")
+    learner, curve = train_dqn(world, np.arange(world.n_users), seed)
+    metadata = {"seed": seed, "ranker_version": world.ranker_version, "dataset_version": world.dataset_version,
+                "trained_on": "simulator", "training_watch_time_last": curve.watch_time[-1] if curve.watch_time else None}
+    artifact = artifact_from_learner(learner, config, world.items, world.simulator.user_ids, world.user_vectors, metadata)
+    policy_dir = get_settings().models_dir / "policy"
+    if publish:
+        folder = publish_policy(artifact, policy_dir)
+        console.print(f"published policy {artifact.version} -> {folder}")
+    else:
+        policy_dir.mkdir(parents=True, exist_ok=True)
+        save_policy(artifact, policy_dir / artifact.version)
+        console.print(f"saved policy {artifact.version} (not published)")
+
+
+@app.command()
+@fail_on_data_error
+def evaluate(
+    seeds: str = typer.Option("0,1,2,3,4", help="Comma-separated seeds (at least 5 for the report)."),
+    ranker: str = typer.Option("mf", help=RANKER_HELP),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    reports_dir: Path = typer.Option(REPO_ROOT / "reports", help="Where rl.md, rl.json and figures go."),
+) -> None:
+    """Benchmark DQN against greedy, LinUCB, random and popularity on held-out simulated users."""
+    from movierec.rl.experiment import run_benchmark
+    from movierec.rl.report import write_report
+
+    config = _config(set_, seeds)
+    world = _world(config, ranker)
+    bench_dir = get_settings().models_dir / "rl" / "bench"
+    summary = run_benchmark(world, bench_dir)
+    (bench_dir / "latest.json").write_text(json.dumps(summary))
+    for path in write_report(summary, reports_dir):
+        console.print(f"wrote {path}")
+    _print_summary(summary)
+
+
+@app.command()
+@fail_on_data_error
+def report(reports_dir: Path = typer.Option(REPO_ROOT / "reports", help="Where rl.md, rl.json and figures go.")) -> None:
+    """Rewrite the report from the last `movierec rl evaluate` results."""
+    from movierec.rl.report import write_report
+
+    latest = get_settings().models_dir / "rl" / "bench" / "latest.json"
+    if not latest.exists():
+        raise RLConfigError(f"no benchmark results at {latest}: run `movierec rl evaluate` first")
+    summary = json.loads(latest.read_text())
+    for path in write_report(summary, reports_dir):
+        console.print(f"wrote {path}")
+    _print_summary(summary)
+
+
+def _print_summary(summary: dict) -> None:
+    from movierec.rl.experiment import METRICS, POLICIES
+
+    table = Table(title="held-out simulated users: mean [95% interval] over seeds")
+    table.add_column("policy")
+    for m in METRICS:
+        table.add_column(m, justify="right")
+    for p in POLICIES:
+        table.add_row(p, *[f"{summary['intervals'][m][p]['mean']:.3g} [{summary['intervals'][m][p]['ci95'][0]:.3g}, "
+                           f"{summary['intervals'][m][p]['ci95'][1]:.3g}]" for m in METRICS])
+    console.print(table)
+    g = summary["goals"]
+    console.print(f"DQN vs greedy watch time: {g['dqn_vs_greedy_watch_time_gain']:+.1%} "
+                  f"(>= +10%: {g['dqn_beats_greedy_by_10pct']}, intervals apart: {g['intervals_do_not_overlap']}); "
+                  f"training {g['train_seconds_mean']:.0f} s per seed")
+
+
+@app.command()
+@fail_on_data_error
+def retrain(
+    min_slates: int = typer.Option(20, min=1, help="Fewest usable served slates to fine-tune on."),
+    tolerance: float = typer.Option(0.0, min=0.0, help="Publish when candidate SNIPS >= current SNIPS - tolerance."),
+    dry_run: bool = typer.Option(False, help="Value the candidate but do not publish it."),
+) -> None:
+    """Fine-tune the served policy on recorded feedback now (what the Celery task does on a schedule)."""
+    from movierec.tasks.policy import run_retraining
+
+    result = run_retraining(min_slates=min_slates, tolerance=tolerance, publish=not dry_run)
+    console.print_json(json.dumps(result))
+
+
+@app.command()
+def status() -> None:
+    """The served policy version and its metadata."""
+    from movierec.rl.artifact import current_version, load_policy
+
+    policy_dir = get_settings().models_dir / "policy"
+    version = current_version(policy_dir)
+    if version is None:
+        console.print(f"no published policy in {policy_dir}: the policy service passes the ranker's order through (version 'greedy')")
+        return
+    console.print(f"current policy: {version}")
+    console.print_json(json.dumps(load_policy(policy_dir / version).metadata, default=str))

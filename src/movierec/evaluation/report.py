@@ -133,7 +133,8 @@ def figures(results: dict, doc: dict, folder: Path) -> list[str]:
         axes[1].set_title("full-softmax ranking loss by epoch")
         for ax in axes:
             ax.set_xlabel("epoch")
-            ax.legend(fontsize=7)
+            if ax.get_lines():
+                ax.legend(fontsize=7)
         fig.tight_layout()
         fig.savefig(folder / "quality_curves.png", dpi=110)
         plt.close(fig)

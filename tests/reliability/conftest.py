@@ -3,7 +3,10 @@ library tests, and one real local stack (embedded PostgreSQL and Redis, so they 
 shared by every test that injects faults."""
 
 import os
+import shutil
+import tempfile
 import uuid
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -12,6 +15,7 @@ import redis
 ADMIN_URL = os.environ.get("MOVIEREC_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_SERVER = os.environ.get("MOVIEREC_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 TEST_REDIS_DB = 11  # platform tests use 13
+BODY_TIMEOUT_S = 3.0
 
 
 @pytest.fixture(scope="session")
@@ -35,3 +39,22 @@ def redis_client():
     client.ping()
     yield client
     client.close()
+
+
+
+@pytest.fixture(scope="session")
+def fault_stack(tmp_path_factory):
+    """One real stack for every fault test of the run (started once: about a minute here)."""
+    from movierec.reliability.stack import FaultStack, free_port_offset
+
+    # not under pytest's 0700 temp root: the embedded PostgreSQL runs as its own system user when
+    # we are root, and must be able to reach its data folder
+    root = Path(tempfile.mkdtemp(prefix="movierec-faults-"))
+    root.chmod(0o755)
+    stack = FaultStack(root / "home", port_offset=free_port_offset(), say=lambda m: None,
+                       extra_env={"MOVIEREC_BODY_TIMEOUT_S": str(BODY_TIMEOUT_S)})
+    try:
+        with stack:
+            yield stack
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

@@ -66,3 +66,11 @@ def test_stalled_client_gets_408():
 def test_unknown_route_uses_the_error_format():
     response = _post(create_service_app("limits-test"), json={})
     assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+
+
+def test_openapi_documents_the_error_body_for_422():
+    schema = _app([]).openapi()
+    documented = schema["components"]["schemas"]["HTTPValidationError"]
+    assert documented["required"] == ["error"] and "code" in documented["properties"]["error"]["properties"]
+    response = _post(_app([]), json={"ids": "nope"})
+    assert response.status_code == 422 and set(response.json()) == {"error"}

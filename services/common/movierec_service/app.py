@@ -47,6 +47,16 @@ class ServiceError(Exception):
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 408: "body_timeout", 413: "body_too_large", 415: "unsupported_media_type"}
 
 
+ERROR_BODY_SCHEMA = {
+    "title": "ErrorBody", "type": "object", "required": ["error"],
+    "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
+        "code": {"type": "string"}, "message": {"type": "string"}, "request_id": {"type": "string"},
+        "details": {"type": "array", "items": {"type": "object"}},
+    }}},
+}
+"""What every error answer looks like; the OpenAPI documents it in place of FastAPI's default 422 body."""
+
+
 def _error_body(code: str, message: str, details: list | None = None) -> dict:
     body = {"error": {"code": code, "message": message, "request_id": request_id_var.get()}}
     if details:
@@ -114,6 +124,17 @@ def create_service_app(
         details = [{"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"), "message": e.get("msg", "")} for e in exc.errors()]
         fields = ", ".join(d["field"] or "body" for d in details)
         return JSONResponse(_error_body("invalid_request", f"invalid field(s): {fields}", details), status_code=422)
+
+    default_openapi = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schemas = default_openapi().get("components", {}).get("schemas", {})
+            if "HTTPValidationError" in schemas:  # our 422s carry the error body, not FastAPI's
+                schemas["HTTPValidationError"] = ERROR_BODY_SCHEMA
+        return app.openapi_schema
+
+    app.openapi = openapi
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz():

@@ -26,7 +26,9 @@ class Outcome:
     """None: no HTTP answer (connection refused, timeout)."""
     degraded: bool = False
     key: str | None = None
-    """What the request wrote (an event id), if anything."""
+    """What the request wrote (an event id) or what kind of request it was."""
+    label: str | None = None
+    """The answer's ``policy_version``, when it has one."""
     error: str | None = None
 
 
@@ -63,9 +65,18 @@ class LoadSummary:
         """Keys of writes the server acknowledged (2xx)."""
         return {o.key for o in self.outcomes if o.key and o.status is not None and 200 <= o.status < 300}
 
-    def first_healthy_after(self, t: float) -> float | None:
-        """Time of the first 2xx, not degraded answer at or after ``t``."""
+    def labels(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
         for o in self.outcomes:
+            if o.label:
+                counts[o.label] = counts.get(o.label, 0) + 1
+        return counts
+
+    def first_healthy_after(self, t: float, key: str | None = None) -> float | None:
+        """Time of the first 2xx, not degraded answer at or after ``t`` (to requests of ``key``)."""
+        for o in self.outcomes:
+            if key is not None and o.key != key:
+                continue
             if o.t >= t and o.status is not None and 200 <= o.status < 300 and not o.degraded:
                 return o.t
         return None
@@ -125,15 +136,20 @@ class SteadyLoad:
                 except httpx.HTTPError as exc:
                     self.summary.outcomes.append(Outcome(sent_at, None, key=self.key_of(kwargs), error=type(exc).__name__))
                 else:
-                    self.summary.outcomes.append(Outcome(sent_at, response.status_code, degraded=_degraded(response), key=self.key_of(kwargs)))
+                    degraded, label = _read_answer(response)
+                    self.summary.outcomes.append(Outcome(sent_at, response.status_code, degraded=degraded, key=self.key_of(kwargs), label=label))
                 n += 1
 
 
-def _degraded(response: httpx.Response) -> bool:
+def _read_answer(response: httpx.Response) -> tuple[bool, str | None]:
+    """(degraded, policy_version) from a JSON answer."""
     if "json" not in response.headers.get("content-type", ""):
-        return False
+        return False, None
     try:
         body = response.json()
     except ValueError:
-        return False
-    return bool(body.get("degraded")) if isinstance(body, dict) else False
+        return False, None
+    if not isinstance(body, dict):
+        return False, None
+    version = body.get("policy_version")
+    return bool(body.get("degraded")), version if isinstance(version, str) else None

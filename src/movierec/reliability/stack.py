@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import random
 import signal
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +24,22 @@ from movierec.launcher.services import CELERY_PROCESSES, SERVICES
 from movierec.launcher.stack import LocalStack, StackOptions
 from movierec.launcher.supervisor import Child, StackError
 from movierec.settings import Settings
+
+
+def free_port_offset(host: str = "127.0.0.1") -> int:
+    """A port offset under which every port of the stack is free on ``host`` right now."""
+    ports = [s.port for s in SERVICES] + [p.metrics_port for p in CELERY_PROCESSES if p.metrics_port]
+    rng = random.Random()
+    for _ in range(200):
+        offset = rng.randrange(10_000, 50_000, 10)
+        try:
+            for port in ports:
+                with socket.socket() as sock:
+                    sock.bind((host, port + offset))
+        except OSError:
+            continue
+        return offset
+    raise StackError("no free range of ports found for the stack")
 
 
 def available_services() -> tuple[str, ...]:

@@ -1,0 +1,56 @@
+"""Access refusals against the live gateway: each credential that must be refused, and the rate
+limit. A case that is not refused is a leak."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+
+from movierec.reliability.report import CaseResult
+from movierec.security import Authenticator, SecuritySettings, issue_user_token
+
+
+def run_access_probes(gateway_url: str, settings: SecuritySettings | None = None) -> list[CaseResult]:
+    settings = settings or SecuritySettings()
+    auth = Authenticator(settings)
+    secret = settings.token_secret.get_secret_value()
+    alice_token, alice_key = auth.token_for(1), auth.api_key_for(1)
+    expired = issue_user_token(1, secret, 1, now=0)
+
+    def event(user_id: int) -> dict:
+        return {"event_id": f"acc-{uuid.uuid4().hex[:12]}", "user_id": user_id, "movie_id": 1, "kind": "click"}
+
+    bearer = lambda token: {"Authorization": f"Bearer {token}"}  # noqa: E731
+    probes = [
+        ("feedback with no credential", "POST", "/v1/feedback", {"json": event(1)}, 401),
+        ("feedback with a wrong API key", "POST", "/v1/feedback", {"json": event(1), "headers": {"X-API-Key": "mrk_1_" + "0" * 40}}, 401),
+        ("feedback with a forged token", "POST", "/v1/feedback", {"json": event(1), "headers": bearer(alice_token[:-3] + "AAA")}, 401),
+        ("feedback with an expired token", "POST", "/v1/feedback", {"json": event(1), "headers": bearer(expired)}, 401),
+        ("feedback for another user (token of user 1, event of user 2)", "POST", "/v1/feedback",
+         {"json": event(2), "headers": bearer(alice_token)}, 403),
+        ("delete another user's data (key of user 1)", "DELETE", "/v1/users/2", {"headers": {"X-API-Key": alice_key}}, 403),
+        ("delete a user's data with no credential", "DELETE", "/v1/users/2", {}, 401),
+        ("admin: add a movie with no credential", "POST", "/v1/admin/movies", {"data": {"title": "Probe"}}, 401),
+        ("admin: add a movie with a user's key", "POST", "/v1/admin/movies", {"data": {"title": "Probe"}, "headers": {"X-API-Key": alice_key}}, 403),
+        ("admin: add a movie with a wrong admin key", "POST", "/v1/admin/movies",
+         {"data": {"title": "Probe"}, "headers": {"X-API-Key": "not-the-admin-key"}}, 401),
+    ]
+    results = []
+    with httpx.Client(base_url=gateway_url, timeout=30) as client:
+        for name, method, path, kwargs, expected in probes:
+            response = client.request(method, path, **kwargs)
+            ok = response.status_code == expected
+            results.append(CaseResult(name, str(expected), response.status_code, ok, "" if ok else f"not refused: {response.text[:120]}"))
+        statuses, retry_after = [], None
+        for _ in range(settings.rate_limit_burst + 20):
+            response = client.get("/v1/genres", headers={"X-API-Key": auth.api_key_for(3)})
+            statuses.append(response.status_code)
+            if response.status_code == 429:
+                retry_after = response.headers.get("Retry-After")
+                break
+        limited = 429 in statuses and retry_after is not None
+        results.append(CaseResult(f"rate limit ({settings.rate_limit_burst} burst, {settings.rate_limit_per_s:g}/s per client)",
+                                  "429 with Retry-After", 429 if limited else statuses[-1], limited,
+                                  f"after {len(statuses)} requests, Retry-After {retry_after}" if limited else "never limited"))
+    return results

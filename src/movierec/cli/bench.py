@@ -81,3 +81,77 @@ def ranker(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"device": str(resolved), "threads": torch.get_num_threads(), "results": [r.as_dict() for r in results]}, indent=2))
     console.print(f"saved {out}")
+
+
+def _load_scaling(device: str):
+    from movierec.benchmarks.ranker_scaling import ScalingResult
+
+    path = ranker_results_path(device)
+    if not path.exists():
+        return None
+    return [ScalingResult(**r) for r in json.loads(path.read_text())["results"]]
+
+
+@app.command()
+def serving(
+    levels: str = typer.Option("1,8,32,128", help="Concurrent connections, comma-separated."),
+    duration: float = typer.Option(15.0, min=1.0, max=300.0, help="Seconds per level."),
+    warmup: float = typer.Option(3.0, min=0.0, max=60.0, help="Seconds of warm-up before each path's levels."),
+    k: int = typer.Option(20, min=1, max=100),
+    hit_users: int = typer.Option(50, min=1, max=600, help="Known users cached before the cache-hit run."),
+    profile: float = typer.Option(10.0, min=0.0, max=120.0, help="Seconds of py-spy profiling on the miss path (0: none)."),
+    ranker_repeats: int = typer.Option(30, min=1, max=1000, help="Timed requests per catalog size in the ranker scaling part."),
+    model_dir: Path = typer.Option(None, help="The ranker's artifact folder (default <home>/models/fusion/current)."),
+    database_url: str = typer.Option(None, envvar="MOVIEREC_DATABASE_URL", help="PostgreSQL URL; default: an embedded server."),
+    redis_url: str = typer.Option(None, envvar="MOVIEREC_REDIS_URL", help="Redis URL; default: an embedded server."),
+    scratch_database: bool = typer.Option(True, help="With --database-url: run on a new database on that server, dropped afterwards."),
+    reports_dir: Path = typer.Option(Path("reports"), help="Where performance.md, performance.json and figures/ go."),
+) -> None:
+    """Start the bare endpoint and the stack, load them with wrk, write reports/performance.{md,json}."""
+    import contextlib
+
+    import torch
+
+    from movierec.benchmarks import scratch
+    from movierec.benchmarks.ranker_scaling import run_scaling
+    from movierec.benchmarks.report import goals, verdict, write_report
+    from movierec.benchmarks.serving import BenchmarkError, ServingBenchConfig, run_serving_benchmark
+    from movierec.benchmarks.wrk_runner import WrkError
+    from movierec.launcher.servers import ServerStartError
+    from movierec.launcher.supervisor import StackError
+
+    try:
+        parsed = tuple(int(x) for x in levels.split(",") if x.strip())
+    except ValueError:
+        _fail(f"--levels: expected comma-separated connection counts such as 1,8,32,128, got {levels!r}")
+    if not parsed or any(c < 1 or c > 1024 for c in parsed):
+        _fail(f"--levels: each level must be between 1 and 1024 connections, got {levels!r}")
+    if model_dir is not None and not (model_dir / "artifact.json").exists():
+        _fail(f"--model-dir: no serving artifact (artifact.json) in {model_dir}")
+    settings = get_settings()
+    headline_c = 32 if 32 in parsed else max(parsed)
+    say = lambda m: console.print(m, highlight=False)  # noqa: E731
+    try:
+        with contextlib.ExitStack() as stack:
+            db = database_url
+            if database_url and scratch_database:
+                db = stack.enter_context(scratch.scratch_database(database_url))
+            cfg = ServingBenchConfig(levels=parsed, duration_s=duration, warmup_s=warmup, k=k, hit_users=hit_users, profile_s=profile,
+                                     headline_connections=headline_c, database_url=db, redis_url=redis_url, model_dir=model_dir)
+            result = run_serving_benchmark(settings, cfg, say)
+    except (BenchmarkError, WrkError, StackError, ServerStartError) as exc:
+        _fail(str(exc))
+    say(f"ranker top-20 scaling on the CPU ({torch.get_num_threads()} threads)")
+    cpu = run_scaling(dim=64, device="cpu", repeats=ranker_repeats,
+                      progress=lambda r: say(f"  {r.items:>10,} items: filtered p50 {r.filtered_ms_p50:.2f} ms"))
+    gpu = _load_scaling("cuda") or _load_scaling("cuda:0")
+    command = "movierec bench serving" + (f" --levels {levels}" if levels != "1,8,32,128" else "") + \
+        (f" --duration {duration:g}" if duration != 15.0 else "")
+    h = write_report(result, cpu, gpu, reports_dir, command, torch.get_num_threads())
+    table = Table(title="goals (issue 7)")
+    for col in ("goal", "target", "measured", "result"):
+        table.add_column(col)
+    for g in goals(h):
+        table.add_row(g.name, g.target, g.measured, f"[{'green' if g.passed else 'red'}]{verdict(g)}[/]")
+    console.print(table)
+    console.print(f"wrote {reports_dir / 'performance.md'}, {reports_dir / 'performance.json'}, {reports_dir / 'figures' / 'performance_latency.png'}")

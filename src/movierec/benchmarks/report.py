@@ -1,0 +1,206 @@
+"""``reports/performance.md``, ``reports/performance.json`` and the latency-versus-load plot,
+from one serving benchmark run and the ranker scaling results."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from movierec.benchmarks.ranker_scaling import ScalingResult
+from movierec.benchmarks.serving import ServingBenchResult
+
+HIT_RATIO_GOAL = 0.60
+HIT_P99_GOAL_MS = 50.0
+MISS_RATIO_GOAL = 0.25
+MISS_P99_GOAL_MS = 100.0
+RANKER_GOAL_MS = 50.0
+
+TARGET_LABELS = {
+    "bare-1w": "bare endpoint, 1 worker",
+    "bare-2w": "bare endpoint, 2 workers",
+    "gateway-hit": "gateway, cache hit",
+    "gateway-miss": "gateway, cache miss",
+    "ranker-topn": "ranker /v1/topn alone",
+}
+
+
+@dataclass(frozen=True)
+class Goal:
+    name: str
+    target: str
+    measured: str
+    passed: bool | None
+    """None: not measured in this run."""
+
+
+def headline(result: ServingBenchResult, cpu_scaling: list[ScalingResult], gpu_scaling: list[ScalingResult] | None = None) -> dict:
+    c = result.config["headline_connections"]
+    bare, hit, miss = result.run("bare-1w", c), result.run("gateway-hit", c), result.run("gateway-miss", c)
+    bare2 = result.run("bare-2w", c)
+    out = {
+        "bare_rps": bare.rps if bare else None,
+        "hit_rps": hit.rps if hit else None,
+        "miss_rps": miss.rps if miss else None,
+        "hit_ratio": round(hit.rps / bare.rps, 3) if bare and hit and bare.rps else None,
+        "miss_ratio": round(miss.rps / bare.rps, 3) if bare and miss and bare.rps else None,
+        "hit_p99_ms_32": result.run("gateway-hit", 32).p99_ms if result.run("gateway-hit", 32) else None,
+        "miss_p99_ms_32": result.run("gateway-miss", 32).p99_ms if result.run("gateway-miss", 32) else None,
+        "ranker_top20_ms": {str(r.items): r.filtered_ms_p50 for r in cpu_scaling},
+        "bare_2w_rps": bare2.rps if bare2 else None,
+        "connections": c,
+        "gateway_workers": 1,
+    }
+    if gpu_scaling:
+        out["ranker_top20_ms_gpu"] = {str(r.items): r.filtered_ms_p50 for r in gpu_scaling}
+        out["gpu_device"] = gpu_scaling[0].device
+    return out
+
+
+def goals(h: dict) -> list[Goal]:
+    def ratio(v):
+        return "not measured" if v is None else f"{v:.0%} of bare"
+
+    def ms(v):
+        return "not measured" if v is None else f"{v:.1f} ms"
+
+    million = h["ranker_top20_ms"].get("1000000")
+    return [
+        Goal("cache hit: throughput", f">= {HIT_RATIO_GOAL:.0%} of the bare endpoint (1 worker each)", ratio(h["hit_ratio"]),
+             None if h["hit_ratio"] is None else h["hit_ratio"] >= HIT_RATIO_GOAL),
+        Goal("cache hit: p99 at 32 connections", f"<= {HIT_P99_GOAL_MS:.0f} ms", ms(h["hit_p99_ms_32"]),
+             None if h["hit_p99_ms_32"] is None else h["hit_p99_ms_32"] <= HIT_P99_GOAL_MS),
+        Goal("cache miss: throughput", f">= {MISS_RATIO_GOAL:.0%} of the bare endpoint (1 worker each)", ratio(h["miss_ratio"]),
+             None if h["miss_ratio"] is None else h["miss_ratio"] >= MISS_RATIO_GOAL),
+        Goal("cache miss: p99 at 32 connections", f"<= {MISS_P99_GOAL_MS:.0f} ms (the original design: 500 ms)", ms(h["miss_p99_ms_32"]),
+             None if h["miss_p99_ms_32"] is None else h["miss_p99_ms_32"] <= MISS_P99_GOAL_MS),
+        Goal("ranker: top-20 over 10^6 items, CPU", f"< {RANKER_GOAL_MS:.0f} ms (p50, with filters)", ms(million),
+             None if million is None else million < RANKER_GOAL_MS),
+    ]
+
+
+def verdict(g: Goal) -> str:
+    return "not measured" if g.passed is None else ("PASS" if g.passed else "FAIL")
+
+
+def plot(result: ServingBenchResult, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    targets = [t for t in TARGET_LABELS if any(r.target == t for r in result.runs)]
+    fig, (ax_lat, ax_rps) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for t in targets:
+        runs = sorted((r for r in result.runs if r.target == t), key=lambda r: r.connections)
+        x = [r.connections for r in runs]
+        line, = ax_lat.plot(x, [r.p99_ms for r in runs], marker="o", label=f"{TARGET_LABELS[t]} p99")
+        ax_lat.plot(x, [r.p50_ms for r in runs], marker=".", linestyle="--", color=line.get_color(), alpha=0.7)
+        ax_rps.plot(x, [r.rps for r in runs], marker="o", color=line.get_color(), label=TARGET_LABELS[t])
+    for ax in (ax_lat, ax_rps):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("concurrent connections (wrk)")
+        ax.grid(True, which="both", alpha=0.3)
+    ax_lat.set_yscale("log")
+    ax_lat.set_ylabel("latency, ms (solid p99, dashed p50)")
+    ax_lat.axhline(MISS_P99_GOAL_MS, color="grey", linestyle=":", linewidth=1)
+    ax_lat.axhline(HIT_P99_GOAL_MS, color="grey", linestyle=":", linewidth=1)
+    ax_rps.set_ylabel("requests per second")
+    ax_lat.legend(fontsize=7)
+    ax_rps.legend(fontsize=7)
+    fig.suptitle("POST /v1/recommendations: latency and throughput versus load (one run, same machine)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _scaling_table(rows: list[ScalingResult]) -> list[str]:
+    lines = ["| items | device | plain top-20 p50 (ms) | filter mask p50 (ms) | filtered top-20 p50 (ms) | p95 (ms) | mean (ms) |",
+             "|---:|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r.items:,} | {r.device} | {r.plain_ms_p50:.2f} | {r.mask_ms_p50:.2f} | {r.filtered_ms_p50:.2f} | "
+                     f"{r.filtered_ms_p95:.2f} | {r.filtered_ms_mean:.2f} |")
+    return lines
+
+
+def render_markdown(result: ServingBenchResult, h: dict, cpu_scaling: list[ScalingResult], gpu_scaling: list[ScalingResult] | None,
+                    figure: Path, command: str, cpu_threads: int) -> str:
+    cfg = result.config
+    c = cfg["headline_connections"]
+    out = [
+        "# Serving performance",
+        "",
+        f"Generated by `{command}` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC. Every figure below comes from that one run, "
+        f"on one machine ({result.machine.get('cpus')} CPU cores, load average {result.machine.get('load_avg_at_start')} at the start; "
+        "a busy machine lowers every absolute figure, which is why the goals are ratios to a bare endpoint measured in the same run).",
+        "",
+        f"- Stack: {', '.join(result.services)} (launcher's Python API, one uvicorn process per service as `movierec up` starts them); "
+        f"model `{result.model_version}`, policy `{result.policy_version}`, {result.catalog_items or '?'} movies served.",
+        f"- Load: `wrk` with a Lua script making the POST bodies, {cfg['wrk_threads']} threads, {cfg['duration_s']:g} s per level after a "
+        f"{cfg['warmup_s']:g} s warm-up, levels {', '.join(map(str, cfg['levels']))} connections; k = {cfg['k']}.",
+        f"- Cache hit: {cfg['hit_users']} known users whose lists were cached just before. Cache miss: every request a known user "
+        "(all users in turn) with one never-seen movie id excluded, so each request has a new cache key and does the full work "
+        "of a miss (feedback history, ranker top-N, policy when running, explanations, cache write).",
+        "",
+        "## Goals",
+        "",
+        "| goal | target | measured | |",
+        "|---|---|---|---|",
+    ]
+    for g in goals(h):
+        out.append(f"| {g.name} | {g.target} | {g.measured} | **{verdict(g)}** |")
+    out += ["", f"Headline figures (also in `reports/performance.json`) are at {c} connections; the gateway runs one uvicorn "
+            "worker, so the ratios divide by the bare endpoint with one worker.", "",
+            "## Throughput and latency", "",
+            "| path | connections | req/s | p50 ms | p95 ms | p99 ms | errors | wrk CPU share | server CPU share | ratio to bare (1 worker) |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for t in TARGET_LABELS:
+        for r in sorted((r for r in result.runs if r.target == t), key=lambda r: r.connections):
+            bare = result.run("bare-1w", r.connections)
+            ratio = f"{r.rps / bare.rps:.2f}" if bare and bare.rps else ""
+            out.append(f"| {TARGET_LABELS[t]} | {r.connections} | {r.rps:.1f} | {r.p50_ms:.1f} | {r.p95_ms:.1f} | {r.p99_ms:.1f} | "
+                       f"{r.errors} | {r.wrk_cpu_share:.1%} | {result.server_cpu_share.get(f'{t}@{r.connections}', 0):.1%} | {ratio} |")
+    out += ["", "CPU shares are of the whole machine (CPU seconds / (wall seconds x cores)): the load generator's stays small, "
+            "so it is not what limits the figures.", "",
+            f"![latency and throughput versus load]({figure.relative_to(figure.parent.parent).as_posix()})", "",
+            "## Ranker top-N as the catalog grows", "",
+            f"The real ranker code (`movierec.serving`: filter mask over the catalog columns, then `ItemIndex.top_n`) on synthetic "
+            f"catalogs, {cpu_threads} CPU threads. `filtered` is one request as the ranker serves it (genres, year, minimum rating and "
+            "300 watched movies excluded); `plain` is the matrix product and top-k alone.", ""]
+    out += _scaling_table(cpu_scaling)
+    if gpu_scaling:
+        out += ["", f"On the GPU ({gpu_scaling[0].device}):", ""] + _scaling_table(gpu_scaling)
+    else:
+        out += ["", "No GPU result in this run: on a machine with one, `movierec bench ranker --device cuda` saves it and the next "
+                "`movierec bench serving` includes it."]
+    out += ["", "## Memory (resident set size after the runs)", "", "| process | RSS MiB |", "|---|---:|"]
+    out += [f"| {name} | {mb:.0f} |" for name, mb in result.memory_mb.items()]
+    out += ["", f"## Where the time goes (py-spy on each service, {c} connections)", ""]
+    if result.profiles:
+        out += ["Share of each service's busy samples by the innermost recognised frame; idle is a parked thread or the event loop "
+                "waiting for I/O (share of all samples).", "",
+                "| service (path) | samples | idle | busy time by kind | our hottest functions (share of busy samples) |",
+                "|---|---:|---:|---|---|"]
+        for p in result.profiles:
+            kinds = ", ".join(f"{k} {v:.0%}" for k, v in p.busy_shares.items() if v >= 0.01)
+            hot = ", ".join(f"`{k}` {v:.0%}" for k, v in p.hot_spots.items() if v >= 0.01)
+            out.append(f"| {p.service} | {p.samples} | {p.idle_share:.0%} | {kinds} | {hot} |")
+    else:
+        out.append("No profile in this run (py-spy missing or not permitted to attach).")
+    return "\n".join(out) + "\n"
+
+
+def write_report(result: ServingBenchResult, cpu_scaling: list[ScalingResult], gpu_scaling: list[ScalingResult] | None,
+                 reports_dir: Path, command: str, cpu_threads: int, notes: str = "") -> dict:
+    h = headline(result, cpu_scaling, gpu_scaling)
+    figure = reports_dir / "figures" / "performance_latency.png"
+    plot(result, figure)
+    md = render_markdown(result, h, cpu_scaling, gpu_scaling, figure, command, cpu_threads)
+    if notes:
+        md += "\n" + notes.strip() + "\n"
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    (reports_dir / "performance.md").write_text(md)
+    (reports_dir / "performance.json").write_text(json.dumps(h, indent=2) + "\n")
+    return h

@@ -8,13 +8,16 @@ The servers are this machine's (or CI's) real PostgreSQL and Redis; override wit
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
 import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 import redis
@@ -150,3 +153,75 @@ def require_prometheus() -> None:
 @pytest.fixture(scope="session")
 def prometheus_installed() -> None:
     require_prometheus()
+
+
+DASHBOARD_DIR = REPO_ROOT / "infra" / "grafana" / "dashboards"
+_PROMQL_WORDS = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+
+
+def panel_queries() -> list[tuple[str, str]]:
+    """(dashboard: panel title, PromQL) for every panel target of every provisioned dashboard."""
+    queries = []
+    for path in sorted(DASHBOARD_DIR.glob("*.json")):
+        for panel in json.loads(path.read_text())["panels"]:
+            queries += [(f"{path.stem}: {panel['title']}", t["expr"]) for t in panel.get("targets", [])]
+    return queries
+
+
+def _metric_families(exposition: str) -> set[str]:
+    return {line.split()[2] for line in exposition.splitlines() if line.startswith("# TYPE ")}
+
+
+def _query(prom: str, expr: str) -> list:
+    body = httpx.get(f"{prom}/api/v1/query", params={"query": expr}, timeout=10).json()
+    assert body["status"] == "success", (expr, body)
+    return body["data"]["result"]
+
+
+def check_prometheus(stack, timeout_s: float = 120) -> int:
+    """Every scrape target of ``stack`` is up in its Prometheus, and every dashboard query that
+    reads only metrics the running services expose returns data. Returns how many were checked.
+    Metric names a panel uses that no running service exposes fail the check when the full stack
+    runs (``stack.options.services`` is None or holds every service)."""
+    from movierec.launcher.services import SERVICES
+
+    from datetime import datetime, timedelta, timezone
+
+    prom = stack.prometheus_url
+    jobs = set(stack.scrape_ports())
+    # two scrapes of every target after the traffic, so rate() has two points for every series
+    wanted = datetime.now(timezone.utc) + timedelta(seconds=6)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        targets = httpx.get(f"{prom}/api/v1/targets", timeout=10).json()["data"]["activeTargets"]
+        health = {t["labels"]["job"]: t["health"] for t in targets}
+        scraped = [datetime.fromisoformat(t["lastScrape"].replace("Z", "+00:00")) for t in targets]
+        if set(health) == jobs and all(h == "up" for h in health.values()) and all(when > wanted for when in scraped):
+            break
+        assert time.monotonic() < deadline, f"targets not all up and scraped twice: {health}"
+        time.sleep(1)
+    exposed = {"up"}
+    for port in stack.scrape_ports().values():
+        exposed |= _metric_families(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text)
+    deadline = time.monotonic() + 60
+    full = stack.options.services is None or set(stack.options.services) >= {s.name for s in SERVICES}
+    checked = 0
+    for title, expr in panel_queries():
+        names = {w for w in _PROMQL_WORDS.findall(re.sub(r'"[^"]*"', "", expr))
+                 if re.fullmatch(r"(movierec|http|feedback|celery|features)_[a-z_]+", w)}
+        missing = {n for n in names if not {n, n.removesuffix("_bucket"), n.removesuffix("_total")} & exposed}
+        if missing:
+            assert not full, f"{title}: {sorted(missing)} exposed by no service"
+            continue
+        # a series born during the last scrapes has one point yet: give it a few more scrapes
+        while not _query(prom, expr):
+            assert time.monotonic() < deadline, f"{title}: no data for {expr}"
+            time.sleep(2)
+        checked += 1
+    return checked
+
+
+@pytest.fixture(scope="session")
+def prometheus_check():
+    """``prometheus_check(stack)``: see ``check_prometheus``."""
+    return check_prometheus

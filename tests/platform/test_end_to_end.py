@@ -72,10 +72,10 @@ def _services() -> tuple[str, ...]:
     return tuple(names)
 
 
-def _stack(home: Path, port_offset: int, database_url: str | None, redis_url: str | None) -> LocalStack:
+def _stack(home: Path, port_offset: int, database_url: str | None, redis_url: str | None, prometheus: bool = False) -> LocalStack:
     settings = Settings(home=home, database_url=None, redis_url=None)
     options = StackOptions(
-        services=_services(), pipeline=False, database_url=database_url, redis_url=redis_url, prometheus=False,
+        services=_services(), pipeline=False, database_url=database_url, redis_url=redis_url, prometheus=prometheus,
         port_offset=port_offset, ready_timeout_s=420,
         extra_env={"MOVIEREC_FEATURES_MODALITIES": '["text"]', "OMP_NUM_THREADS": "1"},
     )
@@ -156,10 +156,13 @@ def exercise(stack: LocalStack) -> None:
         assert _recommend(client, user_id=KNOWN_USER, k=5, filters={"year_min": 2030})["items"][0]["movie_id"] == new_id
 
 
-def test_the_whole_stack_on_the_machines_postgresql_and_redis(artifacts_home, database_url, e2e_redis_url, tmp_path, port_offsets):
-    with _stack(_stack_home(artifacts_home, tmp_path), port_offsets(), database_url, e2e_redis_url) as stack:
+def test_the_whole_stack_on_the_machines_postgresql_and_redis(artifacts_home, database_url, e2e_redis_url, tmp_path, port_offsets,
+                                                              prometheus_installed, prometheus_check):
+    with _stack(_stack_home(artifacts_home, tmp_path), port_offsets(), database_url, e2e_redis_url, prometheus=True) as stack:
         assert stack._postgres is None and stack._redis is None  # the configured servers, not embedded ones
         exercise(stack)
+        # Prometheus scrapes every service and the worker; every dashboard panel has data
+        assert prometheus_check(stack) >= 10
         cache = redis.Redis.from_url(e2e_redis_url)
         assert cache.keys(f"recs:{KNOWN_USER}:*"), "the gateway's cache is in the configured Redis"
 

@@ -17,6 +17,7 @@ import logging
 import threading
 from pathlib import Path
 
+import torch
 from fastapi import Request
 from prometheus_client import Counter, Gauge
 
@@ -114,6 +115,7 @@ def create_app(
 
     @app.on_event("startup")
     async def start() -> None:
+        torch.set_num_threads(max(1, settings.torch_threads))
         cat = catalog or await asyncio.to_thread(lambda: MovieCatalog.from_dataset(load_dataset()))
         state["ranker"] = Ranker(catalog=cat, device=pick_device(settings.device), loader=loader)
         await asyncio.to_thread(reload_blocking, True)

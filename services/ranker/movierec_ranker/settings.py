@@ -16,6 +16,9 @@ class RankerSettings(BaseSettings):
     """The model folder to serve; default ``<models_dir>/fusion/current``."""
     device: str = "auto"
     """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
+    torch_threads: int = 1
+    """CPU threads for torch: one thread answers a small top-N fastest and leaves cores to
+    concurrent requests and other replicas."""
     reload_interval_s: float = 10.0
     """How often to look for a new model version in ``artifact_dir`` (0: only on POST /v1/reload)."""
     log_level: str = "INFO"

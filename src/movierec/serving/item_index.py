@@ -104,26 +104,34 @@ class ItemIndex:
 
     def nearest(self, movie_ids: list[int], reference_ids: list[int]) -> list[tuple[int, float] | None]:
         """For each of ``movie_ids``, the most similar of ``reference_ids`` (cosine of item
-        vectors) and the similarity; None when no reference is in the index."""
-        refs = [r for r in dict.fromkeys(int(r) for r in reference_ids) if r in self._pos]
-        if not refs or not movie_ids:
+        vectors) and the similarity; None when no reference is in the index (a movie is never
+        its own neighbour). One matrix product on the index's device."""
+        refs = np.array([r for r in dict.fromkeys(int(r) for r in reference_ids) if r in self._pos], np.int64)
+        rows = np.array([self._pos.get(int(m), -1) for m in movie_ids], np.int64)
+        present = rows >= 0
+        if len(refs) == 0 or not present.any():
             return [None] * len(movie_ids)
-        ref_rows = self._unit[[self._pos[r] for r in refs]]
-        out: list[tuple[int, float] | None] = []
-        rows = [self._pos.get(int(m)) for m in movie_ids]
-        present = [r for r in rows if r is not None]
-        sims = (self._unit[present] @ ref_rows.T).cpu().numpy() if present else np.zeros((0, len(refs)))
-        j = 0
-        for movie_id, row in zip(movie_ids, rows):
-            if row is None:
-                out.append(None)
-                continue
-            s = sims[j].copy()
-            j += 1
-            s[[i for i, r in enumerate(refs) if r == int(movie_id)]] = -np.inf  # never "because you liked" itself
-            best = int(np.argmax(s))
-            out.append(None if not np.isfinite(s[best]) else (refs[best], round(float(s[best]), 4)))
+        ref_rows = torch.as_tensor(np.array([self._pos[int(r)] for r in refs]), device=self.device)
+        sims = self._unit[torch.as_tensor(rows[present], device=self.device)] @ self._unit[ref_rows].T
+        itself = torch.as_tensor(np.asarray(movie_ids, np.int64)[present][:, None] == refs[None, :], device=self.device)
+        best_sim, best = sims.masked_fill(itself, float("-inf")).max(dim=1)
+        best_sim, best = best_sim.cpu().numpy(), best.cpu().numpy()
+        out: list[tuple[int, float] | None] = [None] * len(movie_ids)
+        for j, i in enumerate(np.flatnonzero(present)):
+            if np.isfinite(best_sim[j]):
+                out[i] = (int(refs[best[j]]), round(float(best_sim[j]), 4))
         return out
+
+    def attention_rows(self, movie_ids: list[int]) -> list[dict[str, float]]:
+        """``attention_of`` for many movies at once."""
+        if self.attention is None:
+            return [{} for _ in movie_ids]
+        rows = [self._pos.get(int(m)) for m in movie_ids]
+        values = np.round(self.attention[[r if r is not None else 0 for r in rows]].astype(np.float64), 4).tolist()
+        return [
+            {} if r is None else {n: w for n, w in zip(self.modality_names, v) if w > 0}
+            for r, v in zip(rows, values)
+        ]
 
     def with_item(self, movie_id: int, vector: np.ndarray, bias: float, attention: dict[str, float]) -> "ItemIndex":
         """A new index with this movie added (or its row replaced)."""

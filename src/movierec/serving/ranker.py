@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from movierec.contracts.ranker import AddItemRequest, AddItemResponse, Because, ScoredMovie, TopNRequest, TopNResponse
+from movierec.contracts.ranker import AddItemRequest, AddItemResponse, TopNRequest, TopNResponse
 from movierec.models.recommender import Recommender, load_recommender
 from movierec.models.serving import ServingArtifact
 from movierec.serving.catalog import CatalogMovie, MovieCatalog
@@ -114,21 +114,22 @@ class Ranker:
         top = model.index.top_n(user_vector, request.k, allowed)
         ids = [s.movie_id for s in top]
         nearest = model.index.nearest(ids, liked[:MAX_LIKED_FOR_EXPLANATIONS])
+        attention = model.index.attention_rows(ids)
         items = [
-            ScoredMovie(
-                movie_id=s.movie_id,
-                score=round(s.score, 5),
-                attention=model.index.attention_of(s.movie_id),
-                because=Because(movie_id=n[0], similarity=n[1]) if n else None,
-            )
-            for s, n in zip(top, nearest)
+            {
+                "movie_id": s.movie_id,
+                "score": round(s.score, 5),
+                "attention": att,
+                "because": {"movie_id": n[0], "similarity": n[1]} if n else None,
+            }
+            for s, n, att in zip(top, nearest, attention)
         ]
-        return TopNResponse(
-            model_version=model.version,
-            items=items,
-            user_vector=[round(float(x), 6) for x in user_vector] if folded else None,
-            liked_movie_ids=liked[:MAX_LIKED_RETURNED],
-        )
+        return TopNResponse.model_validate({  # one validation in pydantic-core for the whole list
+            "model_version": model.version,
+            "items": items,
+            "user_vector": [round(float(x), 6) for x in user_vector] if folded else None,
+            "liked_movie_ids": liked[:MAX_LIKED_RETURNED],
+        })
 
     def _known_user(self, model: LoadedModel, request: TopNRequest) -> tuple[np.ndarray, list[int], set[int]]:
         uid = int(request.user_id)

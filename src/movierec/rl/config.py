@@ -84,7 +84,7 @@ class DQNConfig(_Strict):
     batch_size: int = Field(128, ge=8)
     replay_capacity: int = Field(100_000, ge=100)
     parallel_sessions: int = Field(32, ge=1)
-    iterations: int = Field(1500, ge=1)
+    iterations: int = Field(1000, ge=1)
     """Lock-step simulator steps over ``parallel_sessions`` sessions."""
     updates_per_iteration: int = Field(1, ge=1)
     warmup_transitions: int = Field(1000, ge=0)

@@ -111,4 +111,4 @@ class DQNLearner:
         with torch.no_grad():
             for p, tp in zip(self.online.parameters(), self.target.parameters()):
                 tp.mul_(1 - self.tau).add_(self.tau * p)
-        return float(loss)
+        return float(loss.detach())

@@ -75,16 +75,19 @@ class RetrainResult:
 
 def served_slates(events: list[FeedbackEvent]) -> list[ServedSlate]:
     """Events grouped into served slates, in the order they were first seen."""
-    groups: dict[tuple, ServedSlate] = {}
+    latest: dict[tuple, ServedSlate] = {}
+    groups: list[ServedSlate] = []
     ordered = sorted(events, key=lambda e: (e.occurred_at, getattr(e, "seq", 0)))
     for i, e in enumerate(ordered):
         if not e.slate:
             continue
         key = (e.user_id, e.policy_version, tuple(e.slate))
-        g = groups.get(key)
-        if g is None:
-            g = groups[key] = ServedSlate(e.user_id, e.policy_version, list(e.slate), (e.occurred_at, i))
+        g = latest.get(key)
         pos = e.position if e.position is not None else (e.slate.index(e.movie_id) if e.movie_id in e.slate else None)
+        # the same slate served again later (a new impression of a position already seen) is a new decision
+        if g is None or (e.kind == "impression" and pos in g.propensities):
+            g = latest[key] = ServedSlate(e.user_id, e.policy_version, list(e.slate), (e.occurred_at, i))
+            groups.append(g)
         if pos is not None and e.propensity is not None:
             g.propensities[pos] = e.propensity
         if e.kind in ENGAGED_KINDS and e.movie_id in e.slate:
@@ -95,7 +98,7 @@ def served_slates(events: list[FeedbackEvent]) -> list[ServedSlate]:
                     g.watch_seconds = max(g.watch_seconds or 0.0, e.watch_seconds)
                 if e.kind == "rating" and e.rating is not None:
                     g.rating = e.rating
-    return sorted(groups.values(), key=lambda g: g.first_seen)
+    return sorted(groups, key=lambda g: g.first_seen)
 
 
 def _slate_reward(policy: PolicyArtifact, g: ServedSlate) -> float:

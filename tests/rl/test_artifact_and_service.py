@@ -1,0 +1,123 @@
+"""Atomic publishing, hot reload without dropped requests, and the policy service's answers."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from movierec.rl.artifact import PolicyArtifactError, current_version, load_current, load_policy, publish_policy
+from movierec_policy.app import create_app
+from movierec_policy.settings import PolicySettings
+
+
+def _request(world, user_id=1, n=12, **extra):
+    rows = world.candidate_rows[0][:n]
+    body = {"user_id": user_id, "candidates": [{"movie_id": int(world.items.movie_ids[r]), "score": float(s)}
+                                                for r, s in zip(rows, world.candidate_scores[0][:n])], "k": 5}
+    body.update(extra)
+    return body
+
+
+def test_publish_writes_a_version_and_swaps_the_pointer(tmp_path, tiny_artifact_factory, tiny_world):
+    assert current_version(tmp_path) is None and load_current(tmp_path) is None
+    a = tiny_artifact_factory("v-one")
+    publish_policy(a, tmp_path)
+    assert current_version(tmp_path) == "v-one"
+    loaded = load_policy(tmp_path / "v-one")
+    assert loaded.config == tiny_world.config
+    np.testing.assert_array_equal(loaded.items.movie_ids, tiny_world.items.movie_ids)
+    for k, v in a.state_dict.items():
+        assert np.array_equal(loaded.state_dict[k].numpy(), v.numpy())
+    publish_policy(tiny_artifact_factory("v-two"), tmp_path)
+    assert current_version(tmp_path) == "v-two"
+    assert (tmp_path / "v-one").is_dir()  # old versions stay for rollback
+    assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
+    with pytest.raises(PolicyArtifactError, match="already exists"):
+        publish_policy(tiny_artifact_factory("v-two"), tmp_path)
+    assert current_version(tmp_path) == "v-two"
+
+
+def test_without_a_policy_the_ranker_order_passes_through(tmp_path):
+    client = TestClient(create_app(PolicySettings(policy_dir=tmp_path, reload_interval_s=0)))
+    body = {"user_id": 3, "candidates": [{"movie_id": 10, "score": 0.1}, {"movie_id": 20, "score": 0.9}, {"movie_id": 30, "score": 0.5}], "k": 2}
+    r = client.post("/v1/rank", json=body)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["policy_version"] == "greedy"
+    assert [i["movie_id"] for i in out["items"]] == [20, 30]
+    assert all(i["propensity"] == 1.0 for i in out["items"])
+    assert client.get("/readyz").status_code == 200
+
+
+def test_the_dqn_ranks_and_bad_input_gets_a_4xx_naming_the_field(tmp_path, tiny_artifact_factory, tiny_world):
+    publish_policy(tiny_artifact_factory("v-served"), tmp_path)
+    client = TestClient(create_app(PolicySettings(policy_dir=tmp_path, reload_interval_s=0, seed=0)))
+    r = client.post("/v1/rank", json=_request(tiny_world, recent_movie_ids=[int(tiny_world.items.movie_ids[0])]))
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["policy_version"] == "v-served"
+    assert len(out["items"]) == 5 and len({i["movie_id"] for i in out["items"]}) == 5
+    assert all(0 < i["propensity"] <= 1 for i in out["items"])
+
+    cases = [
+        (_request(tiny_world, candidates=[]), 422, "candidates"),
+        (_request(tiny_world, candidates=[{"movie_id": 999999, "score": 1.0}]), 422, "999999"),
+        (_request(tiny_world, recent_movie_ids=[888888]), 422, "recent_movie_ids"),
+        (_request(tiny_world, user_id=None, user_vector=[0.1, 0.2]), 422, "dimensions"),
+        (_request(tiny_world, user_id=777), 404, "user_id"),
+        (_request(tiny_world, user_id=None), 422, "user_vector"),
+    ]
+    dup = _request(tiny_world)
+    dup["candidates"] = dup["candidates"][:2] * 2
+    cases.append((dup, 422, "duplicate"))
+    for body, status, words in cases:
+        r = client.post("/v1/rank", json=body)
+        assert r.status_code == status, (body, r.text)
+        assert words in r.json()["error"]["message"], r.text
+    new_user = _request(tiny_world, user_id=None, user_vector=[0.1] * tiny_world.items.dim)
+    assert client.post("/v1/rank", json=new_user).status_code == 200
+
+
+def test_hot_reload_swaps_versions_without_dropping_requests(tmp_path, tiny_artifact_factory, tiny_world):
+    publish_policy(tiny_artifact_factory("v-old"), tmp_path)
+    client = TestClient(create_app(PolicySettings(policy_dir=tmp_path, reload_interval_s=0)))
+    body = _request(tiny_world)
+    assert client.post("/v1/rank", json=body).json()["policy_version"] == "v-old"
+    seen, errors = [], []
+    stop = threading.Event()
+
+    def hammer():
+        while not stop.is_set():
+            r = client.post("/v1/rank", json=body)
+            (seen if r.status_code == 200 else errors).append(r.json().get("policy_version", r.text))
+
+    threads = [threading.Thread(target=hammer) for _ in range(3)]
+    for t in threads:
+        t.start()
+    publish_policy(tiny_artifact_factory("v-new"), tmp_path)
+    for _ in range(200):
+        if seen and seen[-1] == "v-new":
+            break
+        threading.Event().wait(0.05)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert "v-old" in seen and seen[-1] == "v-new"
+    assert client.get("/v1/policy").json()["version"] == "v-new"
+    assert 'policy_reloads_total{outcome="loaded"} 2.0' in client.get("/metrics").text
+
+
+def test_a_broken_version_keeps_the_old_policy_serving(tmp_path, tiny_artifact_factory, tiny_world):
+    publish_policy(tiny_artifact_factory("v-good"), tmp_path)
+    client = TestClient(create_app(PolicySettings(policy_dir=tmp_path, reload_interval_s=0)))
+    body = _request(tiny_world)
+    assert client.post("/v1/rank", json=body).json()["policy_version"] == "v-good"
+    (tmp_path / "v-broken").mkdir()
+    (tmp_path / "current").write_text("v-broken\n")
+    r = client.post("/v1/rank", json=body)
+    assert r.status_code == 200 and r.json()["policy_version"] == "v-good"
+    assert "v-broken" in client.get("/v1/policy").json()["last_error"]

@@ -1,0 +1,62 @@
+"""Online retraining on real FeedbackEvent lists: transitions, off-policy check, atomic publish."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from movierec.rl.artifact import current_version, publish_policy
+from movierec.rl.feedback_log import simulate_feedback_events
+from movierec.rl.online import retrain_from_events, served_slates
+from movierec.rl.ranking import PolicyRanker
+
+
+@pytest.fixture
+def logged(tmp_path, tiny_world, tiny_artifact_factory):
+    publish_policy(tiny_artifact_factory("v-base"), tmp_path)
+    ranker = PolicyRanker(tiny_artifact_factory("v-base"))
+    events = simulate_feedback_events(tiny_world, ranker, np.arange(12), sessions_per_user=1, seed=3)
+    return tmp_path, events
+
+
+def test_events_group_into_served_slates(logged):
+    _, events = logged
+    slates = served_slates(events)
+    impressions = [e for e in events if e.kind == "impression"]
+    assert sum(len(g.slate) for g in slates) == len(impressions)
+    assert all(len(g.propensities) == len(g.slate) for g in slates)
+    watched = [e for e in events if e.kind == "watch"]
+    assert sum(g.clicked for g in slates) == len(watched)
+    clicked = [g for g in slates if g.clicked]
+    assert all(g.watch_seconds is not None and g.rating is not None for g in clicked)
+
+
+def test_retraining_publishes_a_new_version_when_not_worse(logged):
+    policy_dir, events = logged
+    result = retrain_from_events(events, policy_dir, min_slates=20, epochs=5, tolerance=1.0, seed=0)
+    assert result.status == "published", result.reason
+    assert result.version != "v-base" and current_version(policy_dir) == result.version
+    assert result.slates >= 20 and result.transitions >= result.slates
+    assert np.isfinite(result.candidate_snips) and np.isfinite(result.current_snips)
+    from movierec.rl.artifact import load_policy
+
+    meta = load_policy(policy_dir / result.version).metadata
+    assert meta["parent_version"] == "v-base" and meta["off_policy"]["units"] > 0
+
+
+def test_a_worse_candidate_is_not_published(logged):
+    policy_dir, events = logged
+    # a negative tolerance demands a strict improvement larger than any the check can show
+    result = retrain_from_events(events, policy_dir, min_slates=20, epochs=1, tolerance=-100.0)
+    assert result.status == "kept"
+    assert current_version(policy_dir) == "v-base"
+
+
+def test_too_few_events_or_no_policy_skips(logged, tmp_path_factory):
+    policy_dir, events = logged
+    few = retrain_from_events(events[:8], policy_dir, min_slates=20)
+    assert few.status == "skipped" and "fewer than" in few.reason
+    empty_dir = tmp_path_factory.mktemp("no-policy")
+    none = retrain_from_events(events, empty_dir)
+    assert none.status == "skipped" and "movierec rl train" in none.reason
+    assert current_version(policy_dir) == "v-base"

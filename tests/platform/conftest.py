@@ -207,8 +207,9 @@ def check_prometheus(stack, timeout_s: float = 120) -> int:
     full = stack.options.services is None or set(stack.options.services) >= {s.name for s in SERVICES}
     checked = 0
     for title, expr in panel_queries():
-        names = {w for w in _PROMQL_WORDS.findall(re.sub(r'"[^"]*"', "", expr))
-                 if re.fullmatch(r"(movierec|http|feedback|celery|features)_[a-z_]+", w)}
+        bare = re.sub(r'\{[^}]*\}|\b(by|without)\s*\([^)]*\)|"[^"]*"', "", expr)  # drop label names and values
+        names = {w for w in _PROMQL_WORDS.findall(bare)
+                 if re.fullmatch(r"(movierec|http|feedback|celery|features|policy)_[a-z_]+", w)}
         missing = {n for n in names if not {n, n.removesuffix("_bucket"), n.removesuffix("_total")} & exposed}
         if missing:
             assert not full, f"{title}: {sorted(missing)} exposed by no service"

@@ -13,13 +13,17 @@ Headless, with Locust's CSV and HTML reports (gateway already running on port 80
         -u 20 -r 5 -t 60s --csv var/loadtests/run --html var/loadtests/report.html
 
 ``movierec bench locust`` starts the stack first and stops it afterwards. Only loopback hosts are
-accepted. Seeds: ``MOVIEREC_LOADTEST_SEED`` (default 0), one stream per simulated user.
+accepted. Seeds: ``MOVIEREC_LOADTEST_SEED`` (default 0), one stream per simulated user. With
+``MOVIEREC_LOADTEST_OUTCOMES`` set to a file, every list a known user was shown is appended
+there (time, user, policy version, clicked, watch seconds, rating): the closed-loop run
+(``movierec bench closed-loop``) plots CTR and watch time from it.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import time
 import uuid
 from urllib.parse import urlparse
 
@@ -30,6 +34,7 @@ from locust.exception import StopUser
 from movierec.benchmarks.simulated_users import SimulatedAudience, load_audience
 
 AUDIENCE: SimulatedAudience | None = None
+OUTCOMES = None
 SEEDS = itertools.count(int(os.environ.get("MOVIEREC_LOADTEST_SEED", "0")) * 100_003)
 FILTER_SHARE = 1 / 3
 
@@ -41,6 +46,16 @@ def _load_audience(environment, **_kwargs) -> None:
     if host and urlparse(host).hostname not in ("127.0.0.1", "localhost"):
         raise SystemExit(f"load tests only run against loopback hosts, not {host}")
     AUDIENCE = load_audience()
+    global OUTCOMES
+    if os.environ.get("MOVIEREC_LOADTEST_OUTCOMES"):
+        OUTCOMES = open(os.environ["MOVIEREC_LOADTEST_OUTCOMES"], "a", buffering=1)  # one line per list, appended whole
+
+
+def _record_outcome(user_id: int, policy_version: str | None, reaction) -> None:
+    if OUTCOMES is not None:
+        watched = reaction.watch_seconds if reaction else 0.0
+        rating = reaction.rating if reaction else ""
+        OUTCOMES.write(f"{time.time():.3f},{user_id},{policy_version or ''},{int(reaction is not None)},{watched},{rating}\n")
 
 
 def _event_id() -> str:
@@ -112,6 +127,8 @@ class KnownUser(_Visitor):
                 return
         self.last_list = [i["movie_id"] for i in items]
         reaction = AUDIENCE.react(self.session, self.last_list) if items else None
+        if not filters:  # lists the policy chose freely: what CTR and watch time are measured on
+            _record_outcome(user_id, answer.get("policy_version"), reaction)
         if reaction is None:
             return
         served = items[reaction.position]

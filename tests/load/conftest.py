@@ -16,7 +16,7 @@ import redis
 import torch
 
 from movierec.benchmarks.scratch import scratch_database
-from movierec.benchmarks.serving import ServingBenchConfig, bench_stack_options, _stack_services
+from movierec.benchmarks.serving import ServingBenchConfig, bench_stack_options, stack_services
 from movierec.launcher.stack import LocalStack
 from movierec.settings import Settings
 
@@ -54,6 +54,6 @@ def running_stack(small_model_dir, tmp_path_factory):
     settings = Settings(home=tmp_path_factory.mktemp("stack-home"))
     with scratch_database(POSTGRES_URL, prefix="movierec_loadtest") as database_url:
         cfg = ServingBenchConfig(database_url=database_url, redis_url=redis_url, model_dir=small_model_dir, ready_timeout_s=240)
-        with LocalStack(settings, bench_stack_options(settings, cfg, _stack_services()), say=lambda m: None) as stack:
+        with LocalStack(settings, bench_stack_options(settings, cfg, stack_services()), say=lambda m: None) as stack:
             yield stack
     redis.Redis.from_url(redis_url).flushdb()

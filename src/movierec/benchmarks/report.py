@@ -26,6 +26,45 @@ TARGET_LABELS = {
 }
 
 
+DEVELOPMENT_FINDINGS = """
+## Findings from profiling during development
+
+Profiles taken with this command's py-spy step on the shared 2-core development machine
+(2026-11-22, load average 9 to 14, so shares matter more than times). What was found, and what
+was done or is proposed:
+
+1. **Fixed: a failing import on every HTTP hop.** httpcore calls `import sniffio` each time it
+   sets up a lock; `sniffio` was not installed (newer anyio no longer needs it), so every call
+   failed and scanned `sys.path`. That was 59% of the gateway's busy samples on the cache-miss
+   path. `sniffio` is now a pinned dependency; the bucket is gone from later profiles.
+2. **Ranker, cache miss: explanations, not the model.** `ItemIndex.nearest` ("because you liked",
+   cosine against up to 500 liked movies, with a Python loop per candidate) and
+   `ItemIndex.attention_of` took most of the ranker's busy samples; the matrix product and
+   top-k over 9,742 movies are a few percent. The gateway asks for 100 candidates and shows
+   k = 10..20, so explaining only what is shown (after the policy), or vectorising the
+   self-exclusion in `nearest`, removes most of it (owner: `movierec.serving`).
+3. **Gateway, cache miss: decoding the ranker's answer.** `json` plus pydantic validation of
+   the 100-candidate `TopNResponse` is the largest share of the gateway's busy time; asking for
+   fewer candidates (`MOVIEREC_GATEWAY_CANDIDATES`) or returning a leaner candidate list
+   (ids and scores, explanations for the final k only) shrinks it.
+4. **Feedback hop: one PostgreSQL query per miss.** `FeedbackStore.events_for_user` is the
+   feedback service's busy time (and its idle time is waiting for PostgreSQL); a per-user
+   history cached in Redis and dropped on a new event would take it off the miss path.
+5. **Cache hit: framework and middleware.** On the hit path our own code (Redis get, JSON,
+   request hash) is a small share; most busy samples are uvicorn/Starlette and the
+   `@app.middleware("http")` / `BaseHTTPMiddleware` plumbing of `movierec_service`, which
+   the bare endpoint does not have (an anyio task group per request). Pure ASGI middleware
+   for request ids, metrics and logs is the usual fix (owner: `services/common`).
+6. **Ranker at 10^6 items: the filter mask, not the product.** On an H100, `ItemIndex.top_n`
+   over 10^6 items takes 0.45 ms, but the host-side mask takes about 72 ms: every request maps
+   all item ids to catalog rows (`CatalogColumns.positions`, a `searchsorted` of 10^6 ids) and
+   excludes watched movies with `np.isin`. On a quiet 16-core host the same request is 10 ms
+   plain and 79 ms filtered. Caching the item-to-catalog positions per model version, excluding
+   watched movies by position, and keeping the attribute masks as device tensors would bring
+   the filtered request near the plain one (owner: `movierec.serving`).
+"""
+
+
 @dataclass(frozen=True)
 class Goal:
     name: str
@@ -192,12 +231,41 @@ def render_markdown(result: ServingBenchResult, h: dict, cpu_scaling: list[Scali
     return "\n".join(out) + "\n"
 
 
+def closed_loop_section(data: dict, figure: Path) -> list[str]:
+    out = ["", "## Closed loop (feedback -> Celery retraining -> new policy versions)", "",
+           f"`movierec bench closed-loop --minutes {data['minutes']:g} --users {data['users']}` (seed {data['seed']}): "
+           f"{data['requests']} requests, {data['failures']} failed. CTR is the share of lists (known users, no filters) in which the "
+           "simulated user clicked a movie; watch minutes are per list shown.", "",
+           "| minute | lists | CTR | watch min / list | mean rating | policy versions |", "|---:|---:|---:|---:|---:|---|"]
+    for b in data["bins"]:
+        rating = "" if b["mean_rating"] is None else f"{b['mean_rating']:.2f}"
+        out.append(f"| {b['start_s'] / 60:.1f} | {b['lists']} | {b['ctr']:.3f} | {b['watch_minutes_per_list']:.1f} | {rating} | "
+                   f"{', '.join(b['policy_versions'])} |")
+    bins = data["bins"]
+    if len(bins) >= 4:
+        half = len(bins) // 2
+        first = sum(b["ctr"] * b["lists"] for b in bins[:half]) / max(1, sum(b["lists"] for b in bins[:half]))
+        second = sum(b["ctr"] * b["lists"] for b in bins[half:]) / max(1, sum(b["lists"] for b in bins[half:]))
+        versions = {v for b in bins for v in b["policy_versions"]}
+        trend = "rose" if second > first else "did not rise"
+        out += ["", f"CTR {trend}: {first:.3f} in the first half, {second:.3f} in the second; {len(versions)} policy version(s) served."]
+        if len(versions) <= 1:
+            out.append("No new policy version was published during the run (retraining publishes only a candidate that is not worse "
+                       "off-policy, and needs enough logged slates), so no rise can come from learning in this run.")
+    if figure.exists():
+        out += ["", f"![closed loop]({figure.relative_to(figure.parent.parent).as_posix()})"]
+    return out
+
+
 def write_report(result: ServingBenchResult, cpu_scaling: list[ScalingResult], gpu_scaling: list[ScalingResult] | None,
-                 reports_dir: Path, command: str, cpu_threads: int, notes: str = "") -> dict:
+                 reports_dir: Path, command: str, cpu_threads: int, notes: str = "", closed_loop: dict | None = None) -> dict:
     h = headline(result, cpu_scaling, gpu_scaling)
     figure = reports_dir / "figures" / "performance_latency.png"
     plot(result, figure)
     md = render_markdown(result, h, cpu_scaling, gpu_scaling, figure, command, cpu_threads)
+    if closed_loop:
+        md += "\n".join(closed_loop_section(closed_loop, reports_dir / "figures" / "performance_closed_loop.png")) + "\n"
+    md += DEVELOPMENT_FINDINGS
     if notes:
         md += "\n" + notes.strip() + "\n"
     reports_dir.mkdir(parents=True, exist_ok=True)

@@ -137,7 +137,7 @@ def _measure(result: ServingBenchResult, url: str, script: str, target: str, pid
             say(f"  warning: {run.errors} failed requests in {target} at {connections} connections")
 
 
-def _stack_services() -> tuple[str, ...]:
+def stack_services() -> tuple[str, ...]:
     has_policy = importlib.util.find_spec("movierec_policy") is not None and importlib.util.find_spec("movierec_policy.app") is not None
     return STACK_SERVICES + (("policy",) if has_policy else ())
 
@@ -207,7 +207,7 @@ def run_serving_benchmark(settings: Settings, cfg: ServingBenchConfig, say: Call
             _stop(proc)
 
     # 2. the stack
-    services = _stack_services()
+    services = stack_services()
     options = bench_stack_options(settings, cfg, services)
     say(f"starting the stack ({', '.join(services)}; port offset {options.port_offset}); this loads the catalog and the model")
     stack = LocalStack(settings, options, say=lambda m: say(f"  {m}"))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from movierec.settings import get_settings
@@ -22,6 +23,16 @@ RANKER_GOAL_MS = 50.0
 def _fail(message: str) -> None:
     _err.print(f"[red]error:[/red] {message}", soft_wrap=True, highlight=False)
     raise typer.Exit(2)
+
+
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM unwinds like Ctrl-C, so the stack and servers a benchmark started are stopped."""
+    import signal
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def _parse_sizes(text: str) -> tuple[int, ...]:
@@ -108,6 +119,7 @@ def serving(
     reports_dir: Path = typer.Option(Path("reports"), help="Where performance.md, performance.json and figures/ go."),
 ) -> None:
     """Start the bare endpoint and the stack, load them with wrk, write reports/performance.{md,json}."""
+    _interrupt_on_sigterm()
     import contextlib
 
     import torch
@@ -147,7 +159,9 @@ def serving(
     gpu = _load_scaling("cuda") or _load_scaling("cuda:0")
     command = "movierec bench serving" + (f" --levels {levels}" if levels != "1,8,32,128" else "") + \
         (f" --duration {duration:g}" if duration != 15.0 else "")
-    h = write_report(result, cpu, gpu, reports_dir, command, torch.get_num_threads())
+    closed = closed_loop_results_path()
+    h = write_report(result, cpu, gpu, reports_dir, command, torch.get_num_threads(),
+                     closed_loop=json.loads(closed.read_text()) if closed.exists() else None)
     table = Table(title="goals (issue 7)")
     for col in ("goal", "target", "measured", "result"):
         table.add_column(col)
@@ -155,3 +169,113 @@ def serving(
         table.add_row(g.name, g.target, g.measured, f"[{'green' if g.passed else 'red'}]{verdict(g)}[/]")
     console.print(table)
     console.print(f"wrote {reports_dir / 'performance.md'}, {reports_dir / 'performance.json'}, {reports_dir / 'figures' / 'performance_latency.png'}")
+
+
+@app.command()
+def locust(
+    users: int = typer.Option(20, min=1, max=1000, help="Simulated users (Locust users)."),
+    spawn_rate: float = typer.Option(5.0, min=0.1, max=100.0, help="Users started per second."),
+    run_time: int = typer.Option(60, min=5, max=3600, help="Seconds of load after every user is loaded."),
+    processes: int = typer.Option(1, min=1, max=64, help="Locust worker processes (more when one CPU core limits the generator)."),
+    host: str = typer.Option(None, help="A running gateway on loopback (e.g. http://127.0.0.1:8000); default: start the stack here."),
+    seed: int = typer.Option(0, help="Seed of the simulated users' choices."),
+    out: Path = typer.Option(None, help="Folder for Locust's CSV and HTML (default <home>/loadtests/<time>)."),
+    model_dir: Path = typer.Option(None, help="The ranker's artifact folder (default <home>/models/fusion/current)."),
+    database_url: str = typer.Option(None, envvar="MOVIEREC_DATABASE_URL", help="PostgreSQL URL; default: an embedded server."),
+    redis_url: str = typer.Option(None, envvar="MOVIEREC_REDIS_URL", help="Redis URL; default: an embedded server."),
+    scratch_database: bool = typer.Option(True, help="With --database-url: run on a new database on that server, dropped afterwards."),
+) -> None:
+    """Locust headless with simulated people (CSV + HTML report); exits 1 when any request failed."""
+    _interrupt_on_sigterm()
+    import contextlib
+    import time
+
+    from movierec.benchmarks import scratch
+    from movierec.benchmarks.locust_run import LocustError, run_locust
+    from movierec.benchmarks.serving import BenchmarkError, ServingBenchConfig, stack_services, bench_stack_options, check_model
+    from movierec.launcher.servers import ServerStartError
+    from movierec.launcher.stack import LocalStack
+    from movierec.launcher.supervisor import StackError
+
+    settings = get_settings()
+    out = out or settings.home / "loadtests" / time.strftime("%Y%m%d-%H%M%S")
+    say = lambda m: console.print(m, highlight=False)  # noqa: E731
+    try:
+        with contextlib.ExitStack() as stack:
+            if host is None:
+                check_model(settings, model_dir)
+                if database_url and scratch_database:
+                    database_url = stack.enter_context(scratch.scratch_database(database_url))
+                cfg = ServingBenchConfig(database_url=database_url, redis_url=redis_url, model_dir=model_dir)
+                options = bench_stack_options(settings, cfg, stack_services())
+                say(f"starting the stack ({', '.join(options.services)})")
+                running = stack.enter_context(LocalStack(settings, options, say=lambda m: say(f"  {m}")))
+                host = running.url("gateway")
+            say(f"locust: {users} users against {host} for {run_time} s (loading the simulated audience first)")
+            summary = run_locust(host, out, users=users, spawn_rate=spawn_rate, run_time_s=run_time, seed=seed, processes=processes)
+    except (BenchmarkError, LocustError, StackError, ServerStartError) as exc:
+        _fail(str(exc))
+    table = Table(title=f"Locust, {users} users, {run_time} s")
+    for col in ("endpoint", "requests", "failures", "req/s", "p50 ms", "p95 ms", "p99 ms"):
+        table.add_column(col, justify="left" if col == "endpoint" else "right")
+    for e in [*summary.endpoints, summary.total]:
+        table.add_row(escape(e.name), str(e.requests), str(e.failures), f"{e.rps:.1f}", f"{e.p50_ms:.0f}", f"{e.p95_ms:.0f}", f"{e.p99_ms:.0f}")
+    console.print(table)
+    console.print(f"CSV {summary.csv_prefix}_*.csv, HTML {summary.html}")
+    if summary.total.failures:
+        raise typer.Exit(1)
+
+
+def closed_loop_results_path() -> Path:
+    return get_settings().home / "bench" / "closed_loop.json"
+
+
+@app.command("closed-loop")
+def closed_loop(
+    minutes: float = typer.Option(10.0, min=1.0, max=120.0, help="Length of the Locust run."),
+    users: int = typer.Option(20, min=1, max=1000),
+    retrain_every: float = typer.Option(120.0, min=10.0, help="Celery beat retrains the policy this often (seconds)."),
+    retrain_after_events: int = typer.Option(200, min=10, help="The feedback service also triggers retraining after this many events."),
+    bin_seconds: float = typer.Option(60.0, min=5.0, help="Width of the CTR / watch-time bins."),
+    seed: int = typer.Option(0),
+    model_dir: Path = typer.Option(None, help="The ranker's artifact folder (default <home>/models/fusion/current)."),
+    database_url: str = typer.Option(None, envvar="MOVIEREC_DATABASE_URL", help="PostgreSQL URL; default: an embedded server."),
+    redis_url: str = typer.Option(None, envvar="MOVIEREC_REDIS_URL", help="Redis URL; default: an embedded server."),
+    reports_dir: Path = typer.Option(Path("reports"), help="The plot goes to <reports-dir>/figures/performance_closed_loop.png."),
+) -> None:
+    """Locust users' feedback flows into Celery retraining; CTR and watch time per minute, with policy versions.
+
+    The policy is retrained and published under <home>/models/policy as `movierec up` would do."""
+    _interrupt_on_sigterm()
+    import time
+
+    from movierec.benchmarks.closed_loop import plot_closed_loop, run_closed_loop
+    from movierec.benchmarks.locust_run import LocustError
+    from movierec.benchmarks.serving import BenchmarkError, check_model
+    from movierec.launcher.servers import ServerStartError
+    from movierec.launcher.supervisor import StackError
+
+    settings = get_settings()
+    say = lambda m: console.print(m, highlight=False)  # noqa: E731
+    out = settings.home / "loadtests" / ("closed-loop-" + time.strftime("%Y%m%d-%H%M%S"))
+    try:
+        check_model(settings, model_dir)
+        bins, summary = run_closed_loop(settings, minutes=minutes, users=users, out_dir=out, model_dir=model_dir, database_url=database_url,
+                                        redis_url=redis_url, retrain_every_s=retrain_every, retrain_after_events=retrain_after_events,
+                                        bin_s=bin_seconds, seed=seed, say=say)
+    except (BenchmarkError, LocustError, StackError, ServerStartError) as exc:
+        _fail(str(exc))
+    table = Table(title="closed loop")
+    for col in ("minute", "lists", "CTR", "watch min / list", "mean rating", "policy versions"):
+        table.add_column(col, justify="left" if col == "policy versions" else "right")
+    for b in bins:
+        table.add_row(f"{b.start_s / 60:.1f}", str(b.lists), f"{b.ctr:.3f}", f"{b.watch_minutes_per_list:.1f}",
+                      "" if b.mean_rating is None else f"{b.mean_rating:.2f}", ", ".join(b.policy_versions))
+    console.print(table)
+    figure = reports_dir / "figures" / "performance_closed_loop.png"
+    plot_closed_loop(bins, figure)
+    saved = closed_loop_results_path()
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    saved.write_text((out / "closed_loop.json").read_text())
+    console.print(f"Locust: {summary.total.requests} requests, {summary.total.failures} failures; CSV/HTML under {out}")
+    console.print(f"wrote {figure} and {saved} (the next `movierec bench serving` report includes it)")

@@ -1,0 +1,117 @@
+"""The closed loop: Locust's simulated people give feedback, the feedback service stores it, the
+Celery worker retrains the policy from it and publishes new versions, the policy service loads
+them, and the same people see the new lists. CTR and watch time are read per time bin from the
+lists the known users were shown (without filters), next to the policy version that served them.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+from movierec.benchmarks.locust_run import LocustSummary, run_locust
+from movierec.benchmarks.serving import ServingBenchConfig, bench_stack_options, stack_services
+from movierec.launcher.stack import LocalStack
+from movierec.settings import Settings
+
+
+@dataclass(frozen=True)
+class OutcomeBin:
+    start_s: float
+    lists: int
+    ctr: float
+    watch_minutes_per_list: float
+    mean_rating: float | None
+    policy_versions: list[str]
+    """Versions that served lists in this bin, most used first."""
+
+
+def read_outcomes(path: Path) -> list[tuple[float, int, str, int, float, float | None]]:
+    rows = []
+    if not path.exists():
+        return rows
+    for r in csv.reader(path.open()):
+        if len(r) != 6:
+            continue
+        rows.append((float(r[0]), int(r[1]), r[2], int(r[3]), float(r[4]), float(r[5]) if r[5] else None))
+    return sorted(rows)
+
+
+def bin_outcomes(rows, bin_s: float) -> list[OutcomeBin]:
+    """CTR (lists with a click / lists), watch minutes per list and versions, per ``bin_s`` seconds."""
+    if not rows:
+        return []
+    t0 = rows[0][0]
+    bins: dict[int, list] = {}
+    for row in rows:
+        bins.setdefault(int((row[0] - t0) // bin_s), []).append(row)
+    out = []
+    for b in sorted(bins):
+        part = bins[b]
+        versions: dict[str, int] = {}
+        for r in part:
+            versions[r[2]] = versions.get(r[2], 0) + 1
+        ratings = [r[5] for r in part if r[5] is not None]
+        out.append(OutcomeBin(
+            start_s=b * bin_s, lists=len(part), ctr=round(sum(r[3] for r in part) / len(part), 4),
+            watch_minutes_per_list=round(sum(r[4] for r in part) / 60 / len(part), 2),
+            mean_rating=round(sum(ratings) / len(ratings), 3) if ratings else None,
+            policy_versions=sorted(versions, key=lambda v: -versions[v]),
+        ))
+    return out
+
+
+def plot_closed_loop(bins: list[OutcomeBin], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_ctr, ax_watch) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
+    minutes = [b.start_s / 60 for b in bins]
+    ax_ctr.plot(minutes, [b.ctr for b in bins], marker="o")
+    ax_ctr.set_ylabel("CTR (lists with a click)")
+    ax_watch.plot(minutes, [b.watch_minutes_per_list for b in bins], marker="o", color="tab:orange")
+    ax_watch.set_ylabel("watch minutes per list")
+    ax_watch.set_xlabel("minutes into the run")
+    previous = None
+    for b, m in zip(bins, minutes):
+        main = b.policy_versions[0] if b.policy_versions else None
+        if main != previous and previous is not None:
+            for ax in (ax_ctr, ax_watch):
+                ax.axvline(m, color="grey", linestyle=":", linewidth=1)
+            ax_ctr.annotate(str(main), (m, ax_ctr.get_ylim()[1]), fontsize=7, rotation=90, va="top")
+        previous = main
+    for ax in (ax_ctr, ax_watch):
+        ax.grid(True, alpha=0.3)
+    fig.suptitle("Closed loop: simulated users' feedback -> Celery retraining -> new policy versions (dotted)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def run_closed_loop(settings: Settings, *, minutes: float, users: int, out_dir: Path, model_dir: Path | None,
+                    database_url: str | None, redis_url: str | None, retrain_every_s: float, retrain_after_events: int,
+                    bin_s: float, seed: int = 0, say: Callable[[str], None] = print) -> tuple[list[OutcomeBin], LocustSummary]:
+    cfg = ServingBenchConfig(database_url=database_url, redis_url=redis_url, model_dir=model_dir)
+    options = bench_stack_options(settings, cfg, stack_services())
+    options.celery = True
+    options.extra_env.update({"MOVIEREC_RETRAIN_EVERY_S": f"{retrain_every_s:g}", "MOVIEREC_RETRAIN_AFTER_EVENTS": str(retrain_after_events)})
+    outcomes = out_dir / "outcomes.csv"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    outcomes.unlink(missing_ok=True)
+    say(f"starting the stack with Celery worker and beat ({', '.join(options.services)}; retraining every {retrain_every_s:g} s "
+        f"or {retrain_after_events} events)")
+    with LocalStack(settings, options, say=lambda m: say(f"  {m}")) as stack:
+        say(f"locust: {users} users for {minutes:g} minutes")
+        summary = run_locust(stack.url("gateway"), out_dir, users=users, run_time_s=int(minutes * 60), seed=seed,
+                             env={"MOVIEREC_LOADTEST_OUTCOMES": str(outcomes)})
+    bins = bin_outcomes(read_outcomes(outcomes), bin_s)
+    (out_dir / "closed_loop.json").write_text(json.dumps({"minutes": minutes, "users": users, "seed": seed, "bin_s": bin_s,
+                                                          "requests": summary.total.requests, "failures": summary.total.failures,
+                                                          "bins": [asdict(b) for b in bins]}, indent=2))
+    return bins, summary

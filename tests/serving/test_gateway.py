@@ -66,7 +66,7 @@ def services(catalog_dataset, trained_fusion_dir, serve_for_module, feedback_dat
     root = tmp_path_factory.mktemp("gateway-models") / "fusion"
     shutil.copytree(trained_fusion_dir, root)
     ranker = serve_for_module(create_ranker_app(
-        RankerSettings(artifact_dir=root / "current", device="cpu", reload_interval_s=0),
+        RankerSettings(artifact_dir=root / "current", device="cpu", reload_interval_s=0, added_items_file=root.parent / "added.jsonl"),
         catalog=MovieCatalog.from_dataset(catalog_dataset),
     ))
     calls: list = []

@@ -14,9 +14,13 @@ from movierec_ranker.app import create_app
 from movierec_ranker.settings import RankerSettings
 
 
+def settings_for(folder, tmp_path, reload_interval_s: float = 0) -> RankerSettings:
+    return RankerSettings(artifact_dir=folder, device="cpu", reload_interval_s=reload_interval_s, added_items_file=tmp_path / "added.jsonl")
+
+
 @pytest.fixture
-def client(catalog, model_folder):
-    app = create_app(RankerSettings(artifact_dir=model_folder, device="cpu", reload_interval_s=0), catalog=catalog)
+def client(catalog, model_folder, tmp_path):
+    app = create_app(settings_for(model_folder, tmp_path), catalog=catalog)
     with TestClient(app, raise_server_exceptions=False) as c:
         yield c
 
@@ -41,7 +45,7 @@ def test_top_n_and_errors(client):
     assert info["model_version"] == "v1" and info["device"] == "cpu" and info["items"] == 9742 and info["dim"] == 16
 
 
-def test_add_item_over_http(client, text_dim):
+def test_add_item_over_http(client, text_dim, tmp_path):
     added = client.post("/v1/items", json={"movie_id": 600001, "title": "Fresh (2026)", "year": 2026, "genres": ["Drama"], "features": {"text": [0.3] * text_dim}})
     assert added.status_code == 200, added.text
     assert client.get("/v1/info").json()["added_movie_ids"] == [600001]
@@ -50,6 +54,17 @@ def test_add_item_over_http(client, text_dim):
     bad = client.post("/v1/items", json={"movie_id": 600002, "title": "x", "features": {"text": [0.3] * 3}})
     assert bad.status_code == 422 and "features.text" in bad.json()["error"]["message"]
     assert "movierec_ranker_added_items_total 1.0" in client.get("/metrics").text
+
+
+def test_added_movies_survive_a_restart(client, catalog_dataset, model_folder, tmp_path, text_dim):
+    assert client.post("/v1/items", json={"movie_id": 600003, "title": "Kept (2027)", "year": 2027, "genres": ["War"], "features": {"text": [0.1] * text_dim}}).status_code == 200
+    with (tmp_path / "added.jsonl").open("a") as fh:
+        fh.write('{"movie_id": 600004, "title": "torn')  # a crash mid-write leaves a torn last line
+    restarted = create_app(settings_for(model_folder, tmp_path), catalog=MovieCatalog.from_dataset(catalog_dataset))
+    with TestClient(restarted) as again:
+        assert again.get("/v1/info").json()["added_movie_ids"] == [600003]
+        listed = again.post("/v1/topn", json={"user_id": 1, "k": 3, "filters": {"year_min": 2027, "genres_include": ["War"]}}).json()
+        assert [i["movie_id"] for i in listed["items"]] == [600003]
 
 
 def test_reload_swaps_version_and_survives_a_broken_publish(client, model_folder, publish):
@@ -68,7 +83,7 @@ def test_reload_swaps_version_and_survives_a_broken_publish(client, model_folder
 
 def test_watches_the_folder_and_starts_without_a_model(catalog, model_folder, publish, tmp_path):
     empty = tmp_path / "nothing-yet" / "current"
-    app = create_app(RankerSettings(artifact_dir=empty, device="cpu", reload_interval_s=0.2), catalog=catalog)
+    app = create_app(settings_for(empty, tmp_path, reload_interval_s=0.2), catalog=catalog)
     with TestClient(app, raise_server_exceptions=False) as c:
         assert c.get("/readyz").status_code == 503
         waiting = c.post("/v1/topn", json={"user_id": 1})

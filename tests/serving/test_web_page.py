@@ -123,7 +123,7 @@ def passthrough_policy() -> FastAPI:
 
 @pytest.fixture
 def page_url(catalog_dataset, model_folder, serve, feedback_database_url, redis_db, gateway_redis_url, tmp_path):
-    ranker = serve(create_ranker_app(RankerSettings(artifact_dir=model_folder, device="cpu", reload_interval_s=0), catalog=MovieCatalog.from_dataset(catalog_dataset)))
+    ranker = serve(create_ranker_app(RankerSettings(artifact_dir=model_folder, device="cpu", reload_interval_s=0, added_items_file=tmp_path / "added.jsonl"), catalog=MovieCatalog.from_dataset(catalog_dataset)))
     policy = serve(passthrough_policy())
     feedback = serve(create_feedback_app(FeedbackSettings(database_url=feedback_database_url, redis_url=gateway_redis_url)))
     gateway = serve(create_gateway_app(GatewaySettings(

@@ -117,7 +117,7 @@ def create_app(
     async def start() -> None:
         torch.set_num_threads(max(1, settings.torch_threads))
         cat = catalog or await asyncio.to_thread(lambda: MovieCatalog.from_dataset(load_dataset()))
-        state["ranker"] = Ranker(catalog=cat, device=pick_device(settings.device), loader=loader)
+        state["ranker"] = Ranker(catalog=cat, device=pick_device(settings.device), loader=loader, journal=settings.journal())
         await asyncio.to_thread(reload_blocking, True)
         if settings.reload_interval_s > 0:
             state["watcher"] = asyncio.create_task(watch_folder())

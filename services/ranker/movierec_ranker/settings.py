@@ -21,7 +21,13 @@ class RankerSettings(BaseSettings):
     concurrent requests and other replicas."""
     reload_interval_s: float = 10.0
     """How often to look for a new model version in ``artifact_dir`` (0: only on POST /v1/reload)."""
+    added_items_file: Path | None = None
+    """Journal of movies added through ``POST /v1/items``, replayed at start; default
+    ``<home>/ranker/added_items.jsonl`` (share it between replicas)."""
     log_level: str = "INFO"
 
     def model_folder(self) -> Path:
         return self.artifact_dir or get_settings().models_dir / "fusion" / "current"
+
+    def journal(self) -> Path:
+        return self.added_items_file or get_settings().home / "ranker" / "added_items.jsonl"

@@ -12,6 +12,7 @@ added movies build a new ``LoadedModel`` and swap the reference.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -57,12 +58,33 @@ class Ranker:
     model: LoadedModel | None = None
     added: dict[int, AddItemRequest] = field(default_factory=dict)
     """Movies added since start; re-embedded into every newly loaded model version."""
+    journal: Path | None = None
+    """JSON lines of every added movie (request with its vectors): replayed at start, so added
+    movies survive a restart (and reach a new replica that shares the file)."""
+    _writing: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    """Serialises writers (loads, added movies); readers never wait."""
+
+    def __post_init__(self) -> None:
+        if self.journal is None or not self.journal.exists():
+            return
+        for number, line in enumerate(self.journal.read_text().splitlines(), 1):
+            try:
+                request = AddItemRequest.model_validate_json(line)
+            except ValueError as exc:  # a torn last line after a crash: skip it, keep the rest
+                log.warning("%s line %d unreadable, skipped: %s", self.journal, number, exc)
+                continue
+            self.added[request.movie_id] = request
+            self.catalog.add_movie(_catalog_movie(request, self.catalog.get(request.movie_id)))
 
     # --- loading ------------------------------------------------------------------------------
 
     def load(self, folder: Path) -> LoadedModel:
         """Load the model in ``folder``, re-add the movies added so far, then swap it in."""
-        recommender = self.loader(Path(folder))
+        with self._writing:
+            return self._load(Path(folder))
+
+    def _load(self, folder: Path) -> LoadedModel:
+        recommender = self.loader(folder)
         art: ServingArtifact = recommender.artifact
         model = LoadedModel(
             version=art.version,
@@ -70,7 +92,7 @@ class Ranker:
             user_rows={int(u): i for i, u in enumerate(art.user_ids)},
             user_vectors=art.user_vectors,
             recommender=recommender,
-            folder=Path(folder),
+            folder=folder,
         )
         for request in list(self.added.values()):
             try:
@@ -157,16 +179,17 @@ class Ranker:
         """Embed a new movie from its modality vectors and serve it from the next request on."""
         if any(not g.strip() for g in request.genres):
             raise InvalidInput("genres", "genres must be non-empty names")
-        model = self.current()
-        new_model, item = self._with_item(model, request)
-        replaced = request.movie_id in model.index
-        self.catalog.add_movie(_catalog_movie(request, self.catalog.get(request.movie_id)))
-        self.added[request.movie_id] = request
-        # a reload may have swapped in another version meanwhile: re-embed there instead of losing it
-        if self.model is model:
+        with self._writing:
+            model = self.current()
+            new_model, item = self._with_item(model, request)
+            replaced = request.movie_id in model.index
+            self.catalog.add_movie(_catalog_movie(request, self.catalog.get(request.movie_id)))
+            self.added[request.movie_id] = request
             self.model = new_model
-        else:
-            self.model = self._with_item(self.current(), request)[0]
+            if self.journal is not None:
+                self.journal.parent.mkdir(parents=True, exist_ok=True)
+                with self.journal.open("a") as fh:
+                    fh.write(request.model_dump_json() + "\n")
         return AddItemResponse(
             movie_id=request.movie_id, model_version=new_model.version, bias=round(float(item.bias), 5),
             attention={k: round(float(v), 4) for k, v in item.attention.items()}, replaced=replaced,

@@ -241,14 +241,17 @@ def closed_loop(
     model_dir: Path = typer.Option(None, help="The ranker's artifact folder (default <home>/models/fusion/current)."),
     database_url: str = typer.Option(None, envvar="MOVIEREC_DATABASE_URL", help="PostgreSQL URL; default: an embedded server."),
     redis_url: str = typer.Option(None, envvar="MOVIEREC_REDIS_URL", help="Redis URL; default: an embedded server."),
+    scratch_database: bool = typer.Option(True, help="With --database-url: run on a new database on that server, dropped afterwards."),
     reports_dir: Path = typer.Option(Path("reports"), help="The plot goes to <reports-dir>/figures/performance_closed_loop.png."),
 ) -> None:
     """Locust users' feedback flows into Celery retraining; CTR and watch time per minute, with policy versions.
 
     The policy is retrained and published under <home>/models/policy as `movierec up` would do."""
     _interrupt_on_sigterm()
+    import contextlib
     import time
 
+    from movierec.benchmarks import scratch
     from movierec.benchmarks.closed_loop import plot_closed_loop, run_closed_loop
     from movierec.benchmarks.locust_run import LocustError
     from movierec.benchmarks.serving import BenchmarkError, check_model
@@ -260,9 +263,12 @@ def closed_loop(
     out = settings.home / "loadtests" / ("closed-loop-" + time.strftime("%Y%m%d-%H%M%S"))
     try:
         check_model(settings, model_dir)
-        bins, summary = run_closed_loop(settings, minutes=minutes, users=users, out_dir=out, model_dir=model_dir, database_url=database_url,
-                                        redis_url=redis_url, retrain_every_s=retrain_every, retrain_after_events=retrain_after_events,
-                                        bin_s=bin_seconds, seed=seed, say=say)
+        with contextlib.ExitStack() as stack:
+            if database_url and scratch_database:
+                database_url = stack.enter_context(scratch.scratch_database(database_url))
+            bins, summary = run_closed_loop(settings, minutes=minutes, users=users, out_dir=out, model_dir=model_dir, database_url=database_url,
+                                            redis_url=redis_url, retrain_every_s=retrain_every, retrain_after_events=retrain_after_events,
+                                            bin_s=bin_seconds, seed=seed, say=say)
     except (BenchmarkError, LocustError, StackError, ServerStartError) as exc:
         _fail(str(exc))
     table = Table(title="closed loop")

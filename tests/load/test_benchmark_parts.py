@@ -1,0 +1,100 @@
+"""The serving benchmark's parts: wrk against the real bare endpoint, profile bucketing, Locust CSV
+reading, closed-loop binning and the goal verdicts."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from movierec.benchmarks.closed_loop import bin_outcomes, read_outcomes
+from movierec.benchmarks.locust_run import read_stats
+from movierec.benchmarks.profiling import IDLE, bucket_of, summarise
+from movierec.benchmarks.report import goals, headline
+from movierec.benchmarks.serving import ServingBenchResult, start_bare, _stop
+from movierec.benchmarks.wrk_runner import WrkError, WrkResult, fixed_bodies_script, run_wrk, unique_miss_script, wrk_binary
+from movierec.launcher.servers import free_port
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _require_wrk() -> None:
+    if wrk_binary() is None:
+        message = "wrk is not installed (Debian: apt-get install wrk; make test installs it)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.mark.slow
+def test_wrk_loads_the_bare_endpoint_with_both_scripts(tmp_path: Path):
+    _require_wrk()
+    port = free_port()
+    proc = start_bare(1, port, tmp_path / "bare.log")
+    try:
+        url = f"http://127.0.0.1:{port}/v1/recommendations"
+        fixed = run_wrk(url, fixed_bodies_script([{"user_id": 1, "k": 20}, {"user_id": 2, "k": 20}]), target="bare", connections=4, duration_s=2)
+        # the bare endpoint accepts the miss script's bodies too (extra fields allowed), so both must be error-free
+        unique = run_wrk(url, unique_miss_script([1, 2, 3], 20, 900_000_000), target="bare", connections=4, duration_s=2)
+    finally:
+        _stop(proc)
+    for run in (fixed, unique):
+        assert run.requests > 10 and run.errors == 0
+        assert 0 < run.p50_ms <= run.p95_ms <= run.p99_ms <= run.max_ms
+        assert run.rps > 0 and 0 <= run.wrk_cpu_share < 1
+
+
+def test_wrk_refuses_anything_but_loopback():
+    _require_wrk()
+    with pytest.raises(WrkError, match="loopback"):
+        run_wrk("http://example.com/", "", target="x", connections=1, duration_s=1)
+
+
+def test_profile_buckets_take_the_innermost_recognised_frame(tmp_path: Path):
+    assert bucket_of("main (a.py:1);handle (uvicorn/protocols/h11_impl.py:2);dumps (json/__init__.py:3)").startswith("JSON")
+    assert bucket_of("main (a.py:1);top_n (movierec/serving/item_index.py:9);addmv (torch/functional.py:4)").startswith("model")
+    assert bucket_of("main (a.py:1);nearest (movierec/serving/item_index.py:9)".replace("nearest", "ItemIndex.nearest")).startswith("filters")
+    assert bucket_of("run (threading.py:1);wait (threading.py:320)") == IDLE
+    raw = tmp_path / "raw.txt"
+    raw.write_text("a (x.py:1);dumps (json/__init__.py:3) 30\na (x.py:1);f (movierec/storage/feedback.py:2);execute (psycopg/cursor.py:1) 10\n"
+                   "select (selectors.py:468) 60\n")
+    profile = summarise("svc", raw)
+    assert profile.samples == 100 and profile.idle_share == 0.6
+    assert profile.busy_shares == {"JSON and validation (pydantic, json)": 0.75, "database (SQLAlchemy, psycopg)": 0.25}
+    assert profile.hot_spots["f (movierec/storage/feedback.py)"] == 0.25
+
+
+def test_locust_stats_are_read_from_its_csv(tmp_path: Path):
+    header = "Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,Min Response Time,Max Response Time,"\
+             "Average Content Size,Requests/s,Failures/s,50%,66%,75%,80%,90%,95%,98%,99%,99.9%,99.99%,100%"
+    stats = tmp_path / "s.csv"
+    stats.write_text(header + "\nPOST,/v1/recommendations,40,1,90,95,10,300,2000,4.5,0.1,90,100,110,120,150,200,250,280,300,300,300\n"
+                     ",Aggregated,60,1,80,85,5,300,1500,6.5,0.1,80,90,100,110,140,190,240,270,300,300,300\n")
+    total, endpoints = read_stats(stats)
+    assert (total.requests, total.failures, total.p95_ms) == (60, 1, 190.0)
+    assert [e.name for e in endpoints] == ["/v1/recommendations"] and endpoints[0].rps == 4.5
+
+
+def test_closed_loop_bins_ctr_watch_time_and_versions(tmp_path: Path):
+    log = tmp_path / "outcomes.csv"
+    log.write_text("100.0,1,v1,1,600.0,4.0\n110.0,2,v1,0,0.0,\n130.0,3,v2,1,1200.0,5.0\n135.0,1,v2,1,0.0,3.0\nbroken line\n")
+    bins = bin_outcomes(read_outcomes(log), 30)
+    assert [b.lists for b in bins] == [2, 2]
+    assert bins[0].ctr == 0.5 and bins[0].watch_minutes_per_list == 5.0 and bins[0].mean_rating == 4.0
+    assert bins[1].ctr == 1.0 and bins[1].policy_versions == ["v2"] and bins[1].start_s == 30
+
+
+def _run(target: str, c: int, rps: float, p99: float) -> WrkResult:
+    return WrkResult(target, c, 2, 15.0, int(rps * 15), rps, p99 / 3, p99 / 2, p99, p99, p99 / 3, 0, 0, 1.0, 0.02)
+
+
+def test_headline_ratios_and_goal_verdicts():
+    result = ServingBenchResult(config={"headline_connections": 32})
+    result.runs = [_run("bare-1w", 32, 1000.0, 40.0), _run("gateway-hit", 32, 700.0, 45.0), _run("gateway-miss", 32, 200.0, 150.0)]
+    h = headline(result, [])
+    assert (h["bare_rps"], h["hit_ratio"], h["miss_ratio"], h["hit_p99_ms_32"]) == (1000.0, 0.7, 0.2, 45.0)
+    verdicts = {g.name: g.passed for g in goals(h)}
+    assert verdicts["cache hit: throughput"] is True and verdicts["cache hit: p99 at 32 connections"] is True
+    assert verdicts["cache miss: throughput"] is False and verdicts["cache miss: p99 at 32 connections"] is False
+    assert verdicts["ranker: top-20 over 10^6 items, CPU"] is None  # not measured

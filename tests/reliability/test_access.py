@@ -238,3 +238,11 @@ def test_limiter_is_shared_between_replicas_and_lets_requests_through_without_re
             await r.client.aclose()
 
     asyncio.run(run())
+
+
+def test_compose_publishes_only_the_gateway():
+    from movierec.reliability.access_probe import compose_publishes_only_the_gateway
+    from movierec.settings import REPO_ROOT
+
+    result = compose_publishes_only_the_gateway(REPO_ROOT / "docker-compose.yml")
+    assert result.passed, result.detail

@@ -36,7 +36,7 @@ def run(
     from movierec.launcher.servers import ServerStartError
     from movierec.launcher.supervisor import StackError
     from movierec.reliability import faults
-    from movierec.reliability.access_probe import run_access_probes
+    from movierec.reliability.access_probe import compose_publishes_only_the_gateway, run_access_probes
     from movierec.reliability.bad_input import run_bad_input
     from movierec.reliability.fuzz import fuzz_service
     from movierec.reliability.report import ReliabilityReport
@@ -50,7 +50,8 @@ def run(
                        extra_env={"MOVIEREC_BODY_TIMEOUT_S": str(body_timeout)})
     steps = [
         ("bad input", lambda: report.bad_input.extend(run_bad_input(stack, body_timeout))),
-        ("access", lambda: report.access.extend(run_access_probes(stack.url("gateway")))),
+        ("access", lambda: report.access.extend(run_access_probes(stack.url("gateway"))
+                                                + [compose_publishes_only_the_gateway(REPO_ROOT / "docker-compose.yml")])),
         ("fuzzing", lambda: _fuzz_all(stack, report, fuzz_service, fuzz_examples)),
         ("duplicates", lambda: report.faults.append(faults.duplicates_and_out_of_order(stack))),
         ("policy killed", lambda: report.faults.append(faults.policy_killed(stack, rate_per_s=rate))),

@@ -4,8 +4,10 @@ limit. A case that is not refused is a leak."""
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import httpx
+import yaml
 
 from movierec.reliability.report import CaseResult
 from movierec.security import Authenticator, SecuritySettings, issue_user_token
@@ -54,3 +56,12 @@ def run_access_probes(gateway_url: str, settings: SecuritySettings | None = None
                                   "429 with Retry-After", 429 if limited else statuses[-1], limited,
                                   f"after {len(statuses)} requests, Retry-After {retry_after}" if limited else "never limited"))
     return results
+
+
+def compose_publishes_only_the_gateway(compose_file: Path) -> CaseResult:
+    """Internal services must not be reachable from outside: only the gateway publishes a port."""
+    services = (yaml.safe_load(compose_file.read_text()) or {}).get("services", {})
+    published = sorted(name for name, spec in services.items() if (spec or {}).get("ports"))
+    ok = published == ["gateway"]
+    return CaseResult("compose: only the gateway's port is published", "gateway only", None, ok,
+                      "" if ok else f"published: {', '.join(published) or 'none'}")

@@ -28,7 +28,7 @@ class Outcome:
     key: str | None = None
     """What the request wrote (an event id) or what kind of request it was."""
     label: str | None = None
-    """The answer's ``policy_version``, when it has one."""
+    """The answer's ``policy_version``, or for a 5xx its error code and message."""
     error: str | None = None
 
 
@@ -151,5 +151,7 @@ def _read_answer(response: httpx.Response) -> tuple[bool, str | None]:
         return False, None
     if not isinstance(body, dict):
         return False, None
+    if response.status_code >= 500 and isinstance(body.get("error"), dict):  # say which error, for the report
+        return False, f"{response.status_code} {body['error'].get('code')}: {str(body['error'].get('message'))[:100]}"
     version = body.get("policy_version")
     return bool(body.get("degraded")), version if isinstance(version, str) else None

@@ -39,6 +39,8 @@ class FaultResult:
         self.degraded += summary.degraded
         for status, n in summary.statuses().items():
             self.statuses[status] = self.statuses.get(status, 0) + n
+        errors = {label: n for label, n in summary.labels().items() if label[:1] == "5"}
+        self.notes += [f"{n} x {label}" for label, n in errors.items()]
         return self
 
 

@@ -3,6 +3,7 @@ SIGTERM, data kept across restarts; and the pipeline step rules."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -95,10 +96,19 @@ def test_up_rejects_an_unknown_service_in_one_line():
 
 def test_pipeline_skips_done_steps_and_missing_commands(tmp_path: Path):
     settings = Settings(home=tmp_path / "home")
+    from movierec.features.store import MODALITIES
+
     for step in PIPELINE:  # every output already there: nothing runs
         out = step.output(settings)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "marker").write_text("done")
+        if out.suffix == ".json":
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps({"modalities": {m: {} for m in MODALITIES[:-1]}}))
+        else:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "marker").write_text("done")
+    features = next(step for step in PIPELINE if step.args == ("features", "build"))
+    assert not features.done(settings)  # an interrupted build (one modality missing) runs again
+    features.output(settings).write_text(json.dumps({"modalities": {m: {} for m in MODALITIES}}))
     said: list[str] = []
     assert run_pipeline(settings, said.append) == []
     assert all("already there" in line for line in said) and len(said) == len(PIPELINE)

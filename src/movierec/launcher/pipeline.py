@@ -7,6 +7,7 @@ that this install does not have is skipped with a message, not an error.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -23,15 +24,29 @@ class PipelineStep:
     args: tuple[str, ...]
     output: Callable[[Settings], Path]
     """Where the step's result lives; the step runs when this is missing or empty."""
+    complete: Callable[[Path], bool] | None = None
+    """A stricter check of the output than "there and not empty"."""
 
     def done(self, settings: Settings) -> bool:
         path = self.output(settings)
-        return path.is_file() or (path.is_dir() and any(path.iterdir()))
+        there = path.is_file() or (path.is_dir() and any(path.iterdir()))
+        return there and (self.complete is None or self.complete(path))
+
+
+def _every_modality_built(report: Path) -> bool:
+    """The feature build's report lists every modality (an interrupted build does not)."""
+    from movierec.features.store import MODALITIES
+
+    try:
+        built = json.loads(report.read_text()).get("modalities", {})
+    except (OSError, json.JSONDecodeError):
+        return False
+    return all(m in built for m in MODALITIES)
 
 
 PIPELINE: tuple[PipelineStep, ...] = (
     PipelineStep("data splits", ("data", "splits"), lambda s: s.splits_dir),
-    PipelineStep("item features", ("features", "build"), lambda s: s.features_dir),
+    PipelineStep("item features", ("features", "build"), lambda s: s.features_dir / "build_report.json", _every_modality_built),
     PipelineStep("fusion model", ("model", "train"), lambda s: s.models_dir / "fusion" / "current"),
     PipelineStep("RL policy", ("rl", "train"), lambda s: s.models_dir / "policy" / "current"),
 )
@@ -47,8 +62,17 @@ def movierec_command() -> list[str]:
 
 
 def command_exists(args: tuple[str, ...]) -> bool:
-    result = subprocess.run([*movierec_command(), *args, "--help"], capture_output=True, text=True)
-    return result.returncode == 0
+    """Whether this install's ``movierec`` CLI has the command ``args`` (looked up, not run)."""
+    import typer
+
+    from movierec.cli import app
+
+    command = typer.main.get_command(app)
+    for name in args:
+        command = getattr(command, "commands", {}).get(name)  # groups hold their subcommands by name
+        if command is None:
+            return False
+    return True
 
 
 def run_pipeline(settings: Settings, say: Callable[[str], None], env: dict[str, str] | None = None) -> list[str]:

@@ -98,6 +98,10 @@ def run_quality(settings: Settings, plan: QualityPlan, fresh: bool = False, prog
     cache = UnitCache(settings.home / "quality" / ds.name, fresh)
     fusion = get_model("fusion")
     cfg = fusion.config(plan.overrides)
+    if cfg.modalities is not None:
+        # the whole run (ablation grid, peers that read features) sees only these modalities, so a
+        # modality that lands in the store mid-run cannot make seeds disagree
+        features = {m: f for m, f in features.items() if m in cfg.modalities}
     base_key = [ds.version, {m: f.provenance for m, f in features.items()}, cfg.model_dump()]
     text = features.get("text")
     poster = features.get("poster")

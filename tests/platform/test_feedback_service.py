@@ -125,3 +125,17 @@ def test_while_the_database_is_down_events_are_queued_and_stored_once_when_it_is
             store.engine.dispose()
     finally:
         postgres.stop()
+
+
+def test_every_nth_new_event_triggers_policy_retraining(database_url: str, private_redis_url: str):
+    app = create_app(FeedbackSettings(database_url=database_url, redis_url=private_redis_url, retrain_after_events=2))
+    with TestClient(app) as client:
+        events = [_event(401, m) for m in range(1, 6)]
+        for body in events:
+            assert client.post("/v1/events", json=body).status_code == 201
+        assert client.post("/v1/events", json=events[0]).status_code == 200  # a repeat does not count
+        metrics = client.get("/metrics").text
+    assert 'feedback_tasks_enqueued_total{outcome="sent",task="retrain_policy"} 2.0' in metrics
+    assert 'feedback_tasks_enqueued_total{outcome="sent",task="invalidate_user_recs"} 5.0' in metrics
+    queued = redis.Redis.from_url(private_redis_url).lrange("celery", 0, -1)
+    assert sum(b"retrain_policy" in message for message in queued) == 2

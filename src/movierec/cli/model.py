@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -150,7 +152,7 @@ def report(
     get_model("fusion").config(overrides)  # fail on a bad key before hours of work
     results = run_quality(settings, plan, fresh=fresh)
     out.mkdir(parents=True, exist_ok=True)
-    command = "movierec model report" + "".join(f" --seed {s}" for s in seeds) + (" --fresh" if fresh else "")
+    command = "movierec " + " ".join(shlex.quote(a) for a in sys.argv[1:] if not a.startswith("--out"))
     doc = write_report(results, out, command)
     for key, g in doc["goals"].items():
         console.print(f"{key}: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in g.items()))

@@ -261,6 +261,11 @@ def closed_loop(
     settings = get_settings()
     say = lambda m: console.print(m, highlight=False)  # noqa: E731
     out = settings.home / "loadtests" / ("closed-loop-" + time.strftime("%Y%m%d-%H%M%S"))
+    from movierec.rl.artifact import current_version
+
+    policy_dir = settings.models_dir / "policy"
+    if current_version(policy_dir) is None:
+        _fail(f"no published DQN policy in {policy_dir}: the closed loop fine-tunes it from feedback; train one first (`movierec rl train`)")
     try:
         check_model(settings, model_dir)
         with contextlib.ExitStack() as stack:

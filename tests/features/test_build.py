@@ -81,13 +81,13 @@ def test_build_resumes_after_a_crash(tmp_path, poster_folder, poster_encoder):
     with pytest.raises(KeyboardInterrupt):
         build_modality(store, "poster", crashing, sources, catalog_ids=np.array(POSTER_IDS), batch_size=2, checkpoint_batches=1, progress=False)
     assert crashing.encoded == 4 and (store.modality_dir("poster") / "checkpoint.npz").exists()
-    with pytest.raises(FeatureStoreError):
-        store.load("poster")  # nothing half-built was published
+    partial = store.load("poster")  # what was done is published, marked incomplete, the rest masked
+    assert partial.mask.sum() == 4 and partial.provenance["complete"] is False and partial.provenance["pending"] == 2
 
     counting = CountingEncoder(poster_encoder)
     report = build_modality(store, "poster", counting, sources, catalog_ids=np.array(POSTER_IDS), batch_size=2, progress=False)
     assert report.resumed == 4 and report.computed == 2 and counting.encoded == 2
-    assert store.load("poster").mask.all()
+    assert store.load("poster").mask.all() and store.load("poster").provenance["complete"] is True
     assert not (store.modality_dir("poster") / "checkpoint.npz").exists()
     # the resumed vectors are the ones a clean build gives
     clean_store = FeatureStore(tmp_path / "clean")

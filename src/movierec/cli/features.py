@@ -90,7 +90,8 @@ def summary(store: Path = typer.Option(None, help="Store folder (default: $MOVIE
     for name in names:
         f = target.load(name)
         p = f.provenance
-        table.add_row(name, f"{int(f.mask.sum()):,}/{len(f.movie_ids):,}", f"{f.mask.mean():.1%}" if len(f.mask) else "-",
+        partial = "" if p.get("complete", True) else f" ({p.get('pending', '?'):,} pending)"
+        table.add_row(name, f"{int(f.mask.sum()):,}/{len(f.movie_ids):,}{partial}", f"{f.mask.mean():.1%}" if len(f.mask) else "-",
                       str(f.dim), f"{p.get('encoder', '?')} {p.get('config_hash', '')[:8]}", str(len(p.get("skipped", {}))))
     console.print(table)
 

@@ -112,9 +112,15 @@ def build_modality(
     batch_size: int = 64,
     checkpoint_batches: int = 10,
     dataset_version: str = "",
+    priority: list[int] | None = None,
     progress: bool = True,
 ) -> ModalityBuildReport:
-    """Fill ``modality`` for every movie of ``catalog_ids``; only new or changed sources are encoded."""
+    """Fill ``modality`` for every movie of ``catalog_ids``; only new or changed sources are encoded.
+
+    ``priority`` (movie ids, most wanted first, e.g. by number of ratings) orders the work for
+    file sources; each checkpoint also publishes the rows so far (provenance ``complete``: false),
+    so consumers can use a long build before it ends.
+    """
     start = time.perf_counter()
     config_hash = encoder.config_hash()
     report = ModalityBuildReport(modality, encoder.name, config_hash, encoder.dim, movies_with_source=len(sources))
@@ -135,7 +141,10 @@ def build_modality(
             m = int(movie_id)
             if present and m in wanted and old_hashes.get(str(m)) == wanted[m]:
                 rows.vectors[m], rows.hashes[m] = vector, wanted[m]
-                report.reused += 1
+                if existing.provenance.get("complete", True):
+                    report.reused += 1
+                else:  # published by a build that stopped before the end
+                    report.resumed += 1
         for key, info in old_skipped.items():
             m = int(key)
             if m in wanted and m not in rows.vectors and info.get("hash") == wanted[m]:
@@ -153,6 +162,10 @@ def build_modality(
     if encoder.source_kind == "text":
         # batches of similar length pad little: several times faster on catalogs of short titles
         todo.sort(key=lambda m: len(sources[m]))
+    elif priority is not None:
+        rank = {int(m): i for i, m in enumerate(priority)}
+        todo.sort(key=lambda m: rank.get(m, len(rank)))
+    publish_partial = existing is not None or not (store.modality_dir(modality) / "features.npz").exists()
     bar = tqdm(total=len(todo), desc=f"{modality} ({encoder.name})", unit="item", disable=not progress, smoothing=0.1)
     batches_since_checkpoint = 0
     for begin in range(0, len(todo), batch_size):
@@ -179,9 +192,24 @@ def build_modality(
         batches_since_checkpoint += 1
         if batches_since_checkpoint >= checkpoint_batches:
             _save_checkpoint(store, modality, config_hash, rows, encoder.dim)
+            if publish_partial:  # never replace a complete store of another encoder by a partial one
+                _publish(store, modality, encoder, rows, wanted, catalog_ids, dataset_version, pending=len(todo) - begin - batch_size)
             batches_since_checkpoint = 0
     bar.close()
 
+    mask = _publish(store, modality, encoder, rows, wanted, catalog_ids, dataset_version, pending=0)
+    for path in _checkpoint_paths(store, modality):
+        path.unlink(missing_ok=True)
+    report.present = int(mask.sum())
+    report.skipped = {m: info["reason"] for m, info in sorted(rows.skipped.items())}
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _publish(store: FeatureStore, modality: str, encoder: Encoder, rows: _Rows, wanted: dict[int, str],
+             catalog_ids: np.ndarray, dataset_version: str, pending: int) -> np.ndarray:
+    """Save the rows so far as the modality (``pending`` > 0: a partial build); returns the mask."""
+    config_hash = encoder.config_hash()
     with store.writing():
         # movies the service added meanwhile (not in this catalog) are kept, if encoded alike
         latest = _existing(store, modality, config_hash)
@@ -203,11 +231,7 @@ def build_modality(
             "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "source_hashes": {str(k): v for k, v in sorted(rows.hashes.items())},
             "skipped": {str(k): v for k, v in sorted(rows.skipped.items())},
+            "complete": pending <= 0, "pending": max(0, pending),
         }
         store.save(ModalityFeatures(modality, ids, matrix, mask, provenance))
-    for path in _checkpoint_paths(store, modality):
-        path.unlink(missing_ok=True)
-    report.present = int(mask.sum())
-    report.skipped = {m: info["reason"] for m, info in sorted(rows.skipped.items())}
-    report.seconds = time.perf_counter() - start
-    return report
+    return mask

@@ -58,8 +58,11 @@ def build_feature_store(
             continue
         encoder = feature_settings.create(modality)
         size = batch_size or encoder.options.batch_size
+        # most-rated movies first: a build stopped early still covers most of the ratings
+        by_ratings = ds.ratings["movie_id"].value_counts().index.astype(int).tolist()
         result: ModalityBuildReport = build_modality(store, modality, encoder, sources, catalog_ids=catalog_ids,
-                                                     batch_size=size, dataset_version=ds.version, progress=progress)
+                                                     batch_size=size, dataset_version=ds.version, priority=by_ratings,
+                                                     progress=progress)
         report["modalities"][modality] = {"status": "built", **result.as_json()}
         log(f"{modality}: {result.present:,} present ({result.computed:,} computed at {result.items_per_second:.1f}/s, "
             f"{result.reused:,} unchanged, {result.resumed:,} resumed), {len(result.skipped):,} skipped, {result.seconds:.1f} s")

@@ -70,7 +70,7 @@ def run(
     except (StackError, ServerStartError) as exc:
         _fail(str(exc).splitlines()[0])
     md, js = report.write(out)
-    broken = [f.name for f in report.faults if f.checks and not f.passed]
+    broken = [f.name for f in report.faults if f.passed is False]
     broken += [c.name for c in report.bad_input + report.access if not c.passed]
     console.print(f"wrote {md} and {js} ({time.monotonic() - started:.0f} s)")
     if report.fuzz.server_errors:

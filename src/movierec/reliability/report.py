@@ -29,8 +29,9 @@ class FaultResult:
     notes: list[str] = field(default_factory=list)
 
     @property
-    def passed(self) -> bool:
-        return all(self.checks.values())
+    def passed(self) -> bool | None:
+        """Whether every promise held; None when the fault could not be run (see ``notes``)."""
+        return all(self.checks.values()) if self.checks else None
 
     def count(self, summary: LoadSummary) -> "FaultResult":
         self.requests += summary.requests
@@ -108,12 +109,13 @@ class ReliabilityReport:
         ]
         for f in self.faults:
             lines.append(f"| {f.name} | {f.load} | {f.requests} | {f.errors_5xx} | {f.no_answer} | {f.degraded} | "
-                         f"{fmt(f.acknowledged)} | {fmt(f.stored)} | {fmt(f.recovery_s)} | {'yes' if f.passed else '**NO**'} |")
+                         f"{fmt(f.acknowledged)} | {fmt(f.stored)} | {fmt(f.recovery_s)} | {_verdict(f.passed)} |")
         lines.append("")
         for f in self.faults:
             lines.append(f"### {f.name}")
             lines.append(f"Fault: {f.fault}  ")
-            lines.append("Statuses: " + ", ".join(f"{k}: {v}" for k, v in f.statuses.items()) + "  ")
+            if f.statuses:
+                lines.append("Statuses: " + ", ".join(f"{k}: {v}" for k, v in f.statuses.items()) + "  ")
             lines += [f"- {'held' if ok else '**broken**'}: {check}" for check, ok in f.checks.items()]
             lines += [f"- note: {n}" for n in f.notes]
             lines.append("")
@@ -130,3 +132,7 @@ class ReliabilityReport:
                 lines.append(f"| {c.name} | {c.expected} | {fmt(c.status)} | {'yes' if c.passed else '**NO** ' + c.detail} |")
         lines.append("")
         return "\n".join(lines)
+
+
+def _verdict(passed: bool | None) -> str:
+    return "not run" if passed is None else "yes" if passed else "**NO**"

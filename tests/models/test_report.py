@@ -51,3 +51,15 @@ def test_ablation_grid_has_id_only_singles_pairs_and_all(tiny_features, tiny_cat
     grid = ablation_grid(tiny_features, tiny_catalog_ids, pairs=True)
     assert grid == [[], ["text"], ["poster"], ["text", "poster"]]
     assert ablation_grid(tiny_features, tiny_catalog_ids, pairs=False) == [[], ["text"], ["poster"], ["text", "poster"]]
+
+
+def test_new_users_are_the_ones_with_fewest_ratings(tiny_ratings):
+    import pandas as pd
+
+    from movierec.data import Dataset
+    from movierec.evaluation.new_users import pick_new_users
+
+    extra = tiny_ratings[tiny_ratings["user_id"] == 1].assign(user_id=99).iloc[:3]
+    ds = Dataset("tiny", pd.DataFrame(), pd.concat([tiny_ratings, extra], ignore_index=True))
+    new = pick_new_users(ds, share=0.1)
+    assert len(new) == 3 and 99 in new

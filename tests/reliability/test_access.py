@@ -246,3 +246,18 @@ def test_compose_publishes_only_the_gateway():
 
     result = compose_publishes_only_the_gateway(REPO_ROOT / "docker-compose.yml")
     assert result.passed, result.detail
+
+
+def test_open_writes_only_in_development_and_still_check_credentials():
+    with pytest.raises(InsecureSettings, match="WRITE_ACCESS"):
+        settings(write_access="open")
+    access = AccessControl(SecuritySettings(env="development", write_access="open"))
+    alice_token = access.authenticator.token_for(1)
+
+    async def run():
+        async with _client(_app(access)) as c:
+            assert (await c.delete("/v1/users/2")).status_code == 200  # no credential: allowed in the demo
+            assert (await c.delete("/v1/users/2", headers={"Authorization": f"Bearer {alice_token}"})).status_code == 403
+            assert (await c.post("/v1/admin/reload")).status_code == 401  # admin never opens
+
+    asyncio.run(run())

@@ -41,6 +41,10 @@ class SecuritySettings(BaseSettings):
     token_ttl_s: int = Field(default=3600, ge=1, le=30 * 86400)
     read_access: Literal["public", "keyed"] = "public"
     """Reading recommendations and movies: open to anyone, or only with a valid credential."""
+    write_access: Literal["keyed", "open"] = "keyed"
+    """Writing feedback and deleting a user's data: only with that user's credential, or (``open``,
+    development only: a local demo page without log-in) by anyone. A credential that is sent is
+    still checked."""
     rate_limit_per_s: float = Field(default=50.0, gt=0)
     """Sustained requests per second per client at the gateway."""
     rate_limit_burst: int = Field(default=100, ge=1)
@@ -56,6 +60,8 @@ class SecuritySettings(BaseSettings):
     def _refuse_placeholders(self) -> "SecuritySettings":
         if self.is_development:
             return self
+        if self.write_access == "open":
+            raise InsecureSettings(f"MOVIEREC_ENV={self.env}: MOVIEREC_WRITE_ACCESS=open is for development only")
         weak = [name for name, value in (("MOVIEREC_TOKEN_SECRET", self.token_secret), ("MOVIEREC_ADMIN_API_KEY", self.admin_api_key))
                 if is_placeholder(value.get_secret_value())]
         if weak:

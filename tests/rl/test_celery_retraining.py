@@ -1,0 +1,95 @@
+"""The online loop for real: events in PostgreSQL, the retraining task run by a Celery worker on
+the Redis broker, and the served version changes (then a policy service picks it up)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+import numpy as np
+import psycopg
+import pytest
+import redis
+from fastapi.testclient import TestClient
+
+from movierec.rl.artifact import current_version, publish_policy
+from movierec.rl.feedback_log import simulate_feedback_events
+from movierec.rl.ranking import PolicyRanker
+from movierec.settings import REPO_ROOT
+
+ADMIN_URL = os.environ.get("MOVIEREC_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_SERVER = os.environ.get("MOVIEREC_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+RL_REDIS_DB = 8  # not used by the other test folders
+
+
+@pytest.fixture
+def database_url():
+    from movierec.storage import migrate
+
+    name = f"movierec_rl_test_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1) + "/" + name
+    migrate(url)
+    yield url
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def redis_url():
+    url = f"{REDIS_SERVER}/{RL_REDIS_DB}"
+    redis.Redis.from_url(url).flushdb()
+    yield url
+    redis.Redis.from_url(url).flushdb()
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_a_celery_worker_retrains_from_postgres_feedback_and_the_version_changes(
+        tmp_path, database_url, redis_url, tiny_world, tiny_artifact_factory):
+    from movierec.storage import FeedbackStore, create_engine_for
+    from movierec.tasks.app import make_celery
+    from movierec.tasks.policy import RETRAIN_TASK
+    from movierec_policy.app import create_app
+    from movierec_policy.settings import PolicySettings
+
+    home = tmp_path / "home"
+    policy_dir = home / "models" / "policy"
+    publish_policy(tiny_artifact_factory("v-base"), policy_dir)
+    service = TestClient(create_app(PolicySettings(policy_dir=policy_dir, reload_interval_s=0)))
+    cand = [{"movie_id": int(tiny_world.items.movie_ids[r]), "score": 0.0} for r in tiny_world.candidate_rows[0][:10]]
+    assert service.post("/v1/rank", json={"user_id": 1, "candidates": cand}).json()["policy_version"] == "v-base"
+
+    store = FeedbackStore(create_engine_for(database_url))
+    events = simulate_feedback_events(tiny_world, PolicyRanker(tiny_artifact_factory("v-base")), np.arange(12), seed=4)
+    for e in events:
+        store.record(e)
+    assert store.count() == len(events)
+
+    env = dict(os.environ, MOVIEREC_HOME=str(home), MOVIEREC_REDIS_URL=redis_url, MOVIEREC_DATABASE_URL=database_url,
+               MOVIEREC_RETRAIN_EVERY_S="0", OMP_NUM_THREADS="1")
+    log_path = tmp_path / "worker.log"
+    with log_path.open("w") as log_file:
+        proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", "movierec.tasks.app", "worker", "--pool=solo", "--loglevel=INFO",
+                                 "-n", f"rl-test-{uuid.uuid4().hex[:6]}@%h"], cwd=REPO_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+        try:
+            app = make_celery(redis_url)
+            deadline = time.monotonic() + 120
+            while not app.control.ping(timeout=1.0):
+                assert proc.poll() is None, log_path.read_text()
+                assert time.monotonic() < deadline, "the worker did not answer within 120 s:\n" + log_path.read_text()
+            result = app.send_task(RETRAIN_TASK, kwargs={"min_slates": 20, "tolerance": 1.0}).get(timeout=300)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    assert result["status"] == "published", result
+    assert result["events"] == len(events)
+    new = current_version(policy_dir)
+    assert new == result["version"] and new != "v-base"
+    assert (policy_dir / "retrain_state.json").read_text().count(str(store.last_seq())) == 1
+    # the running service picks the new version up without a restart
+    assert service.post("/v1/rank", json={"user_id": 1, "candidates": cand}).json()["policy_version"] == new

@@ -20,7 +20,8 @@ from fastapi import APIRouter, Depends, File, Form, Header, UploadFile
 from pydantic import BaseModel
 
 from movierec.clients import FeatureExtractorClient, RankerPool, ServiceRejected, ServiceUnavailable
-from movierec.contracts.movies import MoviePublic
+from movierec.contracts.errors import error_responses
+from movierec.contracts.movies import MAX_ID, MoviePublic
 from movierec.contracts.ranker import AddItemRequest
 from movierec.serving.catalog import CatalogMovie, MovieCatalog
 from movierec_gateway.cache import RecommendationCache
@@ -68,14 +69,15 @@ def admin_router(deps: AdminDeps) -> APIRouter:
         if not hmac.compare_digest(x_api_key.encode(), expected.encode()):
             raise ServiceError("admin credential refused", status=403, code="forbidden")
 
-    @router.post("/movies", response_model=MovieAdded, status_code=201, dependencies=[Depends(require_admin)])
+    @router.post("/movies", response_model=MovieAdded, status_code=201, dependencies=[Depends(require_admin)],
+                 responses=error_responses(400, 401, 403, 409, 413, 422, 503))
     async def add_movie(
         title: Annotated[str, Form(min_length=1, max_length=300)],
         year: Annotated[int | None, Form(ge=1870, le=2100)] = None,
         genres: Annotated[str, Form(max_length=2000, description="Separated by | or ,")] = "",
         tags: Annotated[str, Form(max_length=5000, description="Separated by | or ,")] = "",
         plot: Annotated[str, Form(max_length=20000)] = "",
-        movie_id: Annotated[int | None, Form(ge=1, description="Default: the next free id")] = None,
+        movie_id: Annotated[int | None, Form(ge=1, le=MAX_ID, description="Default: the next free id")] = None,
         poster: Annotated[UploadFile | None, File()] = None,
         audio: Annotated[UploadFile | None, File()] = None,
     ) -> MovieAdded:

@@ -19,8 +19,9 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from movierec.clients import FeatureExtractorClient, FeedbackClient, NotFound, PolicyClient, RankerPool, ServiceRejected, ServiceUnavailable
+from movierec.contracts.errors import error_responses
 from movierec.contracts.feedback import FeedbackEvent
-from movierec.contracts.movies import MoviePublic, MovieSearchResponse, UserPublic
+from movierec.contracts.movies import MAX_ID, MoviePublic, MovieSearchResponse, UserPublic
 from movierec.contracts.recommendations import RecommendationRequest, RecommendationResponse
 from movierec.data import load_dataset
 from movierec.serving.catalog import CatalogMovie, MovieCatalog, poster_file
@@ -32,8 +33,8 @@ from movierec_service import ServiceError, create_service_app
 from movierec_service.logs import request_id_var
 
 STATIC_DIR = Path(__file__).parent / "static"
-MovieId = Annotated[int, PathParam(ge=1, description="Movie id")]
-UserId = Annotated[int, PathParam(ge=1, description="User id")]
+MovieId = Annotated[int, PathParam(ge=1, le=MAX_ID, description="Movie id")]
+UserId = Annotated[int, PathParam(ge=1, le=MAX_ID, description="User id")]
 
 
 def create_app(settings: GatewaySettings | None = None, *, catalog: MovieCatalog | None = None):
@@ -112,7 +113,7 @@ def create_app(settings: GatewaySettings | None = None, *, catalog: MovieCatalog
 
     # --- recommendations ----------------------------------------------------------------------
 
-    @app.post("/v1/recommendations", response_model=RecommendationResponse, tags=["recommendations"])
+    @app.post("/v1/recommendations", response_model=RecommendationResponse, tags=["recommendations"], responses=error_responses(400, 404, 422, 503))
     async def recommendations(body: RecommendationRequest) -> RecommendationResponse:
         """Top-k movies for a known ``user_id`` or a new user's ``liked_movie_ids``, with filters,
         scores, posters, the policy version and an explanation per movie."""
@@ -121,29 +122,30 @@ def create_app(settings: GatewaySettings | None = None, *, catalog: MovieCatalog
 
     # --- movies and users ---------------------------------------------------------------------
 
-    @app.get("/v1/movies", response_model=MovieSearchResponse, tags=["movies"])
+    @app.get("/v1/movies", response_model=MovieSearchResponse, tags=["movies"], responses=error_responses(422, 503))
     async def search_movies(
         q: Annotated[str, Query(min_length=1, max_length=200, description="Words of the title")],
         limit: Annotated[int, Query(ge=1, le=100)] = 20,
     ) -> MovieSearchResponse:
         return MovieSearchResponse(query=q, items=[public(m) for m in the_catalog().search(q, limit)])
 
-    @app.get("/v1/movies/{movie_id}", response_model=MoviePublic, tags=["movies"])
+    @app.get("/v1/movies/{movie_id}", response_model=MoviePublic, tags=["movies"], responses=error_responses(404, 422, 503))
     async def get_movie(movie_id: MovieId) -> MoviePublic:
         return public(await movie_or_404(movie_id))
 
-    @app.get("/v1/movies/{movie_id}/poster", tags=["movies"], response_class=FileResponse)
+    @app.get("/v1/movies/{movie_id}/poster", tags=["movies"], response_class=FileResponse, responses={
+        200: {"content": {"image/jpeg": {}, "image/png": {}}, "description": "The poster image"}, **error_responses(404, 422, 503)})
     async def get_poster(movie_id: MovieId):
         path = find_poster(await movie_or_404(movie_id))
         if path is None:
             raise ServiceError(f"movie {movie_id} has no poster", status=404, code="not_found")
         return FileResponse(path, headers={"Cache-Control": "public, max-age=86400"})
 
-    @app.get("/v1/genres", response_model=list[str], tags=["movies"])
+    @app.get("/v1/genres", response_model=list[str], tags=["movies"], responses=error_responses(503))
     async def genres() -> list[str]:
         return the_catalog().genres
 
-    @app.get("/v1/users/{user_id}", response_model=UserPublic, tags=["users"])
+    @app.get("/v1/users/{user_id}", response_model=UserPublic, tags=["users"], responses=error_responses(404, 422, 503))
     async def get_user(user_id: UserId) -> UserPublic:
         cat = the_catalog()
         if not cat.knows_user(user_id):
@@ -152,7 +154,8 @@ def create_app(settings: GatewaySettings | None = None, *, catalog: MovieCatalog
 
     # --- feedback and user data ---------------------------------------------------------------
 
-    @app.post("/v1/feedback", tags=["feedback"], status_code=201)
+    @app.post("/v1/feedback", tags=["feedback"], status_code=201, responses={
+        200: {"description": "Already stored (a retry of the same event_id)"}, **error_responses(400, 404, 409, 422, 503)})
     async def post_feedback(event: FeedbackEvent):
         """Store a click, watch or rating (exactly once per ``event_id``; a retry answers 200)."""
         await movie_or_404(event.movie_id)
@@ -167,7 +170,7 @@ def create_app(settings: GatewaySettings | None = None, *, catalog: MovieCatalog
         await cache.forget_user(event.user_id, stale_too=False)
         return JSONResponse(body, status_code=status)
 
-    @app.delete("/v1/users/{user_id}", tags=["users"])
+    @app.delete("/v1/users/{user_id}", tags=["users"], responses=error_responses(422, 503))
     async def delete_user(user_id: UserId):
         """Delete every piece of the user's data: feedback events and cached lists."""
         try:

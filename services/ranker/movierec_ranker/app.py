@@ -21,6 +21,7 @@ import torch
 from fastapi import Request
 from prometheus_client import Counter, Gauge
 
+from movierec.contracts.errors import error_responses
 from movierec.contracts.ranker import AddItemRequest, AddItemResponse, RankerInfo, TopNRequest, TopNResponse
 from movierec.data import load_dataset
 from movierec.serving.catalog import MovieCatalog
@@ -133,7 +134,7 @@ def create_app(
             raise ServiceError("the ranker is starting", status=503, code="starting", headers={"Retry-After": "2"})
         return state["ranker"]
 
-    @app.post("/v1/topn", response_model=TopNResponse)
+    @app.post("/v1/topn", response_model=TopNResponse, responses=error_responses(400, 404, 422, 503))
     def top_n(body: TopNRequest) -> TopNResponse:
         """Top-N movies for a known user, a user vector, or a new user's liked movies, filtered."""
         try:
@@ -141,7 +142,7 @@ def create_app(
         except Exception as exc:
             raise _as_service_error(exc) from None
 
-    @app.post("/v1/items", response_model=AddItemResponse)
+    @app.post("/v1/items", response_model=AddItemResponse, responses=error_responses(400, 422, 503))
     def add_item(body: AddItemRequest) -> AddItemResponse:
         """Add (or replace) a movie from its modality vectors; served from the next request on."""
         try:
@@ -152,7 +153,7 @@ def create_app(
         publish_metrics(ranker())
         return response
 
-    @app.post("/v1/reload", response_model=RankerInfo)
+    @app.post("/v1/reload", response_model=RankerInfo, responses=error_responses(503))
     async def reload(request: Request) -> RankerInfo:
         """Load the model folder again now (atomically: the old version serves until the new one is ready)."""
         r = ranker()
@@ -161,7 +162,7 @@ def create_app(
             raise ServiceError(f"no model loaded from {folder}: {state['load_error']}", status=503, code="model_unavailable")
         return info()
 
-    @app.get("/v1/info", response_model=RankerInfo)
+    @app.get("/v1/info", response_model=RankerInfo, responses=error_responses(503))
     def info() -> RankerInfo:
         r = ranker()
         m = r.model

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+MAX_ID = 2**31 - 1
+MovieId = Annotated[int, Field(ge=1, le=MAX_ID)]
+UserId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 class MovieFilters(BaseModel):

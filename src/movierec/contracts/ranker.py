@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from movierec.contracts.movies import MovieFilters
+from movierec.contracts.movies import MovieFilters, MovieId, UserId
 
 
 class TopNRequest(BaseModel):
@@ -14,13 +14,13 @@ class TopNRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    user_id: int | None = Field(default=None, ge=1)
+    user_id: UserId | None = None
     user_vector: list[float] | None = Field(default=None, min_length=1, max_length=4096)
-    liked_movie_ids: list[int] = Field(
+    liked_movie_ids: list[MovieId] = Field(
         default_factory=list, max_length=200, validate_default=True,
         description="New user: the movies to fold in. Known user: liked movies beyond the training data (explanations).",
     )
-    exclude_movie_ids: list[int] = Field(default_factory=list, max_length=5000)
+    exclude_movie_ids: list[MovieId] = Field(default_factory=list, max_length=5000)
     filters: MovieFilters = Field(default_factory=MovieFilters)
     k: int = Field(default=100, ge=1, le=1000)
 
@@ -29,8 +29,6 @@ class TopNRequest(BaseModel):
     def _one_user(cls, value: list[int], info: ValidationInfo) -> list[int]:
         if info.data.get("user_id") is None and info.data.get("user_vector") is None and not value:
             raise ValueError("give user_id, user_vector or at least one liked movie id")
-        if any(m < 1 for m in value):
-            raise ValueError("movie ids are positive integers")
         return value
 
 
@@ -58,7 +56,7 @@ class AddItemRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    movie_id: int = Field(ge=1)
+    movie_id: MovieId
     title: str = Field(min_length=1, max_length=300)
     year: int | None = Field(default=None, ge=1870, le=2100)
     genres: list[str] = Field(default_factory=list, max_length=30)

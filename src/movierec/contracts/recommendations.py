@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from movierec.contracts.movies import MovieFilters
+from movierec.contracts.movies import MovieFilters, MovieId, UserId
 
 
 class RecommendationRequest(BaseModel):
@@ -12,9 +12,9 @@ class RecommendationRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    user_id: int | None = Field(default=None, ge=1)
-    liked_movie_ids: list[int] = Field(default_factory=list, max_length=100, validate_default=True)
-    exclude_movie_ids: list[int] = Field(default_factory=list, max_length=1000, description="Also leave these out (e.g. watched by a new user).")
+    user_id: UserId | None = None
+    liked_movie_ids: list[MovieId] = Field(default_factory=list, max_length=100, validate_default=True)
+    exclude_movie_ids: list[MovieId] = Field(default_factory=list, max_length=1000, description="Also leave these out (e.g. watched by a new user).")
     k: int = Field(default=10, ge=1, le=100)
     filters: MovieFilters = Field(default_factory=MovieFilters)
 
@@ -26,8 +26,6 @@ class RecommendationRequest(BaseModel):
             raise ValueError("give user_id or liked_movie_ids, not both")
         if not has_user and not value and "user_id" in info.data:
             raise ValueError("give user_id (a known user) or liked_movie_ids (a new user)")
-        if any(m < 1 for m in value):
-            raise ValueError("movie ids are positive integers")
         return list(dict.fromkeys(value))
 
 

@@ -119,7 +119,10 @@ class Ranker:
             raise UnknownMovie(unknown, "liked_movie_ids")
         folded = False
         if request.user_vector is not None:
-            user_vector = np.asarray(request.user_vector, np.float32)
+            with np.errstate(over="ignore"):
+                user_vector = np.asarray(request.user_vector, np.float32)
+            if not np.isfinite(user_vector).all():
+                raise InvalidInput("user_vector", "values must be finite and within float32 range")
             if user_vector.shape[0] != model.index.dim:
                 raise InvalidInput("user_vector", f"has {user_vector.shape[0]} dims, model {model.version} has {model.index.dim}")
             liked, rated = list(request.liked_movie_ids), set(request.liked_movie_ids)

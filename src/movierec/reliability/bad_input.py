@@ -39,11 +39,14 @@ def _png_header_garbage() -> bytes:
 
 
 def cases() -> list[BadRequest]:
+    from movierec.reliability.faults import user_headers
+
     json_header = {"content-type": "application/json"}
+    user_1 = user_headers(1)
     recs, fb = "/v1/recommendations", "/v1/feedback"
     return [
         BadRequest("malformed JSON (recommendations)", "gateway", "POST", recs, {"content": b'{"user_id": 1, "k": ', "headers": json_header}),
-        BadRequest("malformed JSON (feedback)", "gateway", "POST", fb, {"content": b"{not json}", "headers": json_header}),
+        BadRequest("malformed JSON (feedback)", "gateway", "POST", fb, {"content": b"{not json}", "headers": {**json_header, **user_1}}),
         BadRequest("wrong type: user_id is text", "gateway", "POST", recs, {"json": {"user_id": "abc", "k": 10}}, mentions="user_id"),
         BadRequest("wrong type: k is text", "gateway", "POST", recs, {"json": {"user_id": 1, "k": "ten"}}, mentions="k"),
         BadRequest("huge k", "gateway", "POST", recs, {"json": {"user_id": 1, "k": 10**9}}, mentions="k"),
@@ -52,16 +55,16 @@ def cases() -> list[BadRequest]:
                    {"json": {"user_id": 1, "k": 5, "filters": {"year_min": 2000, "year_max": 1990}}}, mentions="year"),
         BadRequest("unknown genre filter", "gateway", "POST", recs,
                    {"json": {"user_id": 1, "k": 5, "filters": {"include_genres": ["NoSuchGenre"]}}}, mentions="genre"),
-        BadRequest("negative watch time", "gateway", "POST", fb, {"json": _event(watch_seconds=-30)}, mentions="watch_seconds"),
-        BadRequest("absurd watch time (10 years)", "gateway", "POST", fb, {"json": _event(watch_seconds=3.2e8)}, mentions="watch_seconds"),
-        BadRequest("rating above the scale", "gateway", "POST", fb, {"json": _event(kind="rating", rating=7)}, mentions="rating"),
-        BadRequest("rating below the scale", "gateway", "POST", fb, {"json": _event(kind="rating", rating=-1)}, mentions="rating"),
-        BadRequest("unknown event kind", "gateway", "POST", fb, {"json": _event(kind="purchase")}, mentions="kind"),
-        BadRequest("extra field in an event", "gateway", "POST", fb, {"json": _event(price=3)}, mentions="price"),
+        BadRequest("negative watch time", "gateway", "POST", fb, {"json": _event(watch_seconds=-30), "headers": user_1}, mentions="watch_seconds"),
+        BadRequest("absurd watch time (10 years)", "gateway", "POST", fb, {"json": _event(watch_seconds=3.2e8), "headers": user_1}, mentions="watch_seconds"),
+        BadRequest("rating above the scale", "gateway", "POST", fb, {"json": _event(kind="rating", rating=7), "headers": user_1}, mentions="rating"),
+        BadRequest("rating below the scale", "gateway", "POST", fb, {"json": _event(kind="rating", rating=-1), "headers": user_1}, mentions="rating"),
+        BadRequest("unknown event kind", "gateway", "POST", fb, {"json": _event(kind="purchase"), "headers": user_1}, mentions="kind"),
+        BadRequest("extra field in an event", "gateway", "POST", fb, {"json": _event(price=3), "headers": user_1}, mentions="price"),
         BadRequest("unknown user", "gateway", "POST", recs, {"json": {"user_id": 99_999_999, "k": 5}}, (404,), mentions="99999999"),
         BadRequest("unknown liked movie", "gateway", "POST", recs, {"json": {"liked_movie_ids": [88_888_888], "k": 5}}, (404,), mentions="88888888"),
         BadRequest("unknown movie", "gateway", "GET", "/v1/movies/77777777", {}, (404,), mentions="77777777"),
-        BadRequest("feedback on an unknown movie", "gateway", "POST", fb, {"json": _event(movie_id=66_666_666)}, (404,), mentions="66666666"),
+        BadRequest("feedback on an unknown movie", "gateway", "POST", fb, {"json": _event(movie_id=66_666_666), "headers": user_1}, (404,), mentions="66666666"),
         BadRequest("body over the size limit (17 MiB)", "gateway", "POST", recs,
                    {"content": b'{"liked_movie_ids": [' + b"1," * (17 * 512 * 1024) + b'1], "k": 5}', "headers": json_header}, (413,)),
         BadRequest("corrupt poster upload", "feature-extractor", "POST", "/v1/movies/500001/features",

@@ -18,6 +18,7 @@ import redis
 from movierec.reliability.load import SteadyLoad
 from movierec.reliability.report import FaultResult
 from movierec.reliability.stack import FaultStack
+from movierec.security import Authenticator, get_security_settings
 from movierec.storage import FeedbackStore, create_engine_for
 from movierec.tasks.app import make_celery, policy_tasks_present
 
@@ -38,10 +39,16 @@ def _recs_kind(kwargs: dict) -> str:
     return "known" if "user_id" in kwargs["json"] else "new"
 
 
+def user_headers(user_id: int) -> dict[str, str]:
+    """The user's own API key, as a client writing that user's feedback sends it."""
+    return {"X-API-Key": Authenticator(get_security_settings()).api_key_for(user_id)}
+
+
 def _feedback_factory(run: str, users: tuple[int, ...]):
     def make(n: int) -> tuple[str, str, dict]:
-        event = {"event_id": f"{run}-{n:05d}", "user_id": users[n % len(users)], "movie_id": MOVIES[n % len(MOVIES)], "kind": "click"}
-        return "POST", "/v1/feedback", {"json": event}
+        user = users[n % len(users)]
+        event = {"event_id": f"{run}-{n:05d}", "user_id": user, "movie_id": MOVIES[n % len(MOVIES)], "kind": "click"}
+        return "POST", "/v1/feedback", {"json": event, "headers": user_headers(user)}
     return make
 
 
@@ -269,11 +276,12 @@ def duplicates_and_out_of_order(stack: FaultStack, events: int = 30, duplicates:
     with httpx.Client(base_url=stack.url("gateway"), timeout=10) as client:
         for which, sends in enumerate(orders):
             for e in sends:
-                response = client.post("/v1/feedback", json=e)
+                response = client.post("/v1/feedback", json=e, headers=user_headers(e["user_id"]))
                 statuses[str(response.status_code)] = statuses.get(str(response.status_code), 0) + 1
                 created[which] += response.status_code == 201
         reused = orders[0][0]
-        conflict = client.post("/v1/feedback", json={**reused, "movie_id": MOVIES[1] if reused["movie_id"] == MOVIES[0] else MOVIES[0]})
+        conflict = client.post("/v1/feedback", json={**reused, "movie_id": MOVIES[1] if reused["movie_id"] == MOVIES[0] else MOVIES[0]},
+                               headers=user_headers(reused["user_id"]))
         statuses[str(conflict.status_code)] = statuses.get(str(conflict.status_code), 0) + 1
         histories = []
         for user in users:

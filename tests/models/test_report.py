@@ -51,6 +51,9 @@ def test_ablation_grid_has_id_only_singles_pairs_and_all(tiny_features, tiny_cat
     grid = ablation_grid(tiny_features, tiny_catalog_ids, pairs=True)
     assert grid == [[], ["text"], ["poster"], ["text", "poster"]]
     assert ablation_grid(tiny_features, tiny_catalog_ids, pairs=False) == [[], ["text"], ["poster"], ["text", "poster"]]
+    three = {**tiny_features, "avf": tiny_features["poster"]}
+    assert ablation_grid(three, tiny_catalog_ids, pairs=True) == [
+        [], ["text"], ["poster"], ["avf"], ["text", "poster", "avf"], ["text", "poster"], ["text", "avf"], ["poster", "avf"]]
 
 
 def test_new_users_are_the_ones_with_fewest_ratings(tiny_ratings):

@@ -139,6 +139,7 @@ def report(
     ours: bool = typer.Option(True, help="Run our models (--no-ours: only peers, to fill the cache)."),
     fresh: bool = typer.Option(False, help="Ignore cached units and recompute everything."),
     budget_minutes: float = typer.Option(None, help="Stop starting new units after this many minutes (the rest are listed as not run)."),
+    cached_only: bool = typer.Option(False, help="Only collect units already finished (e.g. by parallel runs with one --seed each)."),
     out: Path = typer.Option(REPO_ROOT / "reports", help="Folder for quality.md, quality.json and figures/."),
 ) -> None:
     """Evaluate ours and every peer on the same saved splits; write the quality report."""
@@ -148,7 +149,7 @@ def report(
     settings = get_settings()
     overrides = parse_overrides(set_, config)
     plan = QualityPlan(seeds=list(seeds), overrides=overrides, ablation_epochs=ablation_epochs, ablation_pairs=ablation_pairs, peers=peers, ours=ours,
-                       budget_seconds=budget_minutes * 60 if budget_minutes else None)
+                       budget_seconds=budget_minutes * 60 if budget_minutes else None, cached_only=cached_only)
     get_model("fusion").config(overrides)  # fail on a bad key before hours of work
     results = run_quality(settings, plan, fresh=fresh)
     out.mkdir(parents=True, exist_ok=True)

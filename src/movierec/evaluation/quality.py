@@ -46,15 +46,21 @@ class QualityPlan:
     validation_share: float = 0.1
     budget_seconds: float | None = None
     """Stop starting new units after this long; skipped units are listed in the report."""
+    cached_only: bool = False
+    """Only collect finished units (e.g. computed by parallel runs, one per seed); list the rest."""
 
 
 def _key(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+class NotCached(Exception):
+    """A unit has no cached result and the run may not compute new ones."""
+
+
 class UnitCache:
-    def __init__(self, folder: Path, fresh: bool):
-        self.folder, self.fresh = folder, fresh
+    def __init__(self, folder: Path, fresh: bool, cached_only: bool = False):
+        self.folder, self.fresh, self.cached_only = folder, fresh, cached_only
         folder.mkdir(parents=True, exist_ok=True)
 
     def run(self, name: str, key: str, compute: Callable[[], dict]) -> dict:
@@ -63,6 +69,8 @@ class UnitCache:
             saved = json.loads(path.read_text())
             if saved.get("key") == key:
                 return saved["result"]
+        if self.cached_only:
+            raise NotCached(name)
         started = time.perf_counter()
         result = compute()
         result["seconds"] = time.perf_counter() - started
@@ -83,10 +91,10 @@ def _attention_summary(artifact) -> dict[str, float]:
 def ablation_grid(features: dict[str, ModalityFeatures], catalog_ids: np.ndarray, pairs: bool) -> list[list[str]]:
     usable = [m for m, f in features.items() if f.aligned(catalog_ids)[1].mean() >= MIN_ABLATION_COVERAGE]
     grid = [[]] + [[m] for m in usable]
-    if pairs:
-        grid += [list(p) for p in itertools.combinations(usable, 2)]
-    if len(usable) > 2 or not pairs:
+    if len(usable) > 1:
         grid.append(usable)
+    if pairs:
+        grid += [list(p) for p in itertools.combinations(usable, 2) if len(usable) > 2]
     return grid
 
 
@@ -95,7 +103,7 @@ def run_quality(settings: Settings, plan: QualityPlan, fresh: bool = False, prog
     ds = load_dataset(settings)
     features = available_features(FeatureStore(settings.features_dir), ds)
     catalog = ds.catalog.index.to_numpy(np.int64)
-    cache = UnitCache(settings.home / "quality" / ds.name, fresh)
+    cache = UnitCache(settings.home / "quality" / ds.name, fresh, plan.cached_only)
     fusion = get_model("fusion")
     cfg = fusion.config(plan.overrides)
     if cfg.modalities is not None:
@@ -242,7 +250,10 @@ def run_quality(settings: Settings, plan: QualityPlan, fresh: bool = False, prog
             results["skipped"].append(label)
             continue
         bar.set_postfix_str(label)
-        go()
+        try:
+            go()
+        except NotCached:
+            results["skipped"].append(label)
     results["meta"] = {
         "dataset": ds.name, "data_version": ds.version, "seeds": plan.seeds, "config": cfg.model_dump(),
         "modalities": {m: {"coverage": float(f.aligned(catalog)[1].mean()), "dim": f.dim} for m, f in features.items()},

@@ -1,0 +1,34 @@
+"""The report's JSON has the shape the issue asks for, and the markdown says what broke."""
+
+import json
+
+from movierec.reliability.load import LoadSummary, Outcome
+from movierec.reliability.report import CaseResult, FaultResult, ReliabilityReport
+
+
+def test_summary_counts_and_recovery():
+    s = LoadSummary(outcomes=[Outcome(0.0, 200), Outcome(1.0, 200, degraded=True, key="new"), Outcome(1.5, None, error="ConnectError"),
+                              Outcome(2.0, 503, label="503 feedback_unavailable: x"), Outcome(3.0, 201, key="e1"), Outcome(4.0, 200, key="new")])
+    assert (s.requests, s.errors_5xx, s.transport_errors, s.degraded) == (6, 1, 1, 1)
+    assert s.acknowledged_keys() == {"e1", "new"}
+    assert s.first_healthy_after(0.5, "new") == 4.0
+    result = FaultResult("x", "f", "l").count(s)
+    assert result.statuses == {"200": 3, "201": 1, "503": 1, "no answer": 1} and "1 x 503 feedback_unavailable: x" in result.notes
+
+
+def test_json_shape_and_markdown(tmp_path):
+    report = ReliabilityReport()
+    held = FaultResult("ranker killed", "SIGKILL", "10 req/s", requests=100, recovery_s=3.5, checks={"zero 5xx": True})
+    broken = FaultResult("Redis restarted", "stop", "10 req/s", requests=50, errors_5xx=2, acknowledged=20, stored=20, checks={"zero 5xx": False})
+    report.faults += [held, broken, FaultResult("worker killed while retraining", "-", "-", notes=["not run: why"])]
+    report.fuzz.cases, report.fuzz.server_errors = 40, 1
+    report.access += [CaseResult("no key", "401", 401, True), CaseResult("wrong user", "403", 201, False, "not refused")]
+    md, js = report.write(tmp_path)
+    data = json.loads(js.read_text())
+    first = data["faults"][0]
+    assert {"name", "requests", "errors_5xx", "acknowledged", "stored", "recovery_s"} <= set(first)
+    assert [f["passed"] for f in data["faults"]] == [True, False, None]
+    assert data["fuzz"]["cases"] == 40 and data["fuzz"]["server_errors"] == 1
+    assert data["access"] == {**data["access"], "refusals_tested": 2, "leaks": 1}
+    text = md.read_text()
+    assert "| Redis restarted |" in text and "**NO**" in text and "not run" in text and "broken**: zero 5xx" in text

@@ -214,6 +214,13 @@ def render_markdown(result: ServingBenchResult, h: dict, cpu_scaling: list[Scali
     else:
         out += ["", "No GPU result in this run: on a machine with one, `movierec bench ranker --device cuda` saves it and the next "
                 "`movierec bench serving` includes it."]
+    if result.gateway_counters:
+        out += ["", "## How the gateway answered during each path's runs (its Prometheus counters)", "",
+                "A cache error (Redis slower than the gateway's Redis timeout) is served as a miss, so a hit run that shows "
+                "errors measured part of the miss path.", "", "| path | counter | count |", "|---|---|---:|"]
+        for target, counters in result.gateway_counters.items():
+            for key, value in sorted(counters.items()):
+                out.append(f"| {TARGET_LABELS.get(target, target)} | `{key}` | {value:.0f} |")
     out += ["", "## Memory (resident set size after the runs)", "", "| process | RSS MiB |", "|---|---:|"]
     out += [f"| {name} | {mb:.0f} |" for name, mb in result.memory_mb.items()]
     out += ["", f"## Where the time goes (py-spy on each service, {c} connections)", ""]

@@ -71,6 +71,9 @@ class ServingBenchResult:
     policy_version: str | None = None
     catalog_items: int | None = None
     machine: dict = field(default_factory=dict)
+    gateway_counters: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per path: how the gateway's answers were made during its runs (cache hit/miss/error,
+    source of the list, fallbacks), from its Prometheus counters."""
 
     def run(self, target: str, connections: int) -> WrkResult | None:
         return next((r for r in self.runs if r.target == target and r.connections == connections), None)
@@ -135,6 +138,28 @@ def _measure(result: ServingBenchResult, url: str, script: str, target: str, pid
             f"p99 {run.p99_ms:7.1f} ms  errors {run.errors}  (wrk CPU {run.wrk_cpu_share:.0%})")
         if run.errors:
             say(f"  warning: {run.errors} failed requests in {target} at {connections} connections")
+
+
+COUNTED = ("movierec_gateway_cache_requests_total", "movierec_gateway_recommendations_total", "movierec_gateway_fallbacks_total",
+           "movierec_gateway_cache_errors_total")
+
+
+def gateway_counters(gateway_url: str) -> dict[str, float]:
+    """The gateway's answer counters (``name{labels}`` -> value) from its /metrics."""
+    try:
+        text = httpx.get(f"{gateway_url}/metrics", timeout=10).text
+    except httpx.HTTPError:
+        return {}
+    out = {}
+    for line in text.splitlines():
+        if line.startswith(COUNTED) and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            out[key] = float(value)
+    return out
+
+
+def _delta(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
+    return {k: v - before.get(k, 0.0) for k, v in after.items() if v - before.get(k, 0.0) > 0}
 
 
 def stack_services() -> tuple[str, ...]:
@@ -228,10 +253,14 @@ def run_serving_benchmark(settings: Settings, cfg: ServingBenchConfig, say: Call
             info = client.get(f"{stack.url('ranker')}/v1/info")
             result.catalog_items = info.json().get("items") if info.status_code == 200 else None
         say(f"cache-hit path (users {users[0]}..{users[cfg.hit_users - 1]}, already cached)")
+        before = gateway_counters(gateway)
         _measure(result, rec_url, fixed_bodies_script(hit_bodies), "gateway-hit", [pids["gateway"]], cfg, say)
+        after = gateway_counters(gateway)
+        result.gateway_counters["gateway-hit"] = _delta(after, before)
         say(f"cache-miss path (every request a new cache key: ranker{' + policy' if 'policy' in services else ''} + feedback history)")
         miss_pids = [pids[s] for s in services]
         _measure(result, rec_url, unique_miss_script(users, cfg.k, NEVER_A_MOVIE), "gateway-miss", miss_pids, cfg, say)
+        result.gateway_counters["gateway-miss"] = _delta(gateway_counters(gateway), after)
 
         # each hop of a miss alone, at the headline concurrency
         hop_cfg = ServingBenchConfig(**{**cfg.__dict__, "levels": (1, cfg.headline_connections)})

@@ -59,7 +59,9 @@ def _inputs(modality: str, items: int, seed: int = 0) -> list:
 
 
 def run_benchmark(fs: FeatureSettings, modalities: list[str], *, items: int, repeats: int, log=print) -> dict:
-    result: dict = {"device": device_label(), "items": items, "repeats": repeats, "modalities": {}}
+    # on a shared machine the figures depend on what else runs: the load average says how busy it was
+    result: dict = {"device": device_label(), "items": items, "repeats": repeats, "seed": 0,
+                    "load_average_1min_at_start": round(os.getloadavg()[0], 2), "modalities": {}}
     for modality in modalities:
         raws = _inputs(modality, items)
         if not raws:
@@ -88,4 +90,5 @@ def run_benchmark(fs: FeatureSettings, modalities: list[str], *, items: int, rep
         result["store_load"] = {"modalities": sorted(loaded), "movies": rows, "seconds_mean": round(statistics.mean(times), 3),
                                 "seconds_max": round(max(times), 3)}
         log(f"store load ({', '.join(sorted(loaded))}; {rows:,} movies): {statistics.mean(times):.3f} s mean, {max(times):.3f} s max")
+    result["load_average_1min_at_end"] = round(os.getloadavg()[0], 2)
     return result

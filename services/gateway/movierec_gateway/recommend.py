@@ -3,7 +3,8 @@
     cache (known users) -> ranker top-N candidates -> policy re-rank -> cache
 
 - policy down, slow or refusing: the ranker's order is served (``policy_version`` says
-  ``ranker-order``), counted in ``movierec_gateway_fallbacks_total{reason="policy_unavailable"}``;
+  ``ranker-order``), counted in ``movierec_gateway_fallbacks_total{reason="policy_unavailable"}``
+  (or ``policy_rejected`` when it answered a 4xx);
 - every ranker replica down: the user's last list (stale cache) or popular movies, marked
   ``degraded``, counted with reason ``ranker_unavailable_stale`` or ``ranker_unavailable_popular``;
 - feedback service down: the user's history from the dataset alone (counted, not degraded).
@@ -176,7 +177,8 @@ class Recommendations:
                 else:
                     raise ServiceUnavailable("policy", "answered movies that were not candidates")
             except (ServiceUnavailable, ServiceRejected) as exc:
-                self.fallbacks.labels("policy_unavailable").inc()
+                # rejected: e.g. a user or a just-added movie the policy's model does not know yet
+                self.fallbacks.labels("policy_rejected" if isinstance(exc, ServiceRejected) else "policy_unavailable").inc()
                 log.warning("serving the ranker's order: %s", exc)
         items = []
         for scored, propensity in order:

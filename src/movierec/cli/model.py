@@ -153,7 +153,8 @@ def report(
     get_model("fusion").config(overrides)  # fail on a bad key before hours of work
     results = run_quality(settings, plan, fresh=fresh)
     out.mkdir(parents=True, exist_ok=True)
-    command = "movierec " + " ".join(shlex.quote(a) for a in sys.argv[1:] if not a.startswith("--out"))
+    # how to regenerate: the same options, minus where to write and whether to only collect the cache
+    command = "movierec " + " ".join(shlex.quote(a) for a in sys.argv[1:] if not a.startswith(("--out", "--cached-only", "--budget-minutes")))
     doc = write_report(results, out, command)
     for key, g in doc["goals"].items():
         console.print(f"{key}: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in g.items()))

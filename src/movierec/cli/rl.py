@@ -77,6 +77,7 @@ def train(
     """Train the DQN on simulated sessions of every user and publish it to models/policy."""
     from movierec.rl.artifact import artifact_from_learner, publish_policy, save_policy
     from movierec.rl.training import train_dqn
+    from movierec.rl.world import serving_tables
 
     config = _config(set_)
     world = _world(config, ranker)
@@ -84,7 +85,9 @@ def train(
     learner, curve = train_dqn(world, np.arange(world.n_users), seed)
     metadata = {"seed": seed, "ranker_version": world.ranker_version, "dataset_version": world.dataset_version,
                 "trained_on": "simulator", "training_watch_time_last": curve.watch_time[-1] if curve.watch_time else None}
-    artifact = artifact_from_learner(learner, config, world.items, world.simulator.user_ids, world.user_vectors, metadata)
+    items, user_ids, user_vectors = serving_tables(world)
+    metadata["simulated_movies"] = len(world.items)
+    artifact = artifact_from_learner(learner, config, items, user_ids, user_vectors, metadata)
     policy_dir = get_settings().models_dir / "policy"
     if publish:
         folder = publish_policy(artifact, policy_dir)

@@ -48,7 +48,7 @@ class PolicyArtifact:
     metadata: dict = field(default_factory=dict)
 
     def featurizer(self) -> Featurizer:
-        return Featurizer(self.items, self.config.dqn.history, self.config.simulator.max_steps)
+        return Featurizer(self.items, self.config.dqn.history, self.config.simulator.max_steps, self.metadata.get("featurizer_stats"))
 
     def learner(self) -> DQNLearner:
         d = self.config.dqn
@@ -125,6 +125,6 @@ def publish_policy(artifact: PolicyArtifact, policy_dir: Path) -> Path:
 def artifact_from_learner(learner: DQNLearner, config: ExperimentConfig, items: ItemTable, user_ids, user_vectors,
                           metadata: dict, version: str | None = None) -> PolicyArtifact:
     state = {k: v.detach().clone() for k, v in learner.online.state_dict().items()}
-    meta = {"created_at": datetime.now(timezone.utc).isoformat(), **metadata}
+    meta = {"created_at": datetime.now(timezone.utc).isoformat(), "featurizer_stats": learner.f.stats, **metadata}
     return PolicyArtifact(version or new_version(), config, items, np.asarray(user_ids, np.int64),
                           np.asarray(user_vectors, np.float32), state, meta)

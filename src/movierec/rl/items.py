@@ -70,7 +70,7 @@ def build_item_table(
 ) -> ItemTable:
     """Movies known to the ranker with at least ``min_ratings`` training ratings (and in ``restrict_to``)."""
     counts = train_ratings["movie_id"].value_counts()
-    ids = np.intersect1d(ranker.movie_ids, counts.index[counts >= min_ratings].to_numpy(np.int64))
+    ids = ranker.movie_ids if min_ratings <= 0 else np.intersect1d(ranker.movie_ids, counts.index[counts >= min_ratings].to_numpy(np.int64))
     ids = np.intersect1d(ids, dataset.catalog.index.to_numpy(np.int64))
     if restrict_to is not None:
         ids = np.intersect1d(ids, restrict_to)

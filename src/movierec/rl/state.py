@@ -41,7 +41,9 @@ class Observation:
 
 
 class Featurizer:
-    def __init__(self, items: ItemTable, history: int = 5, max_steps: int = 40):
+    def __init__(self, items: ItemTable, history: int = 5, max_steps: int = 40, stats: dict | None = None):
+        """``stats``: the runtime and popularity normalisation of the table the policy was trained on
+        (a served policy's table may hold more movies than the simulator's)."""
         self.items = items
         self.history = history
         self.max_steps = max_steps
@@ -51,9 +53,16 @@ class Featurizer:
         self.state_dim = self.genre_offset + g + CONTEXT_FEATURES
         self.item_dim = 2 * d + 2 + g + 3
         self._log_runtime = np.log(items.runtime)
-        self._runtime_stats = (float(self._log_runtime.mean()), float(self._log_runtime.std() + 1e-6))
         self._log_pop = np.log1p(items.popularity.astype(np.float64))
-        self._pop_stats = (float(self._log_pop.mean()), float(self._log_pop.std() + 1e-6))
+        if stats is None:
+            stats = {"runtime": (float(self._log_runtime.mean()), float(self._log_runtime.std() + 1e-6)),
+                     "popularity": (float(self._log_pop.mean()), float(self._log_pop.std() + 1e-6))}
+        self._runtime_stats = tuple(stats["runtime"])
+        self._pop_stats = tuple(stats["popularity"])
+
+    @property
+    def stats(self) -> dict:
+        return {"runtime": list(self._runtime_stats), "popularity": list(self._pop_stats)}
 
     def state(self, obs: Observation) -> np.ndarray:
         d, h = self.dim, self.history

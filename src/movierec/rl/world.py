@@ -37,6 +37,9 @@ class World:
     head: np.ndarray  # (items,) bool: the most popular share of the catalog
     ranker_version: str
     dataset_version: str
+    ranker: ServingArtifact | None = None
+    dataset: Dataset | None = None
+    train_ratings: pd.DataFrame | None = None
 
     @property
     def n_users(self) -> int:
@@ -105,5 +108,12 @@ def build_world(config: ExperimentConfig, settings: Settings, *, dataset: Datase
         config=config, items=items, simulator=UserSimulator(config.simulator, items, users, taste),
         user_vectors=user_vectors, seen=seen, candidate_rows=order,
         candidate_scores=np.take_along_axis(scores, order, 1).astype(np.float32), head=head,
-        ranker_version=ranker.version, dataset_version=ds.version,
+        ranker_version=ranker.version, dataset_version=ds.version, ranker=ranker, dataset=ds, train_ratings=train,
     )
+
+
+def serving_tables(world: World) -> tuple[ItemTable, np.ndarray, np.ndarray]:
+    """Every movie and user the ranker knows (the simulator uses a subset), for a served policy."""
+    items = build_item_table(world.dataset, world.ranker, world.train_ratings, min_ratings=0,
+                             default_runtime=world.config.simulator.default_runtime_minutes)
+    return items, world.ranker.user_ids, world.ranker.user_vectors

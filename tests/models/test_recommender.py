@@ -56,6 +56,12 @@ def test_new_item_rejects_unknown_modality_and_wrong_width(saved_model):
     with pytest.raises(RecommenderInputError) as err:
         rec.embed_new_item({"text": np.zeros(5)})
     assert err.value.field == "features.text"
+    with pytest.raises(RecommenderInputError) as err:
+        rec.embed_new_item({"text": np.full(16, np.nan)})
+    assert err.value.field == "features.text"
+    # a modality the system knows but this model does not use is ignored
+    with_audio = rec.embed_new_item({"text": np.ones(16), "audio": np.ones(1024)})
+    assert set(with_audio.attention) == {"text"}
 
 
 def test_fold_in_recovers_a_known_users_taste(saved_model, tiny_ratings):

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from movierec.features.store import MODALITIES
 from movierec.models.checkpoint import LoadedCheckpoint, load_checkpoint
 from movierec.models.serving import ArtifactError, ServingArtifact
 
@@ -50,16 +51,17 @@ class Recommender:
         """Item vector, bias and modality attention of a movie the model never saw.
 
         ``features`` maps modality name to its raw vector (as the feature extractor writes it);
-        modalities left out are masked. With no usable modality the movie gets a zero vector and
+        modalities left out are masked, known modalities this model does not use are ignored. With no usable modality the movie gets a zero vector and
         zero bias: its predicted rating is the global mean plus the user's bias.
         """
         names = self.modality_names
-        unknown = sorted(set(features) - set(names))
+        unknown = sorted(set(features) - set(MODALITIES) - set(names))
         if unknown:
-            raise RecommenderInputError("features", f"unknown modalities {', '.join(unknown)}; this model uses {', '.join(names) or 'none'}")
+            raise RecommenderInputError("features", f"unknown modalities {', '.join(unknown)}; known: {', '.join(MODALITIES)}")
+        # a modality the system knows but this model was not trained with is ignored, not an error:
+        # the feature extractor computes every modality it can for a new movie
+        features = {k: v for k, v in features.items() if k in names}
         if self.checkpoint is None or not names:
-            if features:
-                raise RecommenderInputError("features", "this model has no content encoder")
             return NewItem(np.zeros(self.artifact.dim, np.float32), 0.0, {})
         inputs, mask = [], np.zeros((1, len(names)), bool)
         for k, (name, scaling) in enumerate(zip(names, self.checkpoint.scaling)):

@@ -123,14 +123,17 @@ def start_bare(workers: int, port: int, log_path: Path) -> subprocess.Popen:
     return proc
 
 
-def _measure(result: ServingBenchResult, url: str, script: str, target: str, pids: list[int], cfg: ServingBenchConfig,
-             say: Callable[[str], None]) -> None:
-    """Warm up, then one timed ``wrk`` run per concurrency level."""
-    run_wrk(url, script, target=target, connections=min(8, max(cfg.levels)), duration_s=cfg.warmup_s, threads=cfg.wrk_threads)
-    for connections in cfg.levels:
+def _measure(result: ServingBenchResult, url: str, script: str | Callable[[int], str], target: str, pids: list[int],
+             cfg: ServingBenchConfig, say: Callable[[str], None]) -> None:
+    """Warm up, then one timed ``wrk`` run per concurrency level. ``script`` may be a function of
+    the run number (0 is the warm-up), for bodies that must never repeat across runs."""
+    script_for = script if callable(script) else (lambda _run: script)
+    warm = run_wrk(url, script_for(0), target=target, connections=min(8, max(cfg.levels)), duration_s=cfg.warmup_s, threads=cfg.wrk_threads)
+    _drain(warm)
+    for run_no, connections in enumerate(cfg.levels, start=1):
         before = sum(cpu_seconds(p) for p in pids)
         started = time.monotonic()
-        run = run_wrk(url, script, target=target, connections=connections, duration_s=cfg.duration_s, threads=cfg.wrk_threads)
+        run = run_wrk(url, script_for(run_no), target=target, connections=connections, duration_s=cfg.duration_s, threads=cfg.wrk_threads)
         wall = time.monotonic() - started
         result.server_cpu_share[f"{target}@{connections}"] = round((sum(cpu_seconds(p) for p in pids) - before) / (wall * (os.cpu_count() or 1)), 3)
         result.runs.append(run)
@@ -138,6 +141,18 @@ def _measure(result: ServingBenchResult, url: str, script: str, target: str, pid
             f"p99 {run.p99_ms:7.1f} ms  errors {run.errors}  (wrk CPU {run.wrk_cpu_share:.0%})")
         if run.errors:
             say(f"  warning: {run.errors} failed requests in {target} at {connections} connections")
+        _drain(run)
+
+
+def _drain(run: WrkResult) -> None:
+    """Let the server finish the requests wrk left in flight (it abandons up to one per
+    connection), so they do not slow the next run down."""
+    time.sleep(min(30.0, max(0.5, run.max_ms / 1000)))
+
+
+def _miss_script(users: list[int], k: int, series: int) -> Callable[[int], str]:
+    """A miss script per run whose excluded ids no other run of the benchmark uses."""
+    return lambda run_no: unique_miss_script(users, k, NEVER_A_MOVIE + (series * 20 + run_no) * 40_000_000)
 
 
 COUNTED = ("movierec_gateway_cache_requests_total", "movierec_gateway_recommendations_total", "movierec_gateway_fallbacks_total",
@@ -259,7 +274,7 @@ def run_serving_benchmark(settings: Settings, cfg: ServingBenchConfig, say: Call
         result.gateway_counters["gateway-hit"] = _delta(after, before)
         say(f"cache-miss path (every request a new cache key: ranker{' + policy' if 'policy' in services else ''} + feedback history)")
         miss_pids = [pids[s] for s in services]
-        _measure(result, rec_url, unique_miss_script(users, cfg.k, NEVER_A_MOVIE), "gateway-miss", miss_pids, cfg, say)
+        _measure(result, rec_url, _miss_script(users, cfg.k, 0), "gateway-miss", miss_pids, cfg, say)
         result.gateway_counters["gateway-miss"] = _delta(gateway_counters(gateway), after)
 
         # each hop of a miss alone, at the headline concurrency
@@ -271,8 +286,7 @@ def run_serving_benchmark(settings: Settings, cfg: ServingBenchConfig, say: Call
         if cfg.profile_s > 0:
             say(f"profiling with py-spy for {cfg.profile_s:.0f} s on each path at c={cfg.headline_connections}")
             result.profiles = _profile("hit", {"gateway": pids["gateway"]}, rec_url, fixed_bodies_script(hit_bodies), cfg, logs)
-            miss_script = unique_miss_script(users, cfg.k, NEVER_A_MOVIE + 500_000_000)
-            result.profiles += _profile("miss", {s: pids[s] for s in services}, rec_url, miss_script, cfg, logs)
+            result.profiles += _profile("miss", {s: pids[s] for s in services}, rec_url, _miss_script(users, cfg.k, 1)(0), cfg, logs)
             if not result.profiles:
                 say("  py-spy gave no samples (is ptrace allowed here?); the report has no profile")
         for name in services:

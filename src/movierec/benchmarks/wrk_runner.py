@@ -67,7 +67,7 @@ users = {{ {users} }}
 request = function()
   counter = counter + 1
   local user = users[((counter + (tid or 0) * 7919) % #users) + 1]
-  local never = {int(first_unused_movie_id)} + (tid or 0) * 10000000 + counter
+  local never = {int(first_unused_movie_id)} + (tid or 0) * 4000000 + counter
   return wrk.format(nil, wrk.path, nil, string.format('{{"user_id":%d,"k":{int(k)},"exclude_movie_ids":[%d]}}', user, never))
 end
 """ + _DONE

@@ -32,3 +32,11 @@ def test_json_shape_and_markdown(tmp_path):
     assert data["access"] == {**data["access"], "refusals_tested": 2, "leaks": 1}
     text = md.read_text()
     assert "| Redis restarted |" in text and "**NO**" in text and "not run" in text and "broken**: zero 5xx" in text
+
+
+def test_repeated_faults_get_mean_and_spread(tmp_path):
+    report = ReliabilityReport()
+    for recovery in (2.0, 4.0, 6.0):
+        report.faults.append(FaultResult("ranker killed", "SIGKILL", "10 req/s", requests=10, recovery_s=recovery, checks={"zero 5xx": True}))
+    text = report.markdown()
+    assert "| ranker killed | 3 | 3 | 0 | - | 4.0 ± 2.0 (2.0-6.0) |" in text

@@ -30,6 +30,7 @@ def run(
     fuzz_examples: int = typer.Option(15, min=1, max=500, help="Generated requests per API operation."),
     rate: float = typer.Option(10.0, min=0.5, max=200.0, help="Steady load during each fault, requests per second."),
     body_timeout: float = typer.Option(5.0, min=1.0, max=60.0, help="Body timeout the stack runs with (slow-client case)."),
+    repeat: int = typer.Option(1, min=1, max=10, help="Run every fault this many times (the report gives mean and spread)."),
 ) -> None:
     """Start the stack on embedded PostgreSQL/Redis, inject every fault under load, fuzz every
     service, try every bad input and refused credential, and write the report."""
@@ -45,7 +46,7 @@ def run(
     home = home or get_settings().home / "reliability"
     for stale in ("servers", "logs", "run"):  # fresh servers each run; the trained model is kept
         shutil.rmtree(home / stale, ignore_errors=True)
-    report = ReliabilityReport(command=f"movierec reliability run --rate {rate:g} --fuzz-examples {fuzz_examples}")
+    report = ReliabilityReport(command=f"movierec reliability run --rate {rate:g} --fuzz-examples {fuzz_examples} --repeat {repeat}")
     stack = FaultStack(home, port_offset=free_port_offset(), say=lambda m: console.print(m, highlight=False),
                        extra_env={"MOVIEREC_BODY_TIMEOUT_S": str(body_timeout)})
     steps = [
@@ -53,13 +54,16 @@ def run(
         ("access", lambda: report.access.extend(run_access_probes(stack.url("gateway"))
                                                 + [compose_publishes_only_the_gateway(REPO_ROOT / "docker-compose.yml")])),
         ("fuzzing", lambda: _fuzz_all(stack, report, fuzz_service, fuzz_examples)),
-        ("duplicates", lambda: report.faults.append(faults.duplicates_and_out_of_order(stack))),
-        ("policy killed", lambda: report.faults.append(faults.policy_killed(stack, rate_per_s=rate))),
-        ("ranker killed", lambda: report.faults.append(faults.ranker_killed(stack, rate_per_s=rate))),
-        ("Redis restarted", lambda: report.faults.append(faults.redis_restarted(stack, rate_per_s=rate))),
-        ("PostgreSQL restarted", lambda: report.faults.append(faults.postgres_restarted(stack, rate_per_s=rate * 1.5))),
-        ("worker killed while retraining", lambda: report.faults.append(faults.worker_killed_while_retraining(stack))),
     ]
+    for _ in range(repeat):
+        steps += [
+            ("duplicates", lambda: report.faults.append(faults.duplicates_and_out_of_order(stack))),
+            ("policy killed", lambda: report.faults.append(faults.policy_killed(stack, rate_per_s=rate))),
+            ("ranker killed", lambda: report.faults.append(faults.ranker_killed(stack, rate_per_s=rate))),
+            ("Redis restarted", lambda: report.faults.append(faults.redis_restarted(stack, rate_per_s=rate))),
+            ("PostgreSQL restarted", lambda: report.faults.append(faults.postgres_restarted(stack, rate_per_s=rate * 1.5))),
+        ]
+    steps.append(("worker killed while retraining", lambda: report.faults.append(faults.worker_killed_while_retraining(stack))))
     started = time.monotonic()
     try:
         with stack:

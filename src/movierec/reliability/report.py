@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
+import statistics
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -111,6 +112,7 @@ class ReliabilityReport:
             lines.append(f"| {f.name} | {f.load} | {f.requests} | {f.errors_5xx} | {f.no_answer} | {f.degraded} | "
                          f"{fmt(f.acknowledged)} | {fmt(f.stored)} | {fmt(f.recovery_s)} | {_verdict(f.passed)} |")
         lines.append("")
+        lines += self._repeat_summary()
         for f in self.faults:
             lines.append(f"### {f.name}")
             lines.append(f"Fault: {f.fault}  ")
@@ -132,6 +134,29 @@ class ReliabilityReport:
                 lines.append(f"| {c.name} | {c.expected} | {fmt(c.status)} | {'yes' if c.passed else '**NO** ' + c.detail} |")
         lines.append("")
         return "\n".join(lines)
+
+
+    def _repeat_summary(self) -> list[str]:
+        """Per fault run more than once: runs held, total 5xx, recovery time mean and spread."""
+        runs: dict[str, list[FaultResult]] = {}
+        for f in self.faults:
+            runs.setdefault(f.name, []).append(f)
+        repeated = {name: rs for name, rs in runs.items() if len(rs) > 1}
+        if not repeated:
+            return []
+        lines = ["Over repeated runs (recovery: mean ± sample standard deviation, min-max):", "",
+                 "| fault | runs | held | 5xx | acknowledged / stored | recovery (s) |", "|---|---:|---:|---:|---|---|"]
+        for name, rs in repeated.items():
+            rec = [r.recovery_s for r in rs if r.recovery_s is not None]
+            if len(rec) > 1:
+                spread = statistics.stdev(rec)
+                recovery = f"{statistics.mean(rec):.1f} ± {spread:.1f} ({min(rec):.1f}-{max(rec):.1f})"
+            else:
+                recovery = "-" if not rec else f"{rec[0]:.1f}"
+            acked = [r for r in rs if r.acknowledged is not None]
+            ack = f"{sum(r.acknowledged for r in acked)} / {sum(r.stored or 0 for r in acked)}" if acked else "-"
+            lines.append(f"| {name} | {len(rs)} | {sum(bool(r.passed) for r in rs)} | {sum(r.errors_5xx for r in rs)} | {ack} | {recovery} |")
+        return lines + [""]
 
 
 def _verdict(passed: bool | None) -> str:

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from movierec.cli.errors import fail_on_data_error
 from movierec.data import load_dataset
@@ -84,16 +83,15 @@ def summary(store: Path = typer.Option(None, help="Store folder (default: $MOVIE
     names = target.available()
     if not names:
         raise DataError(f"no features in {target.root} (run `movierec features build`)")
-    table = Table(title=f"Feature store {target.root}")
-    for col in ("modality", "present", "coverage", "dim", "encoder", "skipped"):
-        table.add_column(col, justify="left" if col in ("modality", "encoder") else "right", no_wrap=col != "encoder")
+    console.print(f"feature store {target.root}", highlight=False)
+    console.print(f"{'modality':16s} {'present':>7s} {'of':>6s} {'dim':>5s} {'skipped':>7s} {'pending':>7s}  encoder", highlight=False)
     for name in names:
         f = target.load(name)
         p = f.provenance
-        partial = "" if p.get("complete", True) else f" ({p.get('pending', '?'):,} pending)"
-        table.add_row(name, f"{int(f.mask.sum()):,}/{len(f.movie_ids):,}{partial}", f"{f.mask.mean():.1%}" if len(f.mask) else "-",
-                      str(f.dim), f"{p.get('encoder', '?')} {p.get('config_hash', '')[:8]}", str(len(p.get("skipped", {}))))
-    console.print(table)
+        pending = 0 if p.get("complete", True) else p.get("pending", 0)
+        console.print(f"{name:16s} {int(f.mask.sum()):7d} {len(f.movie_ids):6d} {f.dim:5d} {len(p.get('skipped', {})):7d} "
+                      f"{pending:7d}  {p.get('encoder', '?')} ({p.get('config_hash', '?')[:8]})", highlight=False, soft_wrap=True)
+    console.print("pending: a build is still running or stopped early (rerun `movierec features build` to finish)", highlight=False)
 
 
 @app.command()

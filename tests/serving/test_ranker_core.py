@@ -128,6 +128,8 @@ def test_add_item_served_and_filtered(ranker, text_dim):
     assert err.value.field == "features.text"
     with pytest.raises(InvalidInput, match="unknown modalities smell"):
         ranker.add_item(AddItemRequest(movie_id=500002, title="x", features={"smell": [1.0]}))
+    with pytest.raises(InvalidInput, match="uses none of the given modalities \\(audio\\); it uses text, poster"):
+        ranker.add_item(AddItemRequest(movie_id=500002, title="x", features={"audio": [1.0] * 4}))
     assert 500002 not in ranker.model.index
 
 

@@ -206,6 +206,11 @@ class Ranker:
             field_name = getattr(exc, "field", "features")
             message = str(exc).removeprefix(f"{field_name}: ")
             raise InvalidInput(field_name, message) from None
+        if not item.attention:  # no modality was usable: a zero vector would place the movie at random
+            has_encoder = model.recommender.checkpoint is not None
+            uses = ", ".join(model.recommender.artifact.modality_names) if has_encoder else ""
+            raise InvalidInput("features", f"model {model.version} cannot place this movie: it uses none of the given modalities "
+                                           f"({', '.join(sorted(request.features))}); it uses {uses or 'none (no content encoder)'}")
         index = model.index.with_item(request.movie_id, item.vector, item.bias, dict(item.attention))
         return replace(model, index=index), item
 

@@ -33,6 +33,18 @@ def _url_with_database(url: str, database: str) -> str:
     return url.rsplit("/", 1)[0] + "/" + database
 
 
+@pytest.fixture
+def private_tmp() -> Path:
+    """A temporary folder outside pytest's numbered ones, which a concurrent pytest run on the
+    same machine may rotate away while a long stack test is still using them."""
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="movierec-platform-"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def database_url() -> str:
     """A new, empty, migrated database ``movierec_test_<random>``, dropped after the run."""
@@ -110,10 +122,13 @@ def worker_factory():
 
 
 @pytest.fixture(scope="session")
-def worker(redis_url: str, database_url: str, tmp_path_factory):
+def worker(redis_url: str, database_url: str):
     """A real Celery worker on the test Redis DB and database."""
-    with celery_worker(redis_url, database_url, tmp_path_factory.mktemp("worker") / "worker.log") as app:
-        yield app
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="movierec-worker-") as folder:
+        with celery_worker(redis_url, database_url, Path(folder) / "worker.log") as app:
+            yield app
 
 
 def free_port_offset(ports: tuple[int, ...] = (8000, 8001, 8002, 8003, 8004, 9090, 9808)) -> int:

@@ -156,9 +156,9 @@ def exercise(stack: LocalStack) -> None:
         assert _recommend(client, user_id=KNOWN_USER, k=5, filters={"year_min": 2030})["items"][0]["movie_id"] == new_id
 
 
-def test_the_whole_stack_on_the_machines_postgresql_and_redis(artifacts_home, database_url, e2e_redis_url, tmp_path, port_offsets,
+def test_the_whole_stack_on_the_machines_postgresql_and_redis(artifacts_home, database_url, e2e_redis_url, private_tmp, port_offsets,
                                                               prometheus_installed, prometheus_check):
-    with _stack(_stack_home(artifacts_home, tmp_path), port_offsets(), database_url, e2e_redis_url, prometheus=True) as stack:
+    with _stack(_stack_home(artifacts_home, private_tmp), port_offsets(), database_url, e2e_redis_url, prometheus=True) as stack:
         assert stack._postgres is None and stack._redis is None  # the configured servers, not embedded ones
         exercise(stack)
         # Prometheus scrapes every service and the worker; every dashboard panel has data
@@ -167,10 +167,10 @@ def test_the_whole_stack_on_the_machines_postgresql_and_redis(artifacts_home, da
         assert cache.keys(f"recs:{KNOWN_USER}:*"), "the gateway's cache is in the configured Redis"
 
 
-def test_the_whole_stack_on_embedded_servers_with_no_urls(artifacts_home, tmp_path, port_offsets, monkeypatch):
+def test_the_whole_stack_on_embedded_servers_with_no_urls(artifacts_home, private_tmp, port_offsets, monkeypatch):
     monkeypatch.delenv("MOVIEREC_DATABASE_URL", raising=False)
     monkeypatch.delenv("MOVIEREC_REDIS_URL", raising=False)
-    home = _stack_home(artifacts_home, tmp_path)
+    home = _stack_home(artifacts_home, private_tmp)
     with _stack(home, port_offsets(), None, None) as stack:
         assert stack._postgres is not None and stack._redis is not None
         assert (home / "servers" / "postgres" / "PG_VERSION").exists()

@@ -93,7 +93,8 @@ def test_a_stored_event_invalidates_the_users_cache_through_the_worker(client: T
 
 
 @pytest.mark.slow
-def test_while_the_database_is_down_events_are_queued_and_stored_once_when_it_is_back(tmp_path, private_redis_url: str, worker_factory):
+def test_while_the_database_is_down_events_are_queued_and_stored_once_when_it_is_back(private_tmp, private_redis_url: str, worker_factory):
+    tmp_path = private_tmp
     """A real PostgreSQL (embedded) stopped and started again: every acknowledged event is stored once."""
     from movierec.launcher.servers import EmbeddedPostgres
     from movierec.storage import FeedbackStore, create_engine_for

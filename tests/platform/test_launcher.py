@@ -49,8 +49,8 @@ def _descendants(pid: int) -> list[psutil.Process]:
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_up_on_embedded_servers_stops_cleanly_and_keeps_feedback(tmp_path: Path, port_offsets):
-    home = tmp_path / "home"
+def test_up_on_embedded_servers_stops_cleanly_and_keeps_feedback(private_tmp: Path, port_offsets):
+    home = private_tmp / "home"
     offset = port_offsets()
     feedback = f"http://127.0.0.1:{8003 + offset}"
     event = {"event_id": f"emb-{uuid.uuid4().hex}", "user_id": 9, "movie_id": 1, "kind": "watch", "watch_seconds": 600}
@@ -83,15 +83,23 @@ def test_up_on_embedded_servers_stops_cleanly_and_keeps_feedback(tmp_path: Path,
         _wait_for(lambda: "movierec is up" in log.read_text() or proc.poll() is not None, 180, "the stack was not up again", log)
         assert httpx.post(f"{feedback}/v1/events", json=event).status_code == 200
         assert len(httpx.get(f"{feedback}/v1/users/9/events").json()["events"]) == 1
+        proc.send_signal(signal.SIGINT)  # Ctrl-C
+        assert proc.wait(timeout=60) == 0 and "stopped" in log.read_text()
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
 
 
-def test_up_rejects_an_unknown_service_in_one_line():
-    result = subprocess.run([MOVIEREC, "up", "--only", "nosuch"], capture_output=True, text=True, cwd=REPO_ROOT)
-    assert result.returncode == 2
-    assert "unknown service nosuch" in result.stderr and "Traceback" not in result.stderr
+def test_up_rejects_an_unknown_service_in_one_line(capfd):
+    from typer.testing import CliRunner
+
+    from movierec.cli import app
+
+    result = CliRunner().invoke(app, ["up", "--only", "nosuch"])
+    err = result.output + capfd.readouterr().err
+    assert result.exit_code == 2
+    assert "unknown service nosuch" in err and "Traceback" not in err
 
 
 def test_pipeline_skips_done_steps_and_missing_commands(tmp_path: Path):

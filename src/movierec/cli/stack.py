@@ -25,7 +25,7 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
-def _interrupt_on_sigterm(signum, frame):
+def _interrupt_on_signal(signum, frame):
     raise KeyboardInterrupt
 
 
@@ -56,12 +56,14 @@ def up(
                            pipeline=pipeline, database_url=database_url, redis_url=redis_url, prometheus=prometheus,
                            ready_timeout_s=ready_timeout)
     stack = LocalStack(get_settings(), options, say=lambda m: console.print(m, highlight=False))
-    signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
+    # explicit handlers: a launcher started in the background inherits an ignored SIGINT
+    signal.signal(signal.SIGTERM, _interrupt_on_signal)
+    signal.signal(signal.SIGINT, _interrupt_on_signal)
     try:
         stack.start()
         console.print("[bold green]movierec is up[/bold green]")
         for label, address in stack.addresses():
-            console.print(f"  {label:16s} {address}", highlight=False)
+            console.print(f"  {label:22s} {address}", highlight=False)
         console.print("Ctrl-C stops everything.")
         while True:
             for child in stack.supervisor.exited():
@@ -76,5 +78,6 @@ def up(
         _fail(f"pipeline step `{' '.join(map(str, exc.cmd[1:]))}` failed with code {exc.returncode}")
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         stack.stop()
     console.print("stopped")

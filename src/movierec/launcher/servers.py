@@ -8,6 +8,7 @@ with an append-only file for the same reason.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import socket
 import subprocess
@@ -59,6 +60,7 @@ class EmbeddedPostgres:
     def stop(self) -> None:
         if self._server is not None:
             self._server.cleanup()
+            atexit.unregister(self._server._cleanup)  # already stopped; its exit hook would only log to a closed stream
             self._server = None
 
 

@@ -89,3 +89,16 @@ def test_events_for_user_are_newest_first_and_page_back(store: FeedbackStore):
     older = store.events_for_user(107, limit=10, before_seq=newest[-1].seq)
     assert [e.movie_id for e in older] == [3, 2, 1]
     assert written[0].seq == older[-1].seq
+
+
+def test_migrations_match_the_table_definitions(database_url: str):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from movierec.storage.tables import Base
+
+    engine = create_engine_for(database_url)
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    engine.dispose()
+    assert diff == [], f"tables.py and the migrations disagree: {diff}"

@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     """The feedback service also triggers retraining after this many new events."""
     worker_metrics_port: int = 0
     """A Celery worker serves Prometheus metrics on this port (0: none)."""
+    celery_visibility_timeout_s: float = 600.0
+    """A task taken by a worker that died is handed out again after this long (longer than any task)."""
 
     @model_validator(mode="after")
     def _derive_shared_paths(self) -> "Settings":

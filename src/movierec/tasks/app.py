@@ -46,7 +46,7 @@ def make_celery(redis_url: str | None = None, *, retrain_every_s: float | None =
         result_expires=3600,
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,
-        broker_transport_options={"visibility_timeout": 600},
+        broker_transport_options={"visibility_timeout": settings.celery_visibility_timeout_s},
         result_backend_transport_options={"retry_policy": {"timeout": 5.0}},
         worker_hijack_root_logger=False,
         timezone="UTC",

@@ -9,6 +9,7 @@ miss alone (ranker top-N, the feedback service's user history) -> a py-spy profi
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import signal
@@ -26,6 +27,7 @@ from movierec.benchmarks.profiling import Profile, start_recording, summarise
 from movierec.benchmarks.wrk_runner import WrkResult, fixed_bodies_script, run_wrk, unique_miss_script
 from movierec.launcher.servers import free_port
 from movierec.launcher.stack import LocalStack, StackOptions
+from movierec.launcher.supervisor import StackError
 from movierec.settings import Settings
 
 NEVER_A_MOVIE = 900_000_000
@@ -211,6 +213,27 @@ def bench_stack_options(settings: Settings, cfg: ServingBenchConfig, services: t
     )
 
 
+def start_stack(settings: Settings, cfg: ServingBenchConfig, services: tuple[str, ...], say: Callable[[str], None],
+                attempts: int = 3) -> LocalStack:
+    """The benchmark's stack, started on a free port range; another range is tried when a port
+    was taken between choosing it and binding it (other stacks may start on this machine)."""
+    for attempt in range(1, attempts + 1):
+        options = bench_stack_options(settings, cfg, services)
+        say(f"starting the stack ({', '.join(services)}; port offset {options.port_offset}); this loads the catalog and the model")
+        stack = LocalStack(settings, options, say=lambda m: say(f"  {m}"))
+        try:
+            return stack.start()
+        except StackError as exc:
+            stack.stop()
+            if "address already in use" not in str(exc) or attempt == attempts:
+                raise
+            say("  a port was taken meanwhile; trying another range")
+        except BaseException:
+            stack.stop()
+            raise
+    raise AssertionError("unreachable")
+
+
 def check_model(settings: Settings, model_dir: Path | None) -> Path:
     folder = Path(model_dir) if model_dir else settings.models_dir / "fusion" / "current"
     if not (folder / "artifact.json").exists():
@@ -248,11 +271,10 @@ def run_serving_benchmark(settings: Settings, cfg: ServingBenchConfig, say: Call
 
     # 2. the stack
     services = stack_services()
-    options = bench_stack_options(settings, cfg, services)
-    say(f"starting the stack ({', '.join(services)}; port offset {options.port_offset}); this loads the catalog and the model")
-    stack = LocalStack(settings, options, say=lambda m: say(f"  {m}"))
+    stack = start_stack(settings, cfg, services, say)
     result.services = list(services)
-    with stack:
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(stack.stop)
         pids = {c.name: c.proc.pid for c in stack.supervisor.children}
         gateway = stack.url("gateway")
         rec_url = f"{gateway}/v1/recommendations"

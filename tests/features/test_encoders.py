@@ -162,3 +162,31 @@ def test_every_trailer_audio_format_decodes(fmt):
 
     samples = decode_audio(wav_bytes(tone(440, seconds=2.0), fmt=fmt), 16000, max_seconds=60, min_seconds=0.5)
     assert abs(len(samples) / 16000 - 2.0) < 0.1 and np.sqrt(np.mean(samples ** 2)) > 0.05
+
+
+def test_any_hugging_face_model_folder_is_a_text_encoder(tmp_path):
+    """A plain transformers model (no sentence-transformers config) loads with mean pooling."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from movierec.features.text_encoder import default_text_model
+
+    folder = tmp_path / "tiny-bert"
+    AutoTokenizer.from_pretrained(default_text_model()).save_pretrained(folder)
+    BertModel(BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)).save_pretrained(folder)
+    encoder = create_encoder("sentence-transformer", {"model": str(folder), "device": "cpu"})
+    vectors = encoder.encode(["a film about toys", "a film about toys", "tax law"])
+    assert encoder.dim == 32 and vectors.shape == (3, 32)
+    np.testing.assert_allclose(vectors[0], vectors[1], atol=1e-6)
+    assert encoder.describe()["weights"] == str(folder)
+
+
+def test_encoder_choice_and_options_come_from_the_environment(monkeypatch):
+    from movierec.features.config import FeatureSettings
+
+    monkeypatch.setenv("MOVIEREC_FEATURES_TEXT_OPTIONS", '{"model": "bert-base-uncased", "max_seq_length": 128}')
+    monkeypatch.setenv("MOVIEREC_FEATURES_POSTER_ENCODER", "open-clip")
+    fs = FeatureSettings()
+    assert fs.encoder_spec("text") == ("sentence-transformer", {"model": "bert-base-uncased", "max_seq_length": 128, "device": "auto"})
+    assert fs.encoder_spec("poster")[0] == "open-clip"
+    with pytest.raises(EncoderError, match="not computed by an encoder"):
+        fs.encoder_spec("trailer_avf")

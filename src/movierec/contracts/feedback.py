@@ -8,11 +8,13 @@ probability, so policies can be valued off-policy from the log.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 FeedbackKind = Literal["impression", "click", "watch", "rating"]
+MAX_ID = 2**31 - 1
+"""Ids are stored as 32-bit integers; larger ones are refused at the edge, not by the database."""
 MAX_WATCH_SECONDS = 6 * 3600
 
 
@@ -20,12 +22,12 @@ class FeedbackEvent(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     event_id: str = Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_\-:.]+$")
-    user_id: int = Field(ge=1)
-    movie_id: int = Field(ge=1)
+    user_id: int = Field(ge=1, le=MAX_ID)
+    movie_id: int = Field(ge=1, le=MAX_ID)
     kind: FeedbackKind
     watch_seconds: float | None = Field(default=None, ge=0, le=MAX_WATCH_SECONDS)
     rating: float | None = Field(default=None, ge=0.5, le=5.0, multiple_of=0.5)
-    slate: list[int] = Field(default_factory=list, max_length=200)
+    slate: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(default_factory=list, max_length=200)
     position: int | None = Field(default=None, ge=0, le=199)
     propensity: float | None = Field(default=None, gt=0, le=1)
     policy_version: str | None = Field(default=None, max_length=64)

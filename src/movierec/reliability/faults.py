@@ -201,7 +201,11 @@ def redis_restarted(stack: FaultStack, rate_per_s: float = 10.0, before_s: float
     reconnect_s = None
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if celery.control.ping(timeout=1.0):
+        try:
+            answered = celery.control.ping(timeout=1.0)
+        except (redis.RedisError, OSError):  # Redis still loading its append-only file
+            answered, _ = [], time.sleep(0.2)
+        if answered:
             reconnect_s = round(load.now() - back_at, 2)
             break
     time.sleep(1.0)

@@ -131,7 +131,7 @@ def worker(redis_url: str, database_url: str):
             yield app
 
 
-def free_port_offset(ports: tuple[int, ...] = (8000, 8001, 8002, 8003, 8004, 9090, 9808)) -> int:
+def free_port_offset(ports: tuple[int, ...] = (8000, 8001, 8002, 8003, 8004, 8011, 8021, 9090, 9808)) -> int:
     """A port offset under which every stack port is free on loopback right now."""
     import random
     import socket

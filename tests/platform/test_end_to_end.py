@@ -72,11 +72,12 @@ def _services() -> tuple[str, ...]:
     return tuple(names)
 
 
-def _stack(home: Path, port_offset: int, database_url: str | None, redis_url: str | None, prometheus: bool = False) -> LocalStack:
+def _stack(home: Path, port_offset: int, database_url: str | None, redis_url: str | None, prometheus: bool = False,
+           replicas: dict[str, int] | None = None) -> LocalStack:
     settings = Settings(home=home, database_url=None, redis_url=None)
     options = StackOptions(
         services=_services(), pipeline=False, database_url=database_url, redis_url=redis_url, prometheus=prometheus,
-        port_offset=port_offset, ready_timeout_s=420,
+        port_offset=port_offset, ready_timeout_s=420, replicas=replicas or {},
         extra_env={"MOVIEREC_FEATURES_MODALITIES": '["text"]', "OMP_NUM_THREADS": "1"},
     )
     return LocalStack(settings, options, say=lambda m: None)
@@ -158,9 +159,18 @@ def exercise(stack: LocalStack) -> None:
 
 def test_the_whole_stack_on_the_machines_postgresql_and_redis(artifacts_home, database_url, e2e_redis_url, private_tmp, port_offsets,
                                                               prometheus_installed, prometheus_check):
-    with _stack(_stack_home(artifacts_home, private_tmp), port_offsets(), database_url, e2e_redis_url, prometheus=True) as stack:
+    with _stack(_stack_home(artifacts_home, private_tmp), port_offsets(), database_url, e2e_redis_url, prometheus=True,
+                replicas={"ranker": 2}) as stack:
         assert stack._postgres is None and stack._redis is None  # the configured servers, not embedded ones
         exercise(stack)
+        # two ranker replicas: the gateway spread the load over both, and both serve the added movie
+        replicas = stack.replica_urls("ranker")
+        assert len(replicas) == 2
+        for url in replicas:
+            metrics = httpx.get(f"{url}/metrics", timeout=10).text
+            topn = [line for line in metrics.splitlines() if line.startswith("http_requests_total{") and '"/v1/topn"' in line]
+            assert sum(float(line.split()[-1]) for line in topn) > 0, f"{url} served no top-N request"
+            assert httpx.get(f"{url}/v1/info", timeout=10).json()["added_movie_ids"], f"{url} does not serve the added movie"
         # Prometheus scrapes every service and the worker; every dashboard panel has data
         assert prometheus_check(stack) >= 10
         cache = redis.Redis.from_url(e2e_redis_url)

@@ -100,6 +100,9 @@ def test_up_rejects_an_unknown_service_in_one_line(capfd):
     err = result.output + capfd.readouterr().err
     assert result.exit_code == 2
     assert "unknown service nosuch" in err and "Traceback" not in err
+    result = CliRunner().invoke(app, ["up", "--scale", "policy=2"])
+    err = result.output + capfd.readouterr().err
+    assert result.exit_code == 2 and "--scale policy=2" in err and "ranker" in err
 
 
 def test_pipeline_skips_done_steps_and_missing_commands(tmp_path: Path):

@@ -40,6 +40,7 @@ def up(
     redis_url: str = typer.Option(None, envvar="MOVIEREC_REDIS_URL", help="Redis URL; default: an embedded server."),
     prometheus: bool = typer.Option(None, help="Start Prometheus (default: when it is installed)."),
     ready_timeout: float = typer.Option(300.0, min=1.0, help="Seconds to wait for every service to be ready."),
+    scale: list[str] = typer.Option(None, "--scale", help="NAME=N replicas of a scalable service (ranker), like docker compose."),
 ) -> None:
     """Start every service, the Celery worker and beat (and what is missing before them)."""
     if pipeline_only:
@@ -52,9 +53,16 @@ def up(
     unknown = [n for n in (only or []) if n not in known]
     if unknown:
         _fail(f"--only: unknown service {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    replicas: dict[str, int] = {}
+    for item in scale or []:
+        name, _, count = item.partition("=")
+        spec = next((s for s in SERVICES if s.name == name), None)
+        if spec is None or not spec.scalable or not count.isdigit() or int(count) < 1:
+            _fail(f"--scale {item}: expected NAME=N with N >= 1 and NAME one of: {', '.join(s.name for s in SERVICES if s.scalable)}")
+        replicas[name] = int(count)
     options = StackOptions(host=host, port_offset=port_offset, services=tuple(only) if only else None, celery=celery,
                            pipeline=pipeline, database_url=database_url, redis_url=redis_url, prometheus=prometheus,
-                           ready_timeout_s=ready_timeout)
+                           ready_timeout_s=ready_timeout, replicas=replicas)
     stack = LocalStack(get_settings(), options, say=lambda m: console.print(m, highlight=False))
     # explicit handlers: a launcher started in the background inherits an ignored SIGINT
     signal.signal(signal.SIGTERM, _interrupt_on_signal)

@@ -26,8 +26,9 @@ def scrape_jobs() -> list[tuple[str, int]]:
     return jobs
 
 
-def render(local_ports: dict[str, int] | None = None, host: str = "127.0.0.1") -> dict:
-    """The config as a dict: compose form when ``local_ports`` is None, else loopback targets."""
+def render(local_ports: dict[str, int | list[int]] | None = None, host: str = "127.0.0.1") -> dict:
+    """The config as a dict: compose form when ``local_ports`` is None, else loopback targets
+    (a list of ports for a service running as several replicas)."""
     jobs = []
     for name, port in scrape_jobs():
         if local_ports is None:
@@ -35,7 +36,8 @@ def render(local_ports: dict[str, int] | None = None, host: str = "127.0.0.1") -
         else:
             if name not in local_ports:
                 continue
-            discovery = {"static_configs": [{"targets": [f"{host}:{local_ports[name]}"]}]}
+            ports = local_ports[name] if isinstance(local_ports[name], list) else [local_ports[name]]
+            discovery = {"static_configs": [{"targets": [f"{host}:{p}" for p in ports]}]}
         jobs.append({"job_name": name, "metrics_path": "/metrics", **discovery})
     return {"global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL}, "scrape_configs": jobs}
 

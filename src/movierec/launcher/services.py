@@ -68,6 +68,9 @@ CELERY_PROCESSES: tuple[ProcessSpec, ...] = (
     ProcessSpec("beat", ("celery", "-A", "movierec.tasks.app", "beat", "--loglevel=INFO", "--schedule={beat_schedule}")),
 )
 
+REPLICA_PORT_STEP = 10
+"""Replica i (from 0) of a scalable service listens on its port + i * REPLICA_PORT_STEP."""
+
 ADDRESS_ENV: dict[str, str] = {
     "gateway": "MOVIEREC_GATEWAY_URL",
     "ranker": "MOVIEREC_GATEWAY_RANKER_URLS",

@@ -14,7 +14,7 @@ from typing import Callable
 from movierec.launcher import prometheus
 from movierec.launcher.pipeline import run_pipeline
 from movierec.launcher.servers import EmbeddedPostgres, EmbeddedRedis
-from movierec.launcher.services import CELERY_PROCESSES, SERVICES, service, stack_environment
+from movierec.launcher.services import CELERY_PROCESSES, REPLICA_PORT_STEP, SERVICES, service, stack_environment
 from movierec.launcher.supervisor import Supervisor
 from movierec.settings import Settings
 from movierec.storage import migrate
@@ -37,6 +37,8 @@ class StackOptions:
     """Start Prometheus; None: when the ``prometheus`` binary is installed."""
     ready_timeout_s: float = 300.0
     extra_env: dict[str, str] = field(default_factory=dict)
+    replicas: dict[str, int] = field(default_factory=dict)
+    """Replicas of scalable services, e.g. {"ranker": 2}; the gateway gets every replica's URL."""
 
 
 @dataclass
@@ -55,13 +57,24 @@ class LocalStack:
         self.redis_url = self.options.redis_url or self.settings.redis_url
         names = self.options.services or tuple(s.name for s in SERVICES)
         self.services = [service(n) for n in names]
+        for name, count in self.options.replicas.items():
+            if not service(name).scalable or count < 1:
+                raise ValueError(f"{name} cannot run as {count} replicas (scalable: "
+                                 f"{', '.join(s.name for s in SERVICES if s.scalable)})")
         self.prometheus_url: str | None = None
 
     def port(self, name: str) -> int:
         return service(name).port + self.options.port_offset
 
     def url(self, name: str) -> str:
+        """The address of ``name`` (of its first replica)."""
         return f"http://{self.options.host}:{self.port(name)}"
+
+    def replica_ports(self, name: str) -> list[int]:
+        return [self.port(name) + i * REPLICA_PORT_STEP for i in range(self.options.replicas.get(name, 1))]
+
+    def replica_urls(self, name: str) -> list[str]:
+        return [f"http://{self.options.host}:{p}" for p in self.replica_ports(name)]
 
     @property
     def worker_metrics_port(self) -> int:
@@ -80,7 +93,7 @@ class LocalStack:
         self.say("database migrated")
 
     def environment(self) -> dict[str, str]:
-        addresses = {s.name: self.url(s.name) for s in SERVICES}
+        addresses = {s.name: ",".join(self.replica_urls(s.name)) for s in SERVICES}
         return {
             **stack_environment(addresses, self.database_url, self.redis_url),
             "MOVIEREC_HOME": str(self.settings.home),
@@ -94,8 +107,10 @@ class LocalStack:
         if self.options.pipeline:
             run_pipeline(self.settings, self.say, env={**os.environ, **env})
         for spec in self.services:
-            self.supervisor.spawn(spec.name, spec.command(self.port(spec.name), self.options.host),
-                                  ready_url=f"{self.url(spec.name)}/readyz")
+            for i, port in enumerate(self.replica_ports(spec.name)):
+                name = spec.name if i == 0 else f"{spec.name}-{i + 1}"
+                self.supervisor.spawn(name, spec.command(port, self.options.host),
+                                      ready_url=f"http://{self.options.host}:{port}/readyz")
         if self.options.celery:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             for proc in CELERY_PROCESSES:
@@ -122,7 +137,8 @@ class LocalStack:
             raise FileNotFoundError("prometheus is not installed (Debian: apt-get install prometheus)")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         config = self.run_dir / "prometheus.yml"
-        config.write_text(prometheus.dump(prometheus.render(self.scrape_ports(), self.options.host)))
+        targets: dict[str, int | list[int]] = {**self.scrape_ports(), **{s.name: self.replica_ports(s.name) for s in self.services}}
+        config.write_text(prometheus.dump(prometheus.render(targets, self.options.host)))
         port = PROMETHEUS_PORT + self.options.port_offset
         self.prometheus_url = f"http://{self.options.host}:{port}"
         self.supervisor.spawn("prometheus", [

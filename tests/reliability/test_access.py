@@ -251,7 +251,7 @@ def test_compose_publishes_only_the_gateway():
 def test_open_writes_only_in_development_and_still_check_credentials():
     with pytest.raises(InsecureSettings, match="WRITE_ACCESS"):
         settings(write_access="open")
-    access = AccessControl(SecuritySettings(env="development", write_access="open"))
+    access = AccessControl(SecuritySettings(env="development", write_access="open", admin_api_key=ADMIN_KEY))
     alice_token = access.authenticator.token_for(1)
 
     async def run():
@@ -261,3 +261,14 @@ def test_open_writes_only_in_development_and_still_check_credentials():
             assert (await c.post("/v1/admin/reload")).status_code == 401  # admin never opens
 
     asyncio.run(run())
+
+
+def test_development_defaults_open_the_demo_and_production_closes_it(monkeypatch):
+    for name in ("MOVIEREC_TOKEN_SECRET", "MOVIEREC_ADMIN_API_KEY", "MOVIEREC_ENV", "MOVIEREC_WRITE_ACCESS"):
+        monkeypatch.delenv(name, raising=False)
+    dev = SecuritySettings()
+    assert dev.writes_open and dev.admin_open
+    assert not SecuritySettings(write_access="keyed").writes_open
+    assert not SecuritySettings(admin_api_key=ADMIN_KEY).admin_open  # a configured admin key is always required
+    prod = settings()
+    assert not prod.writes_open and not prod.admin_open

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import random
+import secrets
 import signal
 import socket
 import time
@@ -95,7 +96,9 @@ class FaultStack:
         options = StackOptions(
             port_offset=self.port_offset, services=self.services or available_services(), celery=self.celery, pipeline=False,
             database_url=self.database_url, redis_url=self.redis_url, prometheus=False, ready_timeout_s=self.ready_timeout_s,
-            extra_env={"OMP_NUM_THREADS": "1", "MOVIEREC_RANKER_DEVICE": "cpu", **self.extra_env},
+            extra_env={"OMP_NUM_THREADS": "1", "MOVIEREC_RANKER_DEVICE": "cpu",
+                       # access control as outside development: writes and admin need credentials
+                       "MOVIEREC_WRITE_ACCESS": "keyed", "MOVIEREC_ADMIN_API_KEY": secrets.token_urlsafe(32), **self.extra_env},
         )
         self.stack = LocalStack(self.settings, options, say=self.say)
         self.stack.start()

@@ -58,7 +58,9 @@ class AccessControl:
             """For routes with a ``{user_id}`` path parameter: only that user (or an admin)."""
             return self.require_user(principal, user_id)
 
-        async def admin(principal: Annotated[Principal | None, Depends(caller)]) -> Principal:
+        async def admin(principal: Annotated[Principal | None, Depends(caller)]) -> Principal | None:
+            if principal is None and self.settings.admin_open:
+                return None
             return self._guard(lambda: self.authenticator.require_admin(principal))
 
         async def reader(principal: Annotated[Principal | None, Depends(caller)]) -> Principal | None:
@@ -104,7 +106,7 @@ class AccessControl:
     def require_user(self, principal: Principal | None, user_id: int) -> Principal | None:
         """Only ``user_id`` itself or an admin; anyone without a credential when writes are open
         (development), but a credential for another user is refused even then."""
-        if principal is None and self.settings.write_access == "open":
+        if principal is None and self.settings.writes_open:
             return None
         return self._guard(lambda: self.authenticator.require_user(principal, user_id))
 

@@ -41,10 +41,10 @@ class SecuritySettings(BaseSettings):
     token_ttl_s: int = Field(default=3600, ge=1, le=30 * 86400)
     read_access: Literal["public", "keyed"] = "public"
     """Reading recommendations and movies: open to anyone, or only with a valid credential."""
-    write_access: Literal["keyed", "open"] = "keyed"
-    """Writing feedback and deleting a user's data: only with that user's credential, or (``open``,
-    development only: a local demo page without log-in) by anyone. A credential that is sent is
-    still checked."""
+    write_access: Literal["keyed", "open"] | None = None
+    """Writing feedback and deleting a user's data: only with that user's credential (``keyed``), or
+    by anyone (``open``, development only: the local demo page needs no log-in). Default: open in
+    development, keyed elsewhere. A credential that is sent is still checked."""
     rate_limit_per_s: float = Field(default=50.0, gt=0)
     """Sustained requests per second per client at the gateway."""
     rate_limit_burst: int = Field(default=100, ge=1)
@@ -55,6 +55,16 @@ class SecuritySettings(BaseSettings):
     @property
     def is_development(self) -> bool:
         return self.env.strip().lower() in ("development", "dev")
+
+    @property
+    def writes_open(self) -> bool:
+        return self.write_access == "open" if self.write_access is not None else self.is_development
+
+    @property
+    def admin_open(self) -> bool:
+        """Admin actions without a credential: only in development with no admin key configured
+        (the placeholder key is public anyway, so asking for it would protect nothing)."""
+        return self.is_development and self.admin_api_key.get_secret_value() == DEV_ADMIN_API_KEY
 
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> "SecuritySettings":

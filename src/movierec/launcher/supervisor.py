@@ -46,6 +46,13 @@ def log_tail(path: Path, lines: int = 15) -> str:
         return "(no log)"
 
 
+def exit_reason(path: Path) -> str:
+    """The last line of a log that reports an error (else its last line), for a one-line message."""
+    lines = [line.strip() for line in log_tail(path, 40).splitlines() if line.strip()]
+    errors = [line for line in lines if "error" in line.lower() or "exception" in line.lower()]
+    return ((errors or lines or ["no output"])[-1])[:300]
+
+
 @dataclass
 class Supervisor:
     log_dir: Path
@@ -76,8 +83,8 @@ class Supervisor:
         with httpx.Client(timeout=2.0) as client:
             while pending:
                 for child in self.exited():
-                    raise StackError(f"{child.name} exited with code {child.proc.returncode}; last lines of {child.log_path}:\n"
-                                     f"{log_tail(child.log_path)}")
+                    raise StackError(f"{child.name} exited with code {child.proc.returncode} ({exit_reason(child.log_path)}); "
+                                     f"its log: {child.log_path}")
                 for name, child in list(pending.items()):
                     try:
                         response = client.get(child.ready_url)

@@ -16,8 +16,7 @@ import redis
 import torch
 
 from movierec.benchmarks.scratch import scratch_database
-from movierec.benchmarks.serving import ServingBenchConfig, bench_stack_options, stack_services
-from movierec.launcher.stack import LocalStack
+from movierec.benchmarks.serving import ServingBenchConfig, stack_services, start_stack
 from movierec.settings import Settings
 
 POSTGRES_URL = os.environ.get("MOVIEREC_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -54,6 +53,9 @@ def running_stack(small_model_dir, tmp_path_factory):
     settings = Settings(home=tmp_path_factory.mktemp("stack-home"))
     with scratch_database(POSTGRES_URL, prefix="movierec_loadtest") as database_url:
         cfg = ServingBenchConfig(database_url=database_url, redis_url=redis_url, model_dir=small_model_dir, ready_timeout_s=240)
-        with LocalStack(settings, bench_stack_options(settings, cfg, stack_services()), say=lambda m: None) as stack:
+        stack = start_stack(settings, cfg, stack_services(), say=lambda m: None)
+        try:
             yield stack
+        finally:
+            stack.stop()
     redis.Redis.from_url(redis_url).flushdb()

@@ -100,6 +100,11 @@ def write_markdown(summary: dict, path: Path, figures: dict[str, str]) -> None:
         f"(goal +10%: {'met' if goals['dqn_beats_greedy_by_10pct'] else 'NOT met'}); intervals "
         f"{'do not overlap' if goals['intervals_do_not_overlap'] else 'OVERLAP'}.",
         "- DQN vs random: " + ", ".join(f"{k} {v:+.1%}" for k, v in vs_random.items() if v is not None) + ".",
+        f"- Coverage: DQN {summary['coverage']['dqn']:.3f} vs greedy {summary['coverage']['greedy']:.3f}; long-tail share of watched "
+        f"movies: DQN {summary['long_tail_share']['dqn']:.3f} vs greedy {summary['long_tail_share']['greedy']:.3f}"
+        + (" (the DQN watches somewhat fewer long-tail movies than greedy)." if summary['long_tail_share']['dqn'] < summary['long_tail_share']['greedy'] else "."),
+        "- Absolute minutes are the simulator's: a session is a long binge (a budget of "
+        f"{sim.session_budget_minutes:.0f} min that good movies extend), so compare policies with each other, not with real sessions.",
         f"- Training time: {goals['train_seconds_mean']:.0f} s per seed on this machine (shared 2-core CPU), "
         f"{run['config']['dqn']['iterations']} lock-step iterations of {run['config']['dqn']['parallel_sessions']} sessions.",
         "",

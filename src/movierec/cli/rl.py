@@ -105,6 +105,7 @@ def evaluate(
     ranker: str = typer.Option("mf", help=RANKER_HELP),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
     reports_dir: Path = typer.Option(REPO_ROOT / "reports", help="Where rl.md, rl.json and figures go."),
+    remember: bool = typer.Option(True, help="Remember these results as the ones `movierec rl report` redraws (off for side experiments)."),
 ) -> None:
     """Benchmark DQN against greedy, LinUCB, random and popularity on held-out simulated users."""
     from movierec.rl.experiment import run_benchmark
@@ -114,7 +115,8 @@ def evaluate(
     world = _world(config, ranker)
     bench_dir = get_settings().models_dir / "rl" / "bench"
     summary = run_benchmark(world, bench_dir)
-    (bench_dir / "latest.json").write_text(json.dumps(summary))
+    if remember:
+        (bench_dir / "latest.json").write_text(json.dumps(summary))
     for path in write_report(summary, reports_dir):
         console.print(f"wrote {path}")
     _print_summary(summary)

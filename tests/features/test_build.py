@@ -166,3 +166,13 @@ def test_cli_errors_are_one_line_with_exit_code_2(tmp_path):
     assert result.exit_code == 2 and "unknown modality 'smell'" in result.output
     result = runner.invoke(app, ["features", "build", "-o", "poster", "--store", str(tmp_path / "s")])
     assert result.exit_code == 2 and "MODALITY.KEY=VALUE" in result.output
+
+
+def test_most_similar_ranks_by_cosine_and_skips_masked_rows():
+    from movierec.features.similarity import most_similar
+    from movierec.features.store import ModalityFeatures
+
+    feats = ModalityFeatures("text", [1, 2, 3, 4], [[1, 0], [0.9, 0.1], [0, 1], [1, 0]], [True, True, True, False])
+    assert [m for m, _ in most_similar(feats, 1, k=3)] == [2, 3]  # 4 is masked: never a neighbour
+    with pytest.raises(FeatureStoreError, match="no text features"):
+        most_similar(feats, 4)

@@ -95,6 +95,26 @@ def summary(store: Path = typer.Option(None, help="Store folder (default: $MOVIE
 
 
 @app.command()
+@fail_on_data_error
+def similar(
+    movie_id: int = typer.Argument(..., help="MovieLens movie id."),
+    modality: str = typer.Option("text", "--modality", "-m", help="Modality whose vectors are compared."),
+    k: int = typer.Option(5, "--k", "-k", min=1, help="How many neighbours."),
+    store: Path = typer.Option(None, help="Store folder (default: $MOVIEREC_HOME/features)."),
+) -> None:
+    """The movies nearest to MOVIE_ID by one modality (cosine similarity)."""
+    from movierec.features.similarity import most_similar
+
+    _check_modalities([modality])
+    catalog = load_dataset().catalog
+    title = lambda m: catalog.loc[m, "title"] if m in catalog.index else f"movie {m}"  # noqa: E731
+    neighbours = most_similar(_store(store).load(modality), movie_id, k)
+    console.print(f"nearest to {title(movie_id)} by {modality}:", highlight=False)
+    for neighbour, score in neighbours:
+        console.print(f"  {score:6.3f}  {title(neighbour)}", highlight=False)
+
+
+@app.command()
 def encoders() -> None:
     """Registered encoders per modality."""
     from movierec.features.encoder import ENCODERS, known_encoders

@@ -10,9 +10,6 @@
 
 from __future__ import annotations
 
-import logging
-import time
-import uuid
 from typing import Awaitable, Callable
 
 from fastapi import FastAPI, Request
@@ -22,12 +19,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
 from movierec_service.body_limit import DEFAULT_BODY_TIMEOUT_S, DEFAULT_MAX_BODY_BYTES, BodyTimeoutMiddleware
-from movierec_service.logs import configure_logging, request_id_var
+from movierec_service.logs import configure_logging
+from movierec_service.request_context import RequestContextMiddleware, error_body
 
 ReadinessCheck = Callable[[], Awaitable[str | None]]
 """Returns None when ready, else a sentence saying what is not ready."""
 
-log = logging.getLogger("movierec.service")
 
 
 class ServiceError(Exception):
@@ -57,13 +54,6 @@ ERROR_BODY_SCHEMA = {
 """What every error answer looks like; the OpenAPI documents it in place of FastAPI's default 422 body."""
 
 
-def _error_body(code: str, message: str, details: list | None = None) -> dict:
-    body = {"error": {"code": code, "message": message, "request_id": request_id_var.get()}}
-    if details:
-        body["error"]["details"] = details
-    return body
-
-
 def create_service_app(
     service: str,
     *,
@@ -89,41 +79,23 @@ def create_service_app(
     # inside request_context (added first), so its 408 goes through FastAPI's exception handlers
     app.add_middleware(BodyTimeoutMiddleware, body_timeout_s=body_timeout_s)
 
-    @app.middleware("http")
-    async def request_context(request: Request, call_next):
-        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
-        token = request_id_var.set(rid[:64])
-        start = time.perf_counter()
-        try:
-            response = await call_next(request)
-        except Exception:  # an unexpected error: logged with the request id, answered as 500
-            log.exception("unhandled error")
-            response = JSONResponse(_error_body("internal", "internal error; quote the request id when reporting it"), status_code=500)
-        elapsed = time.perf_counter() - start
-        route = request.scope.get("route")
-        route_path = getattr(route, "path", "unmatched")
-        requests_total.labels(service, request.method, route_path, str(response.status_code)).inc()
-        latency.labels(service, request.method, route_path).observe(elapsed)
-        response.headers["X-Request-ID"] = request_id_var.get()
-        if route_path not in ("/healthz", "/readyz", "/metrics"):
-            log.info("request", extra={"method": request.method, "path": request.url.path, "status": response.status_code, "duration_ms": round(elapsed * 1000, 2)})
-        request_id_var.reset(token)
-        return response
+    # outermost: sees every answer, including the 408s and 413s from inside
+    app.add_middleware(RequestContextMiddleware, service=service, requests_total=requests_total, latency=latency)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
         code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
-        return JSONResponse(_error_body(code, str(exc.detail)), status_code=exc.status_code, headers=getattr(exc, "headers", None))
+        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError):
-        return JSONResponse(_error_body(exc.code, exc.message), status_code=exc.status, headers=exc.headers)
+        return JSONResponse(error_body(exc.code, exc.message), status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):
         details = [{"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"), "message": e.get("msg", "")} for e in exc.errors()]
         fields = ", ".join(d["field"] or "body" for d in details)
-        return JSONResponse(_error_body("invalid_request", f"invalid field(s): {fields}", details), status_code=422)
+        return JSONResponse(error_body("invalid_request", f"invalid field(s): {fields}", details), status_code=422)
 
     default_openapi = app.openapi
 

@@ -31,3 +31,9 @@ def test_fuzzing_finds_no_server_error_and_no_schema_mismatch(fault_stack, servi
     result = fuzz_service(fault_stack.url(service), max_examples=5)
     assert result.cases > 0
     assert result.server_errors == 0 and result.schema_mismatches == 0, result.failures[:10]
+
+
+def test_live_gateway_refuses_every_bad_credential_and_rate_limits(fault_stack):
+    results = run_access_probes(fault_stack.url("gateway"))
+    leaks = [(c.name, c.status, c.detail) for c in results if not c.passed]
+    assert len(results) >= 11 and not leaks

@@ -13,7 +13,7 @@ import asyncio
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import Query
+from fastapi import Depends, Query
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
@@ -24,6 +24,8 @@ from movierec.contracts.feedback import FeedbackEvent
 from movierec.contracts.movies import MAX_ID, MoviePublic, MovieSearchResponse, UserPublic
 from movierec.contracts.recommendations import RecommendationRequest, RecommendationResponse
 from movierec.data import load_dataset
+from movierec.security import Principal, SecuritySettings, get_security_settings
+from movierec.security.dependencies import AccessControl
 from movierec.serving.catalog import CatalogMovie, MovieCatalog, poster_file
 from movierec_gateway.admin import AdminDeps, admin_router
 from movierec_gateway.cache import RecommendationCache
@@ -54,6 +56,11 @@ def create_app(settings: GatewaySettings | None = None, *, catalog: MovieCatalog
 
     app = create_service_app("gateway", readiness=[catalog_loaded, redis_ready, ranker_ready], log_level=settings.log_level)
     registry = app.state.metrics_registry
+    security = get_security_settings()  # refuses placeholder secrets outside development
+    if settings.admin_api_key:  # MOVIEREC_GATEWAY_ADMIN_API_KEY: this gateway's admin credential
+        security = SecuritySettings(**{**security.model_dump(), "admin_api_key": settings.admin_api_key})
+    access = AccessControl(security, redis_url=settings.resolved_redis_url(), registry=registry, redis_timeout_s=settings.redis_timeout_s)
+    access.install(app)  # per-client rate limit (429 + Retry-After) on every route declared below
     rid = request_id_var.get
     rankers = RankerPool(settings.ranker_url_list(), timeout=settings.ranker_timeout_s, request_id=rid)
     policy = PolicyClient(settings.policy_url, timeout=settings.policy_timeout_s, request_id=rid)
@@ -113,7 +120,8 @@ def create_app(settings: GatewaySettings | None = None, *, catalog: MovieCatalog
 
     # --- recommendations ----------------------------------------------------------------------
 
-    @app.post("/v1/recommendations", response_model=RecommendationResponse, tags=["recommendations"], responses=error_responses(400, 404, 422, 503))
+    @app.post("/v1/recommendations", response_model=RecommendationResponse, tags=["recommendations"], responses=error_responses(400, 401, 404, 422, 503),
+              dependencies=[Depends(access.reader)])
     async def recommendations(body: RecommendationRequest) -> RecommendationResponse:
         """Top-k movies for a known ``user_id`` or a new user's ``liked_movie_ids``, with filters,
         scores, posters, the policy version and an explanation per movie."""
@@ -122,7 +130,8 @@ def create_app(settings: GatewaySettings | None = None, *, catalog: MovieCatalog
 
     # --- movies and users ---------------------------------------------------------------------
 
-    @app.get("/v1/movies", response_model=MovieSearchResponse, tags=["movies"], responses=error_responses(422, 503))
+    @app.get("/v1/movies", response_model=MovieSearchResponse, tags=["movies"], responses=error_responses(401, 422, 503),
+             dependencies=[Depends(access.reader)])
     async def search_movies(
         q: Annotated[str, Query(min_length=1, max_length=200, description="Words of the title")],
         limit: Annotated[int, Query(ge=1, le=100)] = 20,
@@ -155,9 +164,11 @@ def create_app(settings: GatewaySettings | None = None, *, catalog: MovieCatalog
     # --- feedback and user data ---------------------------------------------------------------
 
     @app.post("/v1/feedback", tags=["feedback"], status_code=201, responses={
-        200: {"description": "Already stored (a retry of the same event_id)"}, **error_responses(400, 404, 409, 422, 503)})
-    async def post_feedback(event: FeedbackEvent):
-        """Store a click, watch or rating (exactly once per ``event_id``; a retry answers 200)."""
+        200: {"description": "Already stored (a retry of the same event_id)"}, **error_responses(400, 401, 403, 404, 409, 422, 503)})
+    async def post_feedback(event: FeedbackEvent, caller: Principal | None = Depends(access.caller)):
+        """Store a click, watch or rating (exactly once per ``event_id``; a retry answers 200).
+        Needs the user's own credential (token or API key) unless writes are open (development)."""
+        access.require_user(caller, event.user_id)
         await movie_or_404(event.movie_id)
         try:
             status, body = await feedback.record(event)
@@ -170,7 +181,7 @@ def create_app(settings: GatewaySettings | None = None, *, catalog: MovieCatalog
         await cache.forget_user(event.user_id, stale_too=False)
         return JSONResponse(body, status_code=status)
 
-    @app.delete("/v1/users/{user_id}", tags=["users"], responses=error_responses(422, 503))
+    @app.delete("/v1/users/{user_id}", tags=["users"], responses=error_responses(401, 403, 422, 503), dependencies=[Depends(access.own_user)])
     async def delete_user(user_id: UserId):
         """Delete every piece of the user's data: feedback events and cached lists."""
         try:
@@ -188,7 +199,7 @@ def create_app(settings: GatewaySettings | None = None, *, catalog: MovieCatalog
 
     app.include_router(admin_router(AdminDeps(
         settings=settings, catalog=the_catalog, features=features, rankers=rankers, cache=cache, added_poster_dir=added_poster_dir, public=public,
-    )))
+    )), dependencies=[Depends(access.admin)])
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/", include_in_schema=False)

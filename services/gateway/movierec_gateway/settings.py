@@ -36,7 +36,8 @@ class GatewaySettings(BaseSettings):
     """How long a user's last list is kept to answer with when the ranker is down."""
 
     admin_api_key: str | None = None
-    """When set, admin routes need it in ``X-API-Key``."""
+    """This gateway's admin credential (``X-API-Key``) in place of ``MOVIEREC_ADMIN_API_KEY``; the
+    access rules themselves are ``movierec.security`` (the app routes every refusal through it)."""
     poster_dir: Path | None = None
     """Posters of catalog movies; default the core ``MOVIEREC_POSTER_DIR``."""
     added_poster_dir: Path | None = None

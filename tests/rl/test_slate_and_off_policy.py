@@ -24,11 +24,11 @@ def test_first_position_propensity_is_the_empirical_frequency():
     rng = np.random.default_rng(1)
     scores = np.array([0.3, 2.0, -1.0, 0.5])
     eps = 0.4
-    firsts = [int(epsilon_greedy_slate(scores, 2, eps, rng)[0][0]) for _ in range(20_000)]
+    firsts = [int(epsilon_greedy_slate(scores, 2, eps, rng)[0][0]) for _ in range(8_000)]
     freq = np.bincount(firsts, minlength=4) / len(firsts)
     expected = np.full(4, eps / 4)
     expected[1] += 1 - eps
-    np.testing.assert_allclose(freq, expected, atol=0.015)
+    np.testing.assert_allclose(freq, expected, atol=0.02)
     np.testing.assert_allclose([slate_position_propensities(scores, np.array([m]), eps)[0] for m in range(4)], expected)
 
 

@@ -70,12 +70,29 @@ def test_delete_user_removes_their_events(client: TestClient):
     assert client.delete("/v1/users/0").status_code == 422
 
 
+def _metrics_when(client: TestClient, *wanted: str, timeout_s: float = 20) -> str:
+    """/metrics once it shows every wanted line (follow-ups run just after the answer)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        metrics = client.get("/metrics").text
+        if all(w in metrics for w in wanted) or time.monotonic() > deadline:
+            return metrics
+        time.sleep(0.1)
+
+
 def test_ready_and_metrics(client: TestClient):
     assert client.get("/readyz").json()["status"] == "ready"
     client.post("/v1/events", json=_event(206))
-    metrics = client.get("/metrics").text
+    sent = 'feedback_tasks_enqueued_total{outcome="sent",task="invalidate_user_recs"}'
+    metrics = _metrics_when(client, sent)
     assert 'feedback_events_total{kind="click",outcome="created"}' in metrics
-    assert 'feedback_tasks_enqueued_total{outcome="sent",task="invalidate_user_recs"}' in metrics
+    assert sent in metrics
+
+
+def test_sequence_numbers_past_bigint_are_422(client: TestClient):
+    for path, param in (("/v1/events", "since_seq"), ("/v1/users/1/events", "before_seq")):
+        response = client.get(path, params={param: 2**63})
+        assert response.status_code == 422 and param in response.json()["error"]["message"]
 
 
 @pytest.mark.slow
@@ -135,8 +152,20 @@ def test_every_nth_new_event_triggers_policy_retraining(database_url: str, priva
         for body in events:
             assert client.post("/v1/events", json=body).status_code == 201
         assert client.post("/v1/events", json=events[0]).status_code == 200  # a repeat does not count
-        metrics = client.get("/metrics").text
-    assert 'feedback_tasks_enqueued_total{outcome="sent",task="retrain_policy"} 2.0' in metrics
-    assert 'feedback_tasks_enqueued_total{outcome="sent",task="invalidate_user_recs"} 5.0' in metrics
+        retrain = 'feedback_tasks_enqueued_total{outcome="sent",task="retrain_policy"} 2.0'
+        invalidate = 'feedback_tasks_enqueued_total{outcome="sent",task="invalidate_user_recs"} 5.0'
+        metrics = _metrics_when(client, retrain, invalidate)
+    assert retrain in metrics and invalidate in metrics
     queued = redis.Redis.from_url(private_redis_url).lrange("celery", 0, -1)
     assert sum(b"retrain_policy" in message for message in queued) == 2
+
+
+def test_without_redis_events_are_still_stored_and_the_failed_enqueue_is_counted(database_url: str):
+    app = create_app(FeedbackSettings(database_url=database_url, redis_url="redis://127.0.0.1:1/0", retrain_after_events=0))
+    with TestClient(app) as client:
+        body = _event(501)
+        assert client.post("/v1/events", json=body).status_code == 201
+        assert client.get("/readyz").status_code == 503
+        failed = 'feedback_tasks_enqueued_total{outcome="failed",task="invalidate_user_recs"} 1.0'
+        assert failed in _metrics_when(client, failed, timeout_s=60)
+        assert [e["event_id"] for e in client.get("/v1/users/501/events").json()["events"]] == [body["event_id"]]

@@ -61,6 +61,7 @@ def get_store(request: Request) -> FeedbackStore:
 
 
 StoreDep = Annotated[FeedbackStore, Depends(get_store)]
+MAX_SEQ = 2**63 - 1  # the seq column is a PostgreSQL BIGINT
 UserId = Annotated[int, Path(ge=1, le=2**31 - 1, description="User id")]
 
 
@@ -125,13 +126,13 @@ def create_app(settings: FeedbackSettings | None = None) -> FastAPI:
                                       headers={"Retry-After": "1"}) from None
         events_total.labels(event.kind, "created" if created else "duplicate").inc()
         if created:
-            follow_ups.event_stored(event.user_id)
+            follow_ups.after_answer(follow_ups.event_stored, event.user_id)
         else:
             response.status_code = 200
         return stored
 
     @app.get("/v1/events", response_model=EventPage)
-    def read_events(store: StoreDep, since_seq: Annotated[int, Query(ge=0)] = 0,
+    def read_events(store: StoreDep, since_seq: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
                     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> EventPage:
         """Events after ``since_seq`` in commit order (for consumers such as retraining)."""
         try:
@@ -142,7 +143,7 @@ def create_app(settings: FeedbackSettings | None = None) -> FastAPI:
 
     @app.get("/v1/users/{user_id}/events", response_model=UserEvents)
     def user_events(user_id: UserId, store: StoreDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                    before_seq: Annotated[int | None, Query(ge=1)] = None) -> UserEvents:
+                    before_seq: Annotated[int | None, Query(ge=1, le=MAX_SEQ)] = None) -> UserEvents:
         """One user's events, newest first."""
         try:
             events = store.events_for_user(user_id, limit, before_seq)
@@ -157,7 +158,7 @@ def create_app(settings: FeedbackSettings | None = None) -> FastAPI:
             deleted = store.delete_user(user_id)
         except OperationalError:
             raise DatabaseUnavailable("the feedback database is unavailable", headers={"Retry-After": "1"}) from None
-        follow_ups.user_changed(user_id)
+        follow_ups.after_answer(follow_ups.user_changed, user_id)
         return UserDeleted(user_id=user_id, deleted_events=deleted)
 
     return app

@@ -1,13 +1,15 @@
 """What happens after an event is stored: cache invalidation and the retraining trigger.
 
 Both go through Celery on Redis. A Redis outage must not lose the event (it is already in
-PostgreSQL) nor fail the request: the failure is logged and counted, and the cache entry
-expires on its own.
+PostgreSQL) nor fail or slow the request: they run on a small thread pool after the answer, a
+failure is logged and counted, and the cache entry expires on its own.
 """
 
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
 
 import redis
 from celery import Celery
@@ -31,6 +33,7 @@ class EventFollowUps:
         self.retrain_after_events = retrain_after_events
         self.refresh_cache = refresh_cache
         self.timeout_s = timeout_s
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="feedback-follow-up")
         self.enqueued = Counter("feedback_tasks_enqueued_total", "Celery tasks sent by the feedback service",
                                 ["task", "outcome"], registry=registry)
 
@@ -45,6 +48,16 @@ class EventFollowUps:
             return False
         self.enqueued.labels(short, "sent").inc()
         return True
+
+    def after_answer(self, fn: Callable[[int], object], user_id: int) -> None:
+        """Run ``fn(user_id)`` off the request path (exceptions are logged, never raised)."""
+        def run() -> None:
+            try:
+                fn(user_id)
+            except Exception:  # noqa: BLE001
+                log.exception("follow-up of user %s failed", user_id)
+
+        self._pool.submit(run)
 
     def buffer(self, event: FeedbackEvent) -> bool:
         """Queue ``event`` for a worker to store once the database is back; False if Redis is down too."""

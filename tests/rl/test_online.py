@@ -60,3 +60,12 @@ def test_too_few_events_or_no_policy_skips(logged, tmp_path_factory):
     none = retrain_from_events(events, empty_dir)
     assert none.status == "skipped" and "movierec rl train" in none.reason
     assert current_version(policy_dir) == "v-base"
+
+
+def test_slates_logged_without_impressions_are_still_valued(logged):
+    """A client that logs only watches and ratings (with their position's propensity) is enough."""
+    policy_dir, events = logged
+    engaged_only = [e for e in events if e.kind != "impression"]
+    result = retrain_from_events(engaged_only, policy_dir, min_slates=10, epochs=2, tolerance=1.0)
+    assert result.status == "published", result.reason
+    assert np.isfinite(result.candidate_snips)

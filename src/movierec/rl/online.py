@@ -169,13 +169,17 @@ def _value(learner: DQNLearner, users: list[list[_Decision]], epsilon: float) ->
     rewards, target, logging = [], [], []
     for ds in users:
         for d in ds:
-            if len(d.slate.propensities) != len(d.rows):
-                continue  # slates without every position's logged propensity cannot be valued
+            logged = sorted(p for p in d.slate.propensities if p < len(d.rows))
+            if not logged:
+                continue  # nothing says how likely this slate was: it cannot be valued
+            # positions without a logged propensity (e.g. a client that logs only watches) are left out
             q = learner.q_values(d.state[None], d.rows[None], d.scores[None])[0]
-            target.extend(slate_position_propensities(q, np.arange(len(d.rows)), epsilon))
-            logging.extend(d.slate.propensities[p] for p in range(len(d.rows)))
+            props = slate_position_propensities(q, np.arange(len(d.rows)), epsilon)
             engaged = d.slate.slate.index(d.slate.engaged) if d.slate.clicked else None
-            rewards.extend(d.reward if p == engaged else 0.0 for p in range(len(d.rows)))
+            for p in logged:
+                target.append(props[p])
+                logging.append(d.slate.propensities[p])
+                rewards.append(d.reward if p == engaged else 0.0)
     if not rewards:
         return float("nan"), float("nan"), 0
     return snips(rewards, target, logging), ips(rewards, target, logging), len(rewards)
@@ -216,7 +220,7 @@ def retrain_from_events(
     base.transitions = len(buffer)
     base.candidate_snips, base.current_snips, base.candidate_ips, base.current_ips = cand_snips, cur_snips, cand_ips, cur_ips
     if units == 0:
-        base.reason = "no served slate has logged propensities for every position: cannot value off-policy"
+        base.reason = "no served slate has a logged propensity: cannot value off-policy"
         return base
     if cand_snips < cur_snips - tolerance:
         base.status, base.reason = "kept", f"candidate SNIPS {cand_snips:.4f} is below current {cur_snips:.4f}"

@@ -34,6 +34,6 @@ def test_fuzzing_finds_no_server_error_and_no_schema_mismatch(fault_stack, servi
 
 
 def test_live_gateway_refuses_every_bad_credential_and_rate_limits(fault_stack):
-    results = run_access_probes(fault_stack.url("gateway"))
+    results = run_access_probes(fault_stack.url("gateway"), fault_stack.security_settings())
     leaks = [(c.name, c.status, c.detail) for c in results if not c.passed]
     assert len(results) >= 11 and not leaks

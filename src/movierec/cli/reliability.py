@@ -51,7 +51,7 @@ def run(
                        extra_env={"MOVIEREC_BODY_TIMEOUT_S": str(body_timeout)})
     steps = [
         ("bad input", lambda: report.bad_input.extend(run_bad_input(stack, body_timeout))),
-        ("access", lambda: report.access.extend(run_access_probes(stack.url("gateway"))
+        ("access", lambda: report.access.extend(run_access_probes(stack.url("gateway"), stack.security_settings())
                                                 + [compose_publishes_only_the_gateway(REPO_ROOT / "docker-compose.yml")])),
         ("fuzzing", lambda: _fuzz_all(stack, report, fuzz_service, fuzz_examples)),
     ]

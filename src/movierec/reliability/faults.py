@@ -39,6 +39,12 @@ def _recs_kind(kwargs: dict) -> str:
     return "known" if "user_id" in kwargs["json"] else "new"
 
 
+def fresh_users(n: int) -> tuple[int, ...]:
+    """``n`` user ids no earlier run used (feedback-only users; counts per user stay per run)."""
+    start = 10_000_000 + (uuid.uuid4().int % 100_000_000) // 100 * 100
+    return tuple(range(start, start + n))
+
+
 def user_headers(user_id: int) -> dict[str, str]:
     """The user's own API key, as a client writing that user's feedback sends it."""
     return {"X-API-Key": Authenticator(get_security_settings()).api_key_for(user_id)}
@@ -154,7 +160,7 @@ def postgres_restarted(stack: FaultStack, rate_per_s: float = 15.0, before_s: fl
                        after_s: float = 3.0) -> FaultResult:
     """Stop and start PostgreSQL during a burst of feedback: every acknowledged event stored exactly once."""
     run = f"pg-{uuid.uuid4().hex[:8]}"
-    users = tuple(range(900_001, 900_011))
+    users = fresh_users(10)
     load = SteadyLoad(stack.url("gateway"), _feedback_factory(run, users), rate_per_s=rate_per_s, max_s=120, key_of=_event_id).start()
     time.sleep(before_s)
     down_at = load.now()
@@ -186,7 +192,7 @@ def redis_restarted(stack: FaultStack, rate_per_s: float = 10.0, before_s: float
     """Stop and start Redis: recommendations still answer (uncached), feedback is stored, Celery
     reconnects and runs tasks, the cache warms again."""
     run = f"redis-{uuid.uuid4().hex[:8]}"
-    users = tuple(range(900_101, 900_111))
+    users = fresh_users(10)
     feedback = _feedback_factory(run, users)
 
     def mixed(n: int):
@@ -217,7 +223,7 @@ def redis_restarted(stack: FaultStack, rate_per_s: float = 10.0, before_s: float
     # a task runs after the restart: the worker deletes a user's cache entry after feedback
     # sent straight to the feedback service (the gateway would delete it itself)
     client = redis.Redis.from_url(stack.redis_url)
-    probe_user = 900_120
+    probe_user = fresh_users(1)[0]
     client.set(f"recs:{probe_user}:reliability-probe", "x")
     event = {"event_id": f"{run}-probe", "user_id": probe_user, "movie_id": 1, "kind": "click"}
     httpx.post(stack.url("feedback") + "/v1/events", json=event, timeout=10).raise_for_status()
@@ -265,7 +271,7 @@ def duplicates_and_out_of_order(stack: FaultStack, events: int = 30, duplicates:
             e["rating"] = 0.5 + (i % 10) * 0.5
         return e
 
-    users = (900_201, 900_202)
+    users = fresh_users(2)
     orders = []
     for user, tag, seed in ((users[0], "a", 0), (users[1], "b", 1)):
         sends = [event(user, tag, *p) for p in plan]

@@ -78,6 +78,10 @@ class FaultStack:
     say: Callable[[str], None] = print
     extra_env: dict[str, str] = field(default_factory=dict)
     ready_timeout_s: float = 240.0
+    rate_limit_per_s: float = 30.0
+    rate_limit_burst: int = 60
+    """The gateway's per-client limit in this stack: above every steady load here, low enough for
+    the access probe to reach it."""
 
     def __post_init__(self):
         self.settings = Settings(home=self.home)
@@ -98,7 +102,9 @@ class FaultStack:
             database_url=self.database_url, redis_url=self.redis_url, prometheus=False, ready_timeout_s=self.ready_timeout_s,
             extra_env={"OMP_NUM_THREADS": "1", "MOVIEREC_RANKER_DEVICE": "cpu",
                        # access control as outside development: writes and admin need credentials
-                       "MOVIEREC_WRITE_ACCESS": "keyed", "MOVIEREC_ADMIN_API_KEY": secrets.token_urlsafe(32), **self.extra_env},
+                       "MOVIEREC_WRITE_ACCESS": "keyed", "MOVIEREC_ADMIN_API_KEY": secrets.token_urlsafe(32),
+                       "MOVIEREC_RATE_LIMIT_PER_S": str(self.rate_limit_per_s), "MOVIEREC_RATE_LIMIT_BURST": str(self.rate_limit_burst),
+                       **self.extra_env},
         )
         self.stack = LocalStack(self.settings, options, say=self.say)
         self.stack.start()
@@ -119,6 +125,12 @@ class FaultStack:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+    def security_settings(self):
+        """The security settings this stack's services run with, as far as clients need them."""
+        from movierec.security import get_security_settings
+
+        return get_security_settings().model_copy(update={"rate_limit_per_s": self.rate_limit_per_s, "rate_limit_burst": self.rate_limit_burst})
 
     def url(self, name: str) -> str:
         return self.stack.url(name)

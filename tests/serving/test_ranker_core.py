@@ -176,3 +176,36 @@ def test_reload_is_atomic_and_keeps_added_movies(ranker, publish, text_dim):
     assert {v for v, _ in seen} <= {"v1", "v2", "v3", "v4"} and all(n == 10 for _, n in seen)
     assert ranker.model.version == "v4"
     assert 500001 in ranker.model.index  # re-embedded into the new version
+
+
+def test_cached_filter_columns_follow_reloads_and_added_movies(ranker, publish, text_dim):
+    from movierec.serving.filters import allowed_mask
+
+    def check(filters: MovieFilters, exclude: set[int]) -> None:
+        model = ranker.model
+        cached = ranker.filter_columns(model).mask(filters, exclude).numpy()
+        fresh = allowed_mask(ranker.catalog.columns, model.index.movie_ids, filters, exclude)
+        assert len(cached) == len(model.index) and (cached == fresh).all()
+
+    f = MovieFilters(genres_include=["Western"], year_min=2026)
+    first = ranker.filter_columns(ranker.model)
+    assert ranker.filter_columns(ranker.model) is first  # built once per model version
+    assert not first.mask(f, ()).any()  # no Western from 2026 yet
+    # an added movie, and a known movie replaced with new metadata: both filterable at once
+    ranker.add_item(AddItemRequest(movie_id=500001, title="New West", year=2026, genres=["Western"], features={"text": [0.5] * text_dim}))
+    ranker.add_item(AddItemRequest(movie_id=1, title="Toy Story (2026 cut)", year=2026, genres=["Western"], features={"text": [0.3] * text_dim}))
+    assert ranker.filter_columns(ranker.model) is not first
+    rows = ranker.model.index.rows
+    allowed = ranker.filter_columns(ranker.model).mask(f, {1})
+    assert allowed[rows[500001]] and not allowed[rows[1]] and int(allowed.sum()) == 1
+    check(f, {1, 2, 3})
+    check(MovieFilters(genres_exclude=["Drama"], min_avg_rating=3.5), set())
+    before = ranker.filter_columns(ranker.model)
+    publish(ranker.model.folder, "v2", seed=5)
+    ranker.load(ranker.model.folder)
+    assert ranker.filter_columns(ranker.model) is not before and ranker.model.version == "v2"
+    check(f, {500001})
+    got = ranker.top_n(TopNRequest(user_id=1, k=5, filters=f))
+    ids = [s.movie_id for s in got.items]
+    assert 500001 in ids and set(ids) <= {1, 500001}  # user 1 rated movie 1: excluded as watched
+    assert ranker.filter_columns(ranker.model).mask(MovieFilters(), ()) is None  # nothing filtered: no mask at all

@@ -14,6 +14,7 @@ A dependency's failure is never a 5xx.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -35,6 +36,9 @@ RANKER_ORDER = "ranker-order"
 POPULAR = "popular"
 WATCHED_KINDS = ("watch", "rating")
 RECENT = 5
+NO_POSTER_RECHECK_S = 60.0
+"""A movie found without a poster is looked up on disk again after this long (one uploaded
+through the admin API shows up without a restart)."""
 
 
 @dataclass
@@ -63,7 +67,8 @@ class Recommendations:
         self.feedback = feedback
         self.cache = cache
         self.candidates = candidates
-        self.poster_url = poster_url
+        self._find_poster_url = poster_url
+        self._poster_urls: dict[int, tuple[object, str | None, float]] = {}
         self.fallbacks = Counter("movierec_gateway_fallbacks_total", "Answers served without a dependency", ["reason"], registry=registry)
         self.served = Counter("movierec_gateway_recommendations_total", "Recommendation lists served", ["source"], registry=registry)
         self.versions = Gauge("movierec_gateway_served_version_info", "Model and policy versions of the last list (value 1)", ["model_version", "policy_version"], registry=registry)
@@ -201,6 +206,17 @@ class Recommendations:
             user_id=request.user_id, items=items, policy_version=POPULAR, model_version=None,
             degraded=True, degraded_reason="ranker unavailable: popular movies",
         )
+
+    def poster_url(self, movie) -> str | None:
+        """``poster_url`` remembered per movie (file lookups were ~4% of the miss path); a movie
+        replaced in the catalog is looked up again, a missing poster after ``NO_POSTER_RECHECK_S``."""
+        now = time.monotonic()
+        known = self._poster_urls.get(movie.movie_id)
+        if known is not None and known[0] is movie and (known[1] is not None or now - known[2] < NO_POSTER_RECHECK_S):
+            return known[1]
+        url = self._find_poster_url(movie)
+        self._poster_urls[movie.movie_id] = (movie, url, now)
+        return url
 
     def _item(self, movie, score: float, propensity: float | None, explanation) -> RecommendedMovie:
         return RecommendedMovie(

@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 
 import torch
-from fastapi import Request
+from fastapi import Request, Response
 from prometheus_client import Counter, Gauge
 
 from movierec.contracts.errors import error_responses
@@ -135,12 +135,14 @@ def create_app(
         return state["ranker"]
 
     @app.post("/v1/topn", response_model=TopNResponse, responses=error_responses(400, 404, 422, 503))
-    def top_n(body: TopNRequest) -> TopNResponse:
+    def top_n(body: TopNRequest) -> Response:
         """Top-N movies for a known user, a user vector, or a new user's liked movies, filtered."""
         try:
-            return ranker().top_n(body)
+            top = ranker().top_n(body)
         except Exception as exc:
             raise _as_service_error(exc) from None
+        # already a validated TopNResponse: serialised once in pydantic-core, not re-validated by FastAPI
+        return Response(content=top.model_dump_json(), media_type="application/json")
 
     @app.post("/v1/items", response_model=AddItemResponse, responses=error_responses(400, 422, 503))
     def add_item(body: AddItemRequest) -> AddItemResponse:

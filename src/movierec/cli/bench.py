@@ -58,14 +58,28 @@ def ranker(
     repeats: int = typer.Option(50, min=1, max=10_000, help="Timed requests per size (after 5 warm-up requests)."),
     threads: int = typer.Option(0, min=0, max=256, help="torch CPU threads (0: torch's default)."),
     seed: int = typer.Option(0),
+    served: bool = typer.Option(False, help="Also time the whole Ranker.top_n path on ml-latest-small with the served model "
+                                            "(mean +- std over --served-seeds; on a GPU, lists compared with the CPU's)."),
+    model_dir: Path = typer.Option(None, help="With --served: the model folder (default <home>/models/fusion/current)."),
+    served_seeds: str = typer.Option("0,1,2", help="With --served: seeds (different users per seed), comma-separated."),
+    served_k: int = typer.Option(100, min=1, max=1000, help="With --served: k (the gateway asks for 100 candidates)."),
 ) -> None:
-    """Top-k cost of the real ranker code over synthetic catalogs; prints a table and the goal."""
+    """Top-k cost of the real ranker code over synthetic catalogs (and optionally the served model); prints tables and the goal."""
     import torch
 
     from movierec.benchmarks.ranker_scaling import run_scaling
     from movierec.serving.item_index import pick_device
 
     parsed = _parse_sizes(sizes)
+    try:
+        seeds = tuple(int(x) for x in served_seeds.split(",") if x.strip())
+    except ValueError:
+        seeds = ()
+    if served and not seeds:
+        _fail(f"--served-seeds: expected comma-separated integers such as 0,1,2, got {served_seeds!r}")
+    folder = model_dir or get_settings().models_dir / "fusion" / "current"
+    if served and not (folder / "artifact.json").exists():
+        _fail(f"--model-dir: no serving artifact (artifact.json) in {folder} (train one: `movierec model train`)")
     try:
         resolved = pick_device(device)
         torch.empty(1, device=resolved)
@@ -88,10 +102,28 @@ def ranker(
         ok = million.filtered_ms_p50 < RANKER_GOAL_MS
         console.print(f"goal: top-{k} over 10^6 items under {RANKER_GOAL_MS:.0f} ms on the CPU (filtered p50): "
                       f"{million.filtered_ms_p50:.1f} ms -> {'[green]PASS[/green]' if ok else '[red]FAIL[/red]'}")
+    record = {"device": str(resolved), "threads": torch.get_num_threads(), "results": [r.as_dict() for r in results]}
+    if served:
+        record["served"] = _served(folder, resolved, seeds, served_k).as_dict()
     out = ranker_results_path(str(resolved))
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"device": str(resolved), "threads": torch.get_num_threads(), "results": [r.as_dict() for r in results]}, indent=2))
+    out.write_text(json.dumps(record, indent=2))
     console.print(f"saved {out}")
+
+
+def _served(folder: Path, device, seeds: tuple[int, ...], k: int):
+    from movierec.benchmarks.ranker_served import measure_served
+    from movierec.data import load_dataset
+    from movierec.models.recommender import load_recommender
+    from movierec.serving.catalog import MovieCatalog
+
+    catalog = MovieCatalog.from_dataset(load_dataset())
+    recommender = load_recommender(folder)
+    r = measure_served(catalog, recommender, device, seeds=seeds, k=k)
+    same = "" if r.same_lists_as_cpu is None else f"; identical lists on the CPU for {r.same_lists_as_cpu:.1%} of requests"
+    console.print(f"served model {r.model_version} ({r.items:,} items) on {r.device}, Ranker.top_n k={k}, {r.requests} requests x "
+                  f"seeds {list(seeds)}: p50 {r.p50_ms_mean:.2f} +- {r.p50_ms_std:.2f} ms, p95 {r.p95_ms_mean:.2f} +- {r.p95_ms_std:.2f} ms{same}")
+    return r
 
 
 def _load_scaling(device: str):

@@ -15,7 +15,7 @@ class RankerClient(ServiceClient):
 
     async def top_n(self, request: TopNRequest) -> TopNResponse:
         response = await self.request("POST", "/v1/topn", json=request.model_dump(mode="json", exclude_none=True))
-        return TopNResponse.model_validate(response.json())
+        return TopNResponse.model_validate_json(response.content)  # one pass in pydantic-core, no dict tree
 
     async def add_item(self, request: AddItemRequest) -> AddItemResponse:
         response = await self.request("POST", "/v1/items", json=request.model_dump(mode="json", exclude_none=True))

@@ -76,25 +76,30 @@ class ItemIndex:
     def position(self, movie_id: int) -> int | None:
         return self._pos.get(int(movie_id))
 
+    @property
+    def rows(self) -> dict[int, int]:
+        """Movie id -> row (read-only by convention: the index is never changed in place)."""
+        return self._pos
+
     def scores(self, user_vector: np.ndarray) -> torch.Tensor:
-        """``user_vector . item_vector + item_bias`` for every item."""
+        """``user_vector . item_vector + item_bias`` for every item (one fused pass)."""
         u = torch.as_tensor(np.asarray(user_vector, np.float32), device=self.device)
         if u.shape != (self.dim,):
             raise ValueError(f"user vector has {u.shape[0] if u.ndim == 1 else tuple(u.shape)} dims, the model has {self.dim}")
-        return self.vectors @ u + self.bias
+        return torch.addmv(self.bias, self.vectors, u)
 
-    def top_n(self, user_vector: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[Scored]:
-        """The ``k`` best-scoring items among ``allowed`` (a boolean mask over ``movie_ids``)."""
+    def top_n(self, user_vector: np.ndarray, k: int, allowed: torch.Tensor | np.ndarray | None = None) -> list[Scored]:
+        """The ``k`` best-scoring items among ``allowed`` (a boolean mask over ``movie_ids``,
+        best a tensor on the index's device, e.g. from ``FilterColumns.mask``)."""
         scores = self.scores(user_vector)
         if allowed is not None:
-            keep = torch.as_tensor(np.asarray(allowed, bool), device=self.device)
-            scores = scores.masked_fill(~keep, float("-inf"))
-            k = min(k, int(np.count_nonzero(allowed)))
+            keep = torch.as_tensor(allowed, dtype=torch.bool, device=self.device)
+            scores.masked_fill_(~keep, float("-inf"))
         k = min(k, len(self))
         if k <= 0:
             return []
         values, idx = torch.topk(scores, k)
-        return [Scored(int(self.movie_ids[i]), float(v)) for v, i in zip(values.cpu().tolist(), idx.cpu().tolist())]
+        return [Scored(int(self.movie_ids[i]), float(v)) for v, i in zip(values.cpu().tolist(), idx.cpu().tolist()) if v != float("-inf")]
 
     def attention_of(self, movie_id: int) -> dict[str, float]:
         pos = self._pos.get(int(movie_id))

@@ -25,7 +25,7 @@ from movierec.models.recommender import Recommender, load_recommender
 from movierec.models.serving import ServingArtifact
 from movierec.serving.catalog import CatalogMovie, MovieCatalog
 from movierec.serving.errors import InvalidInput, ModelUnavailable, UnknownMovie, UnknownUser
-from movierec.serving.filters import allowed_mask, check_filters
+from movierec.serving.filters import FilterColumns, check_filters
 from movierec.serving.item_index import ItemIndex
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,9 @@ class Ranker:
     movies survive a restart (and reach a new replica that shares the file)."""
     _writing: threading.Lock = field(default_factory=threading.Lock, repr=False)
     """Serialises writers (loads, added movies); readers never wait."""
+    _filter_columns: FilterColumns | None = field(default=None, repr=False)
+    """The catalog's filter columns aligned with the served index's rows; rebuilt when the index
+    (a reload, an added movie) or the catalog's columns change."""
 
     def __post_init__(self) -> None:
         if self.journal is None or not self.journal.exists():
@@ -99,6 +102,7 @@ class Ranker:
                 model = self._with_item(model, request)[0]
             except InvalidInput as exc:
                 log.warning("added movie %s could not be re-embedded in version %s: %s", request.movie_id, model.version, exc)
+        self.filter_columns(model)
         self.model = model
         log.info("serving model version %s (%d items, dim %d, %s)", model.version, len(model.index), model.index.dim, self.device)
         return model
@@ -108,6 +112,16 @@ class Ranker:
         if model is None:
             raise ModelUnavailable("no model loaded yet (train one: `movierec model train`)")
         return model
+
+    def filter_columns(self, model: LoadedModel) -> FilterColumns:
+        """``FilterColumns`` for ``model``'s index and the catalog's current columns, built once
+        per pair (both are replaced, never changed in place, so identity tells them apart)."""
+        cached, columns = self._filter_columns, self.catalog.columns
+        if cached is not None and cached.columns is columns and cached.row_of is model.index.rows:
+            return cached
+        built = FilterColumns.build(columns, model.index.movie_ids, model.index.device, row_of=model.index.rows)
+        self._filter_columns = built
+        return built
 
     # --- top-N --------------------------------------------------------------------------------
 
@@ -135,7 +149,7 @@ class Ranker:
         exclude = set(request.exclude_movie_ids)
         if request.filters.exclude_watched:
             exclude |= rated
-        allowed = allowed_mask(self.catalog.columns, model.index.movie_ids, request.filters, exclude)
+        allowed = self.filter_columns(model).mask(request.filters, exclude)
         top = model.index.top_n(user_vector, request.k, allowed)
         ids = [s.movie_id for s in top]
         nearest = model.index.nearest(ids, liked[:MAX_LIKED_FOR_EXPLANATIONS])
@@ -188,6 +202,7 @@ class Ranker:
             replaced = request.movie_id in model.index
             self.catalog.add_movie(_catalog_movie(request, self.catalog.get(request.movie_id)))
             self.added[request.movie_id] = request
+            self.filter_columns(new_model)
             self.model = new_model
             if self.journal is not None:
                 self.journal.parent.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -36,3 +37,37 @@ def test_cli_rejects_bad_sizes_in_one_line():
     result = subprocess.run([MOVIEREC, "bench", "ranker", "--sizes", "ten"], capture_output=True, text=True)
     assert result.returncode == 2
     assert "--sizes" in result.stderr and "Traceback" not in result.stderr
+
+
+def _small_catalog_and_model(seed: int = 0):
+    from movierec.models.recommender import Recommender
+    from movierec.models.serving import ServingArtifact
+    from movierec.serving.catalog import CatalogMovie, MovieCatalog
+
+    rng = np.random.default_rng(seed)
+    genres = ("Comedy", "Drama", "Action")
+    movies = {m: CatalogMovie(m, f"Movie {m}", int(1950 + m % 70), (genres[m % 3],), average_rating=float(1 + m % 5), rating_count=3)
+              for m in range(1, 301)}
+    users = {u: {int(m): 4.0 for m in rng.choice(np.arange(1, 301), 10, replace=False)} for u in range(1, 21)}
+    art = ServingArtifact(
+        version="tiny", movie_ids=np.arange(1, 301), item_vectors=rng.normal(size=(300, 8)), item_bias=np.zeros(300),
+        user_ids=np.arange(1, 21), user_vectors=rng.normal(size=(20, 8)), user_bias=np.zeros(20), global_mean=3.5,
+    )
+    return MovieCatalog(movies=movies, user_ratings=users), Recommender(art, None)
+
+
+def test_served_ranker_figures_over_seeds():
+    from movierec.benchmarks.ranker_served import measure_served
+
+    catalog, recommender = _small_catalog_and_model()
+    result = measure_served(catalog, recommender, "cpu", seeds=(0, 1), requests=5, k=10)
+    assert result.model_version == "tiny" and result.items == 300 and result.seeds == [0, 1]
+    assert 0 < result.p50_ms_mean <= result.p95_ms_mean and result.p50_ms_std >= 0
+    assert result.same_lists_as_cpu is None  # only compared on a GPU
+
+
+def test_cli_served_without_a_model_fails_in_one_line(tmp_path):
+    env = {**os.environ, "MOVIEREC_HOME": str(tmp_path)}
+    result = subprocess.run([MOVIEREC, "bench", "ranker", "--sizes", "1000", "--served"], capture_output=True, text=True, env=env)
+    assert result.returncode == 2
+    assert "--model-dir" in result.stderr and "Traceback" not in result.stderr

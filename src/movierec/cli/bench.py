@@ -56,7 +56,7 @@ def ranker(
     dim: int = typer.Option(64, min=2, max=4096, help="Item vector dimension (the fusion model's default is 64)."),
     k: int = typer.Option(20, min=1, max=1000),
     repeats: int = typer.Option(50, min=1, max=10_000, help="Timed requests per size (after 5 warm-up requests)."),
-    threads: int = typer.Option(0, min=0, max=256, help="torch CPU threads (0: torch's default)."),
+    threads: int = typer.Option(1, min=0, max=256, help="torch CPU threads (the ranker service runs with 1; 0: torch's default)."),
     seed: int = typer.Option(0),
     served: bool = typer.Option(False, help="Also time the whole Ranker.top_n path on ml-latest-small with the served model "
                                             "(mean +- std over --served-seeds; on a GPU, lists compared with the CPU's)."),
@@ -185,6 +185,7 @@ def serving(
             result = run_serving_benchmark(settings, cfg, say)
     except (BenchmarkError, WrkError, StackError, ServerStartError) as exc:
         _fail(str(exc))
+    torch.set_num_threads(1)  # as the ranker service runs (RankerSettings.torch_threads)
     say(f"ranker top-20 scaling on the CPU ({torch.get_num_threads()} threads)")
     cpu = run_scaling(dim=64, device="cpu", repeats=ranker_repeats,
                       progress=lambda r: say(f"  {r.items:>10,} items: filtered p50 {r.filtered_ms_p50:.2f} ms"))

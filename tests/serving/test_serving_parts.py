@@ -108,3 +108,24 @@ def test_ranker_pool_round_robin_and_failover():
     dead = RankerPool(["http://r2"], timeout=0.5, transports={"http://r2": transport})
     with pytest.raises(ServiceUnavailable):
         _run(dead.top_n(TopNRequest(user_id=1)))
+
+
+def test_gateway_remembers_poster_lookups_per_movie(catalog, monkeypatch):
+    from prometheus_client import CollectorRegistry
+
+    from movierec_gateway import recommend
+
+    calls = []
+
+    def lookup(movie):
+        calls.append(movie.movie_id)
+        return None if movie.movie_id == 2 else f"/v1/movies/{movie.movie_id}/poster"
+
+    rec = recommend.Recommendations(catalog, None, None, None, None, CollectorRegistry(), candidates=100, poster_url=lookup)
+    one, two = catalog.get(1), catalog.get(2)
+    assert [rec.poster_url(one), rec.poster_url(one), rec.poster_url(two), rec.poster_url(two)] == ["/v1/movies/1/poster"] * 2 + [None] * 2
+    assert calls == [1, 2]  # each looked up on disk once
+    catalog.add_movie(CatalogMovie(1, "Toy Story (new cut)", 1995, ("Animation",)))
+    assert rec.poster_url(catalog.get(1)) == "/v1/movies/1/poster" and calls == [1, 2, 1]  # a replaced movie: looked up again
+    monkeypatch.setattr(recommend, "NO_POSTER_RECHECK_S", 0.0)
+    assert rec.poster_url(two) is None and calls == [1, 2, 1, 2]  # a missing poster is checked again later

@@ -33,10 +33,6 @@ def test_ranker_killed_serves_degraded_then_recovers(fault_stack):
     assert result.degraded > 0 and result.recovery_s is not None
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known bug outside this test: when Redis goes away the feedback service's Celery enqueue blocks "
-    "the answer ~3 s, past the gateway's 1 s feedback timeout, so the gateway answers 503 for an event "
-    "that was stored (the retry with the same event_id gets 200); fix: run the follow-ups after the answer"))
 def test_redis_restart_keeps_serving_and_celery_reconnects(fault_stack):
     result = faults.redis_restarted(fault_stack, rate_per_s=8, down_s=2)
     _assert_held(result)

@@ -48,6 +48,7 @@ def build_feature_store(
             report["modalities"][modality] = {"status": "imported", "present": int(imported.mask.sum()), "dim": imported.dim,
                                               "seconds": round(time.perf_counter() - t, 2), "source": feats.source}
             log(f"{modality}: imported {int(imported.mask.sum()):,} movies x {imported.dim}")
+            write_report(store.root, report)  # after each modality: a build killed later keeps this entry
             continue
         if modality not in COMPUTED_MODALITIES:
             raise ValueError(f"unknown modality {modality!r}; known: {', '.join(MODALITIES)}")
@@ -66,6 +67,7 @@ def build_feature_store(
         report["modalities"][modality] = {"status": "built", **result.as_json()}
         log(f"{modality}: {result.present:,} present ({result.computed:,} computed at {result.items_per_second:.1f}/s, "
             f"{result.reused:,} unchanged, {result.resumed:,} resumed), {len(result.skipped):,} skipped, {result.seconds:.1f} s")
+        write_report(store.root, report)
     report["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     write_report(store.root, report)
     return report

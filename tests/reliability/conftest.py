@@ -5,10 +5,8 @@ shared by every test that injects faults."""
 import os
 import shutil
 import tempfile
-import uuid
 from pathlib import Path
 
-import psycopg
 import pytest
 import redis
 
@@ -21,16 +19,12 @@ BODY_TIMEOUT_S = 3.0
 @pytest.fixture(scope="session")
 def database_url():
     """A new, migrated database on the shared server, dropped after the run."""
+    from movierec.benchmarks.scratch import scratch_database
     from movierec.storage import migrate
 
-    name = f"movierec_rel_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1) + "/" + name
-    migrate(url)
-    yield url
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(ADMIN_URL, prefix="movierec_rel") as url:
+        migrate(url)
+        yield url
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import time
 import uuid
 
 import numpy as np
-import psycopg
 import pytest
 import redis
 from fastapi.testclient import TestClient
@@ -27,16 +26,12 @@ RL_REDIS_DB = 8  # not used by the other test folders
 
 @pytest.fixture
 def database_url():
+    from movierec.benchmarks.scratch import scratch_database
     from movierec.storage import migrate
 
-    name = f"movierec_rl_test_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1) + "/" + name
-    migrate(url)
-    yield url
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(ADMIN_URL, prefix="movierec_rl_test") as url:
+        migrate(url)
+        yield url
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from movierec.cli.overrides import parse_set_pairs
 from movierec.cli.errors import fail_on_data_error
 from movierec.data import load_dataset
 from movierec.data.splits import get_split
@@ -38,14 +39,7 @@ def parse_overrides(pairs: list[str], config_file: Path | None) -> dict:
             out.update(json.loads(config_file.read_text()))
         except json.JSONDecodeError as exc:
             raise ModelConfigError(f"--config: {config_file} is not JSON ({exc})") from None
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ModelConfigError(f"--set: expected KEY=VALUE, got {pair!r}")
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
+    out.update(parse_set_pairs(pairs, ModelConfigError))
     return out
 
 

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from movierec.cli.overrides import parse_set_pairs
 from movierec.cli.errors import fail_on_data_error
 from movierec.data.errors import DataError
 from movierec.settings import REPO_ROOT, get_settings
@@ -29,15 +30,7 @@ class RLConfigError(DataError):
 def _config(pairs: list[str], seeds: str | None = None):
     from movierec.rl.config import ExperimentConfig, apply_overrides
 
-    overrides = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise RLConfigError(f"--set: expected DOTTED.KEY=VALUE, got {pair!r}")
-        try:
-            overrides[key] = json.loads(value)
-        except json.JSONDecodeError:
-            overrides[key] = value
+    overrides = parse_set_pairs(pairs, RLConfigError, key_hint="DOTTED.KEY")
     if seeds is not None:
         try:
             overrides["seeds"] = [int(s) for s in seeds.split(",") if s.strip()]

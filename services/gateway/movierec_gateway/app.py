@@ -13,7 +13,7 @@ import asyncio
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import Depends, Query
+from fastapi import Depends, Query, Response
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
@@ -29,7 +29,7 @@ from movierec.security.dependencies import AccessControl
 from movierec.serving.catalog import CatalogMovie, MovieCatalog, poster_file
 from movierec_gateway.admin import AdminDeps, admin_router
 from movierec_gateway.cache import RecommendationCache
-from movierec_gateway.recommend import Recommendations
+from movierec_gateway.recommend import CachedAnswer, Recommendations
 from movierec_gateway.settings import GatewaySettings
 from movierec_service import ServiceError, create_service_app
 from movierec_service.logs import request_id_var
@@ -122,11 +122,14 @@ def create_app(settings: GatewaySettings | None = None, *, catalog: MovieCatalog
 
     @app.post("/v1/recommendations", response_model=RecommendationResponse, tags=["recommendations"], responses=error_responses(400, 401, 404, 422, 503),
               dependencies=[Depends(access.reader)])
-    async def recommendations(body: RecommendationRequest) -> RecommendationResponse:
+    async def recommendations(body: RecommendationRequest) -> Response:
         """Top-k movies for a known ``user_id`` or a new user's ``liked_movie_ids``, with filters,
         scores, posters, the policy version and an explanation per movie."""
         the_catalog()
-        return await state["recommendations"].recommend(body)
+        answer = await state["recommendations"].recommend(body)
+        # serialised once (a cache hit: not at all), not validated again against response_model
+        content = answer.body if isinstance(answer, CachedAnswer) else answer.model_dump_json()
+        return Response(content=content, media_type="application/json")
 
     # --- movies and users ---------------------------------------------------------------------
 

@@ -4,7 +4,12 @@ Key format (shared with ``movierec.tasks.cache``, which invalidates by deleting
 ``recs:{user_id}:*`` after each feedback event):
 
 - ``recs:{user_id}:{request_hash}``: the fresh list for one (k, filters, excludes) combination,
-  ``cache_ttl_s``;
+  ``cache_ttl_s``, stored as the exact JSON body a hit answers (``"cached": true``), so a hit
+  sends it as it is, without parsing, validating or serialising it again;
+- ``recs:{user_id}:history``: the user's feedback events as the feedback service answered them
+  (JSON list), ``cache_ttl_s``: a miss reads it in the same round trip as its list, so a user's
+  next miss skips the feedback hop. Under ``recs:{user_id}:`` so that every invalidation of the
+  user's lists (a feedback event, a deleted user) drops it too;
 - ``recs_stale:{user_id}:{request_hash}``: the same list kept ``stale_ttl_s`` and NOT removed by
   invalidation: read only when the ranker is down (served marked degraded), deleted with the
   user's data;
@@ -20,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry, Counter
@@ -28,6 +34,17 @@ from pydantic import BaseModel
 log = logging.getLogger("movierec.gateway.cache")
 
 ADDED_MOVIES_KEY = "movies:added"
+
+
+@dataclass(frozen=True)
+class CacheLookup:
+    answer: str | None
+    """The cached answer's JSON body (a hit), or None."""
+    history: list[dict] | None
+    """The user's cached feedback events, or None when not cached."""
+
+
+MISSED = CacheLookup(None, None)
 
 
 def request_hash(request: BaseModel) -> str:
@@ -42,6 +59,8 @@ class RecommendationCache:
         self.stale_ttl_s = stale_ttl_s
         self.requests = Counter("movierec_gateway_cache_requests_total", "Recommendation cache lookups", ["result"], registry=registry)
         self.errors = Counter("movierec_gateway_cache_errors_total", "Redis calls that failed (read as a miss)", ["op"], registry=registry)
+        # label lookups resolved once: they were a visible share of the hit path
+        self._hits, self._misses, self._errors_read = (self.requests.labels(r) for r in ("hit", "miss", "error"))
 
     @staticmethod
     def key(user_id: int, digest: str) -> str:
@@ -51,23 +70,34 @@ class RecommendationCache:
     def stale_key(user_id: int, digest: str) -> str:
         return f"recs_stale:{user_id}:{digest}"
 
-    async def get(self, user_id: int, digest: str) -> dict | None:
-        raw = await self._call("get", self.redis.get(self.key(user_id, digest)))
+    @staticmethod
+    def history_key(user_id: int) -> str:
+        return f"recs:{user_id}:history"
+
+    async def lookup(self, user_id: int, digest: str) -> CacheLookup:
+        """The cached answer and the user's cached history, in one round trip (a Redis error
+        reads as neither cached)."""
+        raw = await self._call("get", self.redis.mget(self.key(user_id, digest), self.history_key(user_id)))
         if raw is _FAILED:
-            self.requests.labels("error").inc()
-            return None
-        self.requests.labels("hit" if raw else "miss").inc()
-        return json.loads(raw) if raw else None
+            self._errors_read.inc()
+            return MISSED
+        answer, history = raw
+        (self._hits if answer else self._misses).inc()
+        return CacheLookup(answer or None, json.loads(history) if history and not answer else None)
 
     async def get_stale(self, user_id: int, digest: str) -> dict | None:
         raw = await self._call("get_stale", self.redis.get(self.stale_key(user_id, digest)))
         return json.loads(raw) if raw and raw is not _FAILED else None
 
-    async def put(self, user_id: int, digest: str, body: dict) -> None:
-        text = json.dumps(body)
+    async def put(self, user_id: int, digest: str, response: BaseModel, *, history: list[dict] | None = None) -> None:
+        """Keep ``response`` as the body a later hit answers (the same list with ``cached``
+        true), and the user's ``history`` when it was just read from the feedback service."""
+        text = response.model_copy(update={"cached": True}).model_dump_json()
         pipe = self.redis.pipeline(transaction=False)
         pipe.set(self.key(user_id, digest), text, ex=self.ttl_s)
         pipe.set(self.stale_key(user_id, digest), text, ex=self.stale_ttl_s)
+        if history is not None:
+            pipe.set(self.history_key(user_id), json.dumps(history), ex=self.ttl_s)
         await self._call("put", pipe.execute())
 
     async def forget_user(self, user_id: int, *, stale_too: bool) -> int:

@@ -41,11 +41,20 @@ NO_POSTER_RECHECK_S = 60.0
 through the admin API shows up without a restart)."""
 
 
+@dataclass(frozen=True)
+class CachedAnswer:
+    """A cache hit: the answer's JSON body as the cache holds it, sent as it is."""
+
+    body: str
+
+
 @dataclass
 class UserHistory:
     watched: set[int]
     liked: list[int]
     recent: list[int]
+    events: list[dict] | None = None
+    """The feedback service's answer when it was just asked (kept with the user's lists)."""
 
 
 class Recommendations:
@@ -72,8 +81,10 @@ class Recommendations:
         self.fallbacks = Counter("movierec_gateway_fallbacks_total", "Answers served without a dependency", ["reason"], registry=registry)
         self.served = Counter("movierec_gateway_recommendations_total", "Recommendation lists served", ["source"], registry=registry)
         self.versions = Gauge("movierec_gateway_served_version_info", "Model and policy versions of the last list (value 1)", ["model_version", "policy_version"], registry=registry)
+        self._served_from_cache = self.served.labels("cache")
 
-    async def recommend(self, request: RecommendationRequest) -> RecommendationResponse:
+    async def recommend(self, request: RecommendationRequest) -> RecommendationResponse | CachedAnswer:
+        """The list for ``request``: a ``CachedAnswer`` (the stored body) on a cache hit."""
         try:
             check_filters(request.filters, self.catalog.genres)
         except FilterError as exc:
@@ -87,16 +98,16 @@ class Recommendations:
 
     # --- known user ---------------------------------------------------------------------------
 
-    async def _known_user(self, request: RecommendationRequest) -> RecommendationResponse:
+    async def _known_user(self, request: RecommendationRequest) -> RecommendationResponse | CachedAnswer:
         uid = int(request.user_id)
         if not self.catalog.knows_user(uid):
             raise ServiceError(f"user {uid} not found", status=404, code="not_found")
         digest = request_hash(request)
-        cached = await self.cache.get(uid, digest)
-        if cached is not None:
-            self.served.labels("cache").inc()
-            return RecommendationResponse.model_validate({**cached, "cached": True})
-        history = await self._history(uid)
+        found = await self.cache.lookup(uid, digest)
+        if found.answer is not None:
+            self._served_from_cache.inc()
+            return CachedAnswer(found.answer)
+        history = await self._history(uid, found.history)
         exclude = set(request.exclude_movie_ids) | (history.watched if request.filters.exclude_watched else set())
         top = await self._candidates(TopNRequest(
             user_id=uid, liked_movie_ids=history.liked, exclude_movie_ids=sorted(exclude),
@@ -111,19 +122,22 @@ class Recommendations:
             exclude |= set(self.catalog.rated_by(uid)) if request.filters.exclude_watched else set()
             return self._popular(request, exclude)
         response = await self._ranked(request, top, liked=top.liked_movie_ids, recent=history.recent, user_id=uid)
-        await self.cache.put(uid, digest, response.model_dump(mode="json"))
+        await self.cache.put(uid, digest, response, history=history.events)
         return response
 
-    async def _history(self, user_id: int) -> UserHistory:
-        """What the user did since the model was trained (feedback service) on top of the dataset."""
+    async def _history(self, user_id: int, cached_events: list[dict] | None) -> UserHistory:
+        """What the user did since the model was trained (feedback service, or its answer cached
+        with the user's lists) on top of the dataset; its ``events`` only when just fetched."""
         rated = self.catalog.rated_by(user_id)
         watched, liked, recent = set(rated), [], []
-        try:
-            events = await self.feedback.user_events(user_id)
-        except (ServiceUnavailable, ServiceRejected) as exc:
-            self.fallbacks.labels("feedback_unavailable").inc()
-            log.warning("user history without feedback events: %s", exc)
-            events = []
+        events, fetched = cached_events, None
+        if events is None:
+            try:
+                events = fetched = await self.feedback.user_events(user_id)
+            except (ServiceUnavailable, ServiceRejected) as exc:
+                self.fallbacks.labels("feedback_unavailable").inc()
+                log.warning("user history without feedback events: %s", exc)
+                events = []
         for e in sorted(events, key=lambda e: e.get("occurred_at") or ""):
             movie_id = e.get("movie_id")
             if e.get("kind") in WATCHED_KINDS and movie_id:
@@ -133,7 +147,7 @@ class Recommendations:
                 liked.append(movie_id)
         recent = list(rated)[-RECENT:] + recent  # rated_by is oldest first
         recent = [m for m in dict.fromkeys(reversed(recent))][:RECENT][::-1]
-        return UserHistory(watched=watched, liked=list(dict.fromkeys(reversed(liked))), recent=recent)
+        return UserHistory(watched=watched, liked=list(dict.fromkeys(reversed(liked))), recent=recent, events=fetched)
 
     # --- new user -----------------------------------------------------------------------------
 

@@ -204,6 +204,25 @@ def test_movies_search_and_users(make_gateway):
     assert "Comedy" in gw.get("/v1/genres").json()
 
 
+def test_recommendations_are_rate_limited_per_client(make_gateway, monkeypatch):
+    """The route checks its limit itself (with its cache read): a cache hit and a new user's list
+    are refused with 429 once the client's bucket is empty."""
+    from movierec.security import get_security_settings
+
+    monkeypatch.setenv("MOVIEREC_RATE_LIMIT_PER_S", "0.01")
+    monkeypatch.setenv("MOVIEREC_RATE_LIMIT_BURST", "3")
+    get_security_settings.cache_clear()
+    try:
+        gw = make_gateway()
+        statuses = [gw.post("/v1/recommendations", json={"user_id": 21, "k": 3}).status_code for _ in range(4)]
+        refused = gw.post("/v1/recommendations", json={"liked_movie_ids": [1], "k": 3})
+    finally:
+        get_security_settings.cache_clear()
+    assert statuses == [200, 200, 200, 429]
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "rate_limited" and int(refused.headers["Retry-After"]) >= 1
+    assert metric(gw, "movierec_access_refusals_total", code="rate_limited") == 2
+
+
 # --- feedback and user data ------------------------------------------------------------------
 
 

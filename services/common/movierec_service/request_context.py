@@ -32,6 +32,8 @@ class RequestContextMiddleware:
         self.service = service
         self.requests_total = requests_total
         self.latency = latency
+        # (method, route, status) -> (counter child, histogram child): labels() looked up once
+        self._children: dict[tuple[str, str, str], tuple] = {}
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -63,8 +65,12 @@ class RequestContextMiddleware:
             elapsed = time.perf_counter() - start
             route = getattr(scope.get("route"), "path", "unmatched")
             method = scope["method"]
-            self.requests_total.labels(self.service, method, route, str(status)).inc()
-            self.latency.labels(self.service, method, route).observe(elapsed)
+            children = self._children.get((method, route, status))
+            if children is None:
+                children = (self.requests_total.labels(self.service, method, route, str(status)), self.latency.labels(self.service, method, route))
+                self._children[(method, route, status)] = children
+            children[0].inc()
+            children[1].observe(elapsed)
             if route not in QUIET_ROUTES:
                 log.info("request", extra={"method": method, "path": scope["path"], "status": status,
                                            "duration_ms": round(elapsed * 1000, 2)})

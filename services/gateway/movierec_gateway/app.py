@@ -13,7 +13,7 @@ import asyncio
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import Depends, Query, Response
+from fastapi import Depends, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
@@ -28,7 +28,7 @@ from movierec.security import Principal, SecuritySettings, get_security_settings
 from movierec.security.dependencies import AccessControl
 from movierec.serving.catalog import CatalogMovie, MovieCatalog, poster_file
 from movierec_gateway.admin import AdminDeps, admin_router
-from movierec_gateway.cache import RecommendationCache
+from movierec_gateway.cache import RateCheck, RecommendationCache
 from movierec_gateway.recommend import CachedAnswer, Recommendations
 from movierec_gateway.settings import GatewaySettings
 from movierec_service import ServiceError, create_service_app
@@ -60,6 +60,23 @@ def create_app(settings: GatewaySettings | None = None, *, catalog: MovieCatalog
     if settings.admin_api_key:  # MOVIEREC_GATEWAY_ADMIN_API_KEY: this gateway's admin credential
         security = SecuritySettings(**{**security.model_dump(), "admin_api_key": settings.admin_api_key})
     access = AccessControl(security, redis_url=settings.resolved_redis_url(), registry=registry, redis_timeout_s=settings.redis_timeout_s)
+
+    # --- recommendations ----------------------------------------------------------------------
+    # declared before access.install: it checks its rate limit itself, in the same Redis round
+    # trip as its cache read (tests/serving/test_gateway.py checks that it answers 429)
+
+    @app.post("/v1/recommendations", response_model=RecommendationResponse, tags=["recommendations"], responses=error_responses(400, 401, 404, 422, 503),
+              dependencies=[Depends(access.reader)])
+    async def recommendations(body: RecommendationRequest, request: Request) -> Response:
+        """Top-k movies for a known ``user_id`` or a new user's ``liked_movie_ids``, with filters,
+        scores, posters, the policy version and an explanation per movie."""
+        the_catalog()
+        rate = RateCheck(access.limiter, access.client_id(request)) if access.limiter is not None else None
+        answer = await state["recommendations"].recommend(body, rate)
+        # serialised once (a cache hit: not at all), not validated again against response_model
+        content = answer.body if isinstance(answer, CachedAnswer) else answer.model_dump_json()
+        return Response(content=content, media_type="application/json")
+
     access.install(app)  # per-client rate limit (429 + Retry-After) on every route declared below
     rid = request_id_var.get
     rankers = RankerPool(settings.ranker_url_list(), timeout=settings.ranker_timeout_s, request_id=rid)
@@ -111,25 +128,13 @@ def create_app(settings: GatewaySettings | None = None, *, catalog: MovieCatalog
                 state["catalog"].add_movie(CatalogMovie(**{**added, "genres": tuple(added["genres"]), "tags": tuple(added["tags"])}))
         state["recommendations"] = Recommendations(
             state["catalog"], rankers, policy, feedback, cache, registry, candidates=settings.candidates, poster_url=poster_url,
+            refuse_if_limited=access.refuse_if_limited,
         )
 
     @app.on_event("shutdown")
     async def stop() -> None:
         for client in (rankers, policy, feedback, features, cache):
             await client.aclose()
-
-    # --- recommendations ----------------------------------------------------------------------
-
-    @app.post("/v1/recommendations", response_model=RecommendationResponse, tags=["recommendations"], responses=error_responses(400, 401, 404, 422, 503),
-              dependencies=[Depends(access.reader)])
-    async def recommendations(body: RecommendationRequest) -> Response:
-        """Top-k movies for a known ``user_id`` or a new user's ``liked_movie_ids``, with filters,
-        scores, posters, the policy version and an explanation per movie."""
-        the_catalog()
-        answer = await state["recommendations"].recommend(body)
-        # serialised once (a cache hit: not at all), not validated again against response_model
-        content = answer.body if isinstance(answer, CachedAnswer) else answer.model_dump_json()
-        return Response(content=content, media_type="application/json")
 
     # --- movies and users ---------------------------------------------------------------------
 

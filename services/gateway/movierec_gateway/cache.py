@@ -31,9 +31,19 @@ import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel
 
+from movierec.security.rate_limit import RateDecision, RedisRateLimiter
+
 log = logging.getLogger("movierec.gateway.cache")
 
 ADDED_MOVIES_KEY = "movies:added"
+
+
+@dataclass(frozen=True)
+class RateCheck:
+    """The caller's rate-limit check, made in the same Redis round trip as the cache read."""
+
+    limiter: RedisRateLimiter
+    client_id: str
 
 
 @dataclass(frozen=True)
@@ -42,9 +52,8 @@ class CacheLookup:
     """The cached answer's JSON body (a hit), or None."""
     history: list[dict] | None
     """The user's cached feedback events, or None when not cached."""
-
-
-MISSED = CacheLookup(None, None)
+    rate: RateDecision | None = None
+    """The rate limiter's decision when a ``RateCheck`` was given."""
 
 
 def request_hash(request: BaseModel) -> str:
@@ -74,16 +83,29 @@ class RecommendationCache:
     def history_key(user_id: int) -> str:
         return f"recs:{user_id}:history"
 
-    async def lookup(self, user_id: int, digest: str) -> CacheLookup:
-        """The cached answer and the user's cached history, in one round trip (a Redis error
-        reads as neither cached)."""
-        raw = await self._call("get", self.redis.mget(self.key(user_id, digest), self.history_key(user_id)))
-        if raw is _FAILED:
+    async def lookup(self, user_id: int, digest: str, rate: RateCheck | None = None) -> CacheLookup:
+        """The cached answer, the user's cached history and (with ``rate``) the rate limiter's
+        decision, in one round trip. A Redis error reads as nothing cached and lets the request
+        through."""
+        pipe = self.redis.pipeline(transaction=False)
+        if rate is not None:
+            rate.limiter.queue_check(pipe, rate.client_id)
+        pipe.mget(self.key(user_id, digest), self.history_key(user_id))
+        commands = len(pipe)
+        replies = await self._call("get", pipe.execute(raise_on_error=False))
+        failed = replies is _FAILED
+        if failed:
+            replies = [ConnectionError("Redis unreachable")] * commands
+        decision = rate.limiter.read_decision(replies[0]) if rate is not None else None
+        if isinstance(replies[-1], BaseException):
+            if not failed:
+                self.errors.labels("get").inc()
+                log.warning("redis get failed: %s", replies[-1])
             self._errors_read.inc()
-            return MISSED
-        answer, history = raw
+            return CacheLookup(None, None, decision)
+        answer, history = replies[-1]
         (self._hits if answer else self._misses).inc()
-        return CacheLookup(answer or None, json.loads(history) if history and not answer else None)
+        return CacheLookup(answer or None, json.loads(history) if history and not answer else None, decision)
 
     async def get_stale(self, user_id: int, digest: str) -> dict | None:
         raw = await self._call("get_stale", self.redis.get(self.stale_key(user_id, digest)))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from movierec_service import ServiceError
@@ -28,7 +29,8 @@ from movierec.serving.catalog import LIKE_THRESHOLD, MovieCatalog
 from movierec.serving.explanations import explain, explain_popular
 from movierec.serving.filters import FilterError, check_filters
 from movierec.serving.popularity import popular_movies
-from movierec_gateway.cache import RecommendationCache, request_hash
+from movierec.security.rate_limit import RateDecision
+from movierec_gateway.cache import CacheLookup, RateCheck, RecommendationCache, request_hash
 
 log = logging.getLogger("movierec.gateway")
 
@@ -69,7 +71,9 @@ class Recommendations:
         *,
         candidates: int,
         poster_url,
+        refuse_if_limited: Callable[[RateDecision], None] = lambda decision: None,
     ):
+        """``refuse_if_limited`` raises the 429 for a refusing rate-limit decision."""
         self.catalog = catalog
         self.rankers = rankers
         self.policy = policy
@@ -77,14 +81,25 @@ class Recommendations:
         self.cache = cache
         self.candidates = candidates
         self._find_poster_url = poster_url
+        self.refuse_if_limited = refuse_if_limited
         self._poster_urls: dict[int, tuple[object, str | None, float]] = {}
         self.fallbacks = Counter("movierec_gateway_fallbacks_total", "Answers served without a dependency", ["reason"], registry=registry)
         self.served = Counter("movierec_gateway_recommendations_total", "Recommendation lists served", ["source"], registry=registry)
         self.versions = Gauge("movierec_gateway_served_version_info", "Model and policy versions of the last list (value 1)", ["model_version", "policy_version"], registry=registry)
         self._served_from_cache = self.served.labels("cache")
 
-    async def recommend(self, request: RecommendationRequest) -> RecommendationResponse | CachedAnswer:
-        """The list for ``request``: a ``CachedAnswer`` (the stored body) on a cache hit."""
+    async def recommend(self, request: RecommendationRequest, rate: RateCheck | None = None) -> RecommendationResponse | CachedAnswer:
+        """The list for ``request``: a ``CachedAnswer`` (the stored body) on a cache hit. ``rate``:
+        the caller's rate limit, checked first (for a known user in the cache's round trip)."""
+        found, digest = None, None
+        if request.user_id is not None:
+            digest = request_hash(request)
+            found = await self.cache.lookup(int(request.user_id), digest, rate)
+            decision = found.rate
+        else:
+            decision = await rate.limiter.check(rate.client_id) if rate is not None else None
+        if decision is not None:
+            self.refuse_if_limited(decision)
         try:
             check_filters(request.filters, self.catalog.genres)
         except FilterError as exc:
@@ -93,17 +108,15 @@ class Recommendations:
         if unknown:
             raise ServiceError(f"movie{'s' if len(unknown) > 1 else ''} {', '.join(map(str, unknown))} not found (liked_movie_ids)", status=404, code="not_found")
         if request.user_id is not None:
-            return await self._known_user(request)
+            return await self._known_user(request, digest, found)
         return await self._new_user(request)
 
     # --- known user ---------------------------------------------------------------------------
 
-    async def _known_user(self, request: RecommendationRequest) -> RecommendationResponse | CachedAnswer:
+    async def _known_user(self, request: RecommendationRequest, digest: str, found: CacheLookup) -> RecommendationResponse | CachedAnswer:
         uid = int(request.user_id)
         if not self.catalog.knows_user(uid):
             raise ServiceError(f"user {uid} not found", status=404, code="not_found")
-        digest = request_hash(request)
-        found = await self.cache.lookup(uid, digest)
         if found.answer is not None:
             self._served_from_cache.inc()
             return CachedAnswer(found.answer)

@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from movierec.security.access import Authenticator, Principal
 from movierec.security.errors import AccessError
-from movierec.security.rate_limit import RedisRateLimiter
+from movierec.security.rate_limit import RateDecision, RedisRateLimiter
 from movierec.security.settings import SecuritySettings
 from movierec_service import ServiceError
 
@@ -72,13 +72,7 @@ class AccessControl:
         async def rate_limit(request: Request) -> None:
             if self.limiter is None:
                 return
-            client = self.client_id(request)
-            decision = await self.limiter.check(client)
-            if not decision.allowed:
-                self._count("rate_limited")
-                seconds = max(1, int(decision.retry_after_s + 0.999))
-                raise ServiceError(f"too many requests from this client: retry after {seconds} s", status=429,
-                                   code="rate_limited", headers={"Retry-After": str(seconds)})
+            self.refuse_if_limited(await self.limiter.check(self.client_id(request)))
 
         self.caller = caller
         self.own_user = own_user
@@ -102,6 +96,15 @@ class AccessControl:
         forwarded = request.headers.get("x-forwarded-for") if self.settings.trust_forwarded_for else None
         host = forwarded.split(",")[0].strip() if forwarded else (request.client.host if request.client else "unknown")
         return f"ip:{host}"
+
+    def refuse_if_limited(self, decision: RateDecision) -> None:
+        """429 with ``Retry-After`` when ``decision`` refuses the request (for a route that checks
+        its limit itself, e.g. in one Redis round trip with its own reads: declared before ``install``)."""
+        if not decision.allowed:
+            self._count("rate_limited")
+            seconds = max(1, int(decision.retry_after_s + 0.999))
+            raise ServiceError(f"too many requests from this client: retry after {seconds} s", status=429,
+                               code="rate_limited", headers={"Retry-After": str(seconds)})
 
     def require_user(self, principal: Principal | None, user_id: int) -> Principal | None:
         """Only ``user_id`` itself or an admin; anyone without a credential when writes are open

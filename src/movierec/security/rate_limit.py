@@ -65,10 +65,23 @@ class RedisRateLimiter:
     async def check(self, client_id: str, cost: float = 1.0) -> RateDecision:
         """Take ``cost`` tokens from ``client_id``'s bucket if it has them."""
         try:
-            allowed, retry, remaining = await self._script(keys=[self.prefix + client_id], args=[self.rate_per_s, self.burst, cost])
+            reply = await self._script(keys=[self.prefix + client_id], args=[self.rate_per_s, self.burst, cost])
         except (redis.RedisError, OSError) as exc:
-            log.warning("rate limiter unavailable, letting the request through: %s", exc)
+            reply = exc
+        return self.read_decision(reply)
+
+    def queue_check(self, pipe, client_id: str, cost: float = 1.0) -> None:
+        """Queue the check of ``check`` on ``pipe`` (a pipeline of any Redis client) so that it
+        shares one round trip with the caller's own commands; ``read_decision`` reads its reply.
+        EVAL, not EVALSHA: a pipeline would first ask whether the script is loaded."""
+        pipe.eval(_TOKEN_BUCKET, 1, self.prefix + client_id, self.rate_per_s, self.burst, cost)
+
+    def read_decision(self, reply) -> RateDecision:
+        """The decision from the script's reply; an exception (Redis trouble) lets the request through."""
+        if isinstance(reply, BaseException):
+            log.warning("rate limiter unavailable, letting the request through: %s", reply)
             return RateDecision(True, 0.0, float(self.burst), limited_by_redis=False)
+        allowed, retry, remaining = reply
         return RateDecision(bool(int(allowed)), float(retry), float(remaining))
 
     async def enforce(self, client_id: str, cost: float = 1.0) -> RateDecision:

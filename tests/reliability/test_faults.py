@@ -6,6 +6,7 @@ The same scenario functions make ``reports/reliability.md`` (``movierec reliabil
 import pytest
 
 from movierec.reliability import faults
+from movierec.reliability.retraining import KILL_POOL_PROCESS, KILL_WORKER
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -42,3 +43,10 @@ def test_postgres_restart_during_feedback_burst_loses_nothing(fault_stack):
     result = faults.postgres_restarted(fault_stack, rate_per_s=12, down_s=3)
     _assert_held(result)
     assert result.acknowledged == result.stored and result.acknowledged > 20
+
+
+@pytest.mark.parametrize("kill", [KILL_POOL_PROCESS, KILL_WORKER])
+def test_worker_killed_while_retraining_publishes_once_and_serving_stays_valid(fault_stack, kill):
+    result = faults.worker_killed_while_retraining(fault_stack, kill, visibility_timeout_s=15)
+    _assert_held(result)
+    assert result.requests > 10 and result.errors_5xx == 0 and result.recovery_s is not None

@@ -17,6 +17,7 @@ import redis
 
 from movierec.reliability.load import SteadyLoad
 from movierec.reliability.report import FaultResult
+from movierec.reliability.retraining import KILL_POOL_PROCESS, retraining_drill
 from movierec.reliability.stack import FaultStack
 from movierec.security import Authenticator, get_security_settings
 from movierec.storage import FeedbackStore, create_engine_for
@@ -311,18 +312,14 @@ def duplicates_and_out_of_order(stack: FaultStack, events: int = 30, duplicates:
     return result
 
 
-def worker_killed_while_retraining(stack: FaultStack) -> FaultResult:
-    """Not run yet: reported with the reason, so the report says what is not proven."""
-    result = FaultResult("worker killed while retraining", "SIGKILL of the Celery worker during policy retraining", "-")
+def worker_killed_while_retraining(stack: FaultStack, kill: str = KILL_POOL_PROCESS, **options) -> FaultResult:
+    """SIGKILL the pool process running a retraining task (``kill="pool process"``) or its whole
+    worker (``"whole worker"``) mid-training; see ``movierec.reliability.retraining``."""
     if not policy_tasks_present():
+        result = FaultResult(f"worker killed while retraining ({kill})", "SIGKILL of the Celery worker during policy retraining", "-")
         result.notes.append("not run: this build has no policy retraining task (movierec.tasks.policy) to interrupt")
-    else:
-        result.notes.append(
-            "not run: retraining fine-tunes a published DQN policy from at least 20 logged slates; the bounded fault "
-            "stack has neither (training one takes minutes), and a task whose worker is SIGKILLed is redelivered by "
-            "the Redis broker only after its visibility timeout (600 s), past a bounded test. Atomic publish is "
-            "covered by movierec.rl.artifact (temporary folder + os.replace of the `current` pointer).")
-    return result
+        return result
+    return retraining_drill(stack, kill, **options)
 
 
 def _wait(predicate, timeout_s: float, poll_s: float = 0.3) -> bool:

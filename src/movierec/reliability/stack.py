@@ -15,6 +15,7 @@ import random
 import secrets
 import signal
 import socket
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,6 +91,8 @@ class FaultStack:
         self.database_url = ""
         self.redis_url = ""
         self.stack: LocalStack | None = None
+        self._child_env: dict[str, dict[str, str]] = {}
+        """Extra environment of processes this object started itself (a restart gets it again)."""
 
     # --- life cycle -------------------------------------------------------------------------
 
@@ -101,6 +104,9 @@ class FaultStack:
             port_offset=self.port_offset, services=self.services or available_services(), celery=self.celery, pipeline=False,
             database_url=self.database_url, redis_url=self.redis_url, prometheus=False, ready_timeout_s=self.ready_timeout_s,
             extra_env={"OMP_NUM_THREADS": "1", "MOVIEREC_RANKER_DEVICE": "cpu",
+                       # retraining only when a drill asks for it: a timer or an event count would
+                       # start runs no test controls (and move the served policy under other tests)
+                       "MOVIEREC_RETRAIN_EVERY_S": "0", "MOVIEREC_RETRAIN_AFTER_EVENTS": "0",
                        # access control as outside development: writes and admin need credentials
                        "MOVIEREC_WRITE_ACCESS": "keyed", "MOVIEREC_ADMIN_API_KEY": secrets.token_urlsafe(32),
                        "MOVIEREC_RATE_LIMIT_PER_S": str(self.rate_limit_per_s), "MOVIEREC_RATE_LIMIT_BURST": str(self.rate_limit_burst),
@@ -157,10 +163,55 @@ class FaultStack:
         self.stack.supervisor.children.remove(child)
         return child
 
+    def start_worker(self, name: str, queue: str, *, pool: str = "prefork", visibility_timeout_s: float | None = None,
+                     timeout_s: float = 120.0) -> Child:
+        """One more Celery worker of the stack's app, consuming only ``queue``, one task at a time,
+        with its own broker visibility timeout; returns once it answers a ping.
+
+        The stack's own worker runs a thread pool (no pool process can die alone there) and the
+        production visibility timeout (600 s): a drill that kills a worker uses this one."""
+        env = {"MOVIEREC_CELERY_VISIBILITY_TIMEOUT_S": f"{visibility_timeout_s:g}"} if visibility_timeout_s else {}
+        self._child_env[name] = env
+        argv = ["celery", "-A", "movierec.tasks.app", "worker", "--loglevel=INFO", f"--pool={pool}", "--concurrency=1",
+                f"--queues={queue}", f"--hostname={name}@%h", "--without-mingle", "--without-gossip"]
+        child = self.stack.supervisor.spawn(name, argv, extra_env=env)
+        self.wait_worker(name, timeout_s)
+        return child
+
+    def wait_worker(self, name: str, timeout_s: float) -> float:
+        """Wait until the Celery worker ``name`` answers a ping; returns the seconds it took."""
+        from movierec.tasks.app import make_celery
+
+        started = time.monotonic()
+        app = make_celery(self.redis_url)
+        destination = [f"{name}@{socket.gethostname()}"]
+        while not app.control.ping(destination=destination, timeout=1.0):
+            child = self._child(name)
+            if child.proc.poll() is not None:
+                raise StackError(f"worker {name} exited with code {child.proc.returncode}; its log: {child.log_path}")
+            if time.monotonic() - started > timeout_s:
+                raise StackError(f"worker {name} did not answer a ping within {timeout_s:.0f} s; its log: {child.log_path}")
+        return time.monotonic() - started
+
+    def terminate(self, name: str, timeout_s: float = 30.0) -> None:
+        """Stop a process cleanly (SIGTERM: a Celery worker finishes its task first)."""
+        child = self._child(name)
+        try:
+            os.killpg(child.proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            child.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(child.proc.pid, signal.SIGKILL)
+            child.proc.wait(timeout=10)
+        self.stack.supervisor.children.remove(child)
+        self._child_env.pop(name, None)
+
     def restart(self, child: Child, wait_ready: bool = True) -> float:
         """Start a killed process again with the same command; returns seconds until it was ready."""
         started = time.monotonic()
-        extra = {}
+        extra = dict(self._child_env.get(child.name, {}))
         for proc in CELERY_PROCESSES:
             if proc.name == child.name and proc.metrics_port:
                 extra["MOVIEREC_WORKER_METRICS_PORT"] = str(self.stack.worker_metrics_port)

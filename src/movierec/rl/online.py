@@ -22,6 +22,7 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -37,6 +38,9 @@ from movierec.rl.state import Observation
 log = logging.getLogger(__name__)
 
 ENGAGED_KINDS = ("click", "watch", "rating")
+
+Progress = Callable[[str, int, int], None]
+"""``progress(phase, done, total)``: phases ``training`` (updates), ``valuing`` and ``publishing``."""
 
 
 @dataclass
@@ -194,8 +198,13 @@ def retrain_from_events(
     tolerance: float = 0.0,
     seed: int = 0,
     publish: bool = True,
+    progress: Progress | None = None,
 ) -> RetrainResult:
-    """Fine-tune the published policy on logged feedback and publish it if it is not worse off-policy."""
+    """Fine-tune the published policy on logged feedback and publish it if it is not worse off-policy.
+
+    ``progress`` (optional) is told the phase and, while training, every update done; whoever
+    passes it decides how often to forward that (it is called once per gradient step)."""
+    progress = progress or (lambda phase, done, total: None)
     current = load_current(policy_dir)
     last_seq = max((getattr(e, "seq", 0) for e in events), default=None)
     if current is None:
@@ -212,8 +221,11 @@ def retrain_from_events(
     learner = current.learner()
     d = current.config.dqn
     batch = min(d.batch_size, len(buffer))
-    for _ in range(max(1, epochs * len(buffer) // batch)):
+    updates = max(1, epochs * len(buffer) // batch)
+    for done in range(updates):
+        progress("training", done, updates)
         learner.update(buffer, batch)
+    progress("valuing", updates, updates)
     base_learner = current.learner()
     cand_snips, cand_ips, units = _value(learner, users, d.serving_epsilon)
     cur_snips, cur_ips, _ = _value(base_learner, users, d.serving_epsilon)
@@ -234,6 +246,7 @@ def retrain_from_events(
     artifact = artifact_from_learner(learner, current.config, current.items, current.user_ids, current.user_vectors, metadata)
     base.version = artifact.version
     if publish:
+        progress("publishing", updates, updates)
         publish_policy(artifact, policy_dir)
         base.status, base.reason = "published", f"candidate SNIPS {cand_snips:.4f} >= current {cur_snips:.4f} - {tolerance}"
     else:

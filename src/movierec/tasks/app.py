@@ -1,8 +1,10 @@
 """The Celery app: Redis as broker and result backend, late acks and retries.
 
 Late acks with ``task_reject_on_worker_lost``: a task whose worker dies mid-run goes back to the
-queue and runs again, so every task here must be idempotent. Redis' visibility timeout bounds how
-long a message taken by a dead worker stays invisible.
+queue and runs again, so every task here must be idempotent. When only the pool process dies,
+the worker puts the message back at once; when the whole worker dies, Redis' visibility timeout
+bounds how long its message stays invisible, and a living worker's periodic sweep hands it out
+again (``broker_transport_options``).
 """
 
 from __future__ import annotations
@@ -29,6 +31,16 @@ def policy_tasks_present() -> bool:
     return importlib.util.find_spec(POLICY_TASKS) is not None
 
 
+def broker_transport_options(visibility_timeout_s: float) -> dict:
+    """Redis transport options: the visibility timeout and a sweep for dead workers' messages
+    every fifth of it (at most every 100 s, kombu's default), so a message comes back within
+    about 1.2 visibility timeouts rather than up to 100 s after it."""
+    period = min(100.0, max(1.0, visibility_timeout_s / 5))
+    interval = min(10.0, period)
+    return {"visibility_timeout": visibility_timeout_s, "unacked_restore_interval": interval,
+            "unacked_restore_throttle": max(1, round(period / interval))}
+
+
 def make_celery(redis_url: str | None = None, *, retrain_every_s: float | None = None) -> Celery:
     """A Celery app on ``redis_url`` (default: the core settings' ``redis_url``)."""
     settings = get_settings()
@@ -46,7 +58,7 @@ def make_celery(redis_url: str | None = None, *, retrain_every_s: float | None =
         result_expires=3600,
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,
-        broker_transport_options={"visibility_timeout": settings.celery_visibility_timeout_s},
+        broker_transport_options=broker_transport_options(settings.celery_visibility_timeout_s),
         result_backend_transport_options={"retry_policy": {"timeout": 5.0}},
         worker_hijack_root_logger=False,
         timezone="UTC",

@@ -6,6 +6,10 @@ The task reads the feedback recorded since the last published version's events, 
 and remembers how far it has read only when it publishes, so a kept candidate's events count again
 next time together with newer ones. A file lock keeps two workers from retraining at once; a
 re-delivered task simply retrains again (a publish is atomic and versions are never overwritten).
+
+While it runs, the task reports its progress as Celery state ``PROGRESS`` (phase, updates done,
+the process and an id of this run), so an operator or a fault drill can see that a retraining is
+under way, how far it got, and whether a later run is a re-delivery.
 """
 
 from __future__ import annotations
@@ -14,17 +18,20 @@ import fcntl
 import json
 import logging
 import os
+import time
+import uuid
 from pathlib import Path
 
 from celery import shared_task
 
-from movierec.rl.online import retrain_from_events
+from movierec.rl.online import Progress, retrain_from_events
 from movierec.settings import Settings, get_settings
 from movierec.storage import FeedbackStore, create_engine_for
 
 log = logging.getLogger(__name__)
 
 RETRAIN_TASK = "movierec.tasks.policy.retrain_policy"
+PROGRESS_STATE = "PROGRESS"
 STATE_FILE = "retrain_state.json"
 MAX_EVENTS = 200_000
 
@@ -55,7 +62,7 @@ def read_events_since(store: FeedbackStore, seq: int, limit: int = MAX_EVENTS) -
 
 
 def run_retraining(*, min_slates: int = 20, tolerance: float = 0.0, publish: bool = True, epochs: int = 20,
-                   settings: Settings | None = None, store: FeedbackStore | None = None) -> dict:
+                   settings: Settings | None = None, store: FeedbackStore | None = None, progress: Progress | None = None) -> dict:
     """One retraining round; returns the outcome as a dict (status, reason, versions, values)."""
     settings = settings or get_settings()
     policy_dir = settings.models_dir / "policy"
@@ -70,8 +77,13 @@ def run_retraining(*, min_slates: int = 20, tolerance: float = 0.0, publish: boo
         except BlockingIOError:
             return {"status": "skipped", "reason": "another retraining is running"}
         state = _read_state(policy_dir)
-        events = read_events_since(store, int(state.get("last_seq", 0)))
-        result = retrain_from_events(events, policy_dir, min_slates=min_slates, tolerance=tolerance, epochs=epochs, publish=publish)
+        since = int(state.get("last_seq", 0))
+        if since > store.last_seq():  # another (e.g. recreated) database than the one read last time
+            log.warning("policy retraining: remembered seq %d is past this database's last (%d); reading it all", since, store.last_seq())
+            since = 0
+        events = read_events_since(store, since)
+        result = retrain_from_events(events, policy_dir, min_slates=min_slates, tolerance=tolerance, epochs=epochs, publish=publish,
+                                      progress=progress)
         if result.status == "published" and result.last_seq is not None:
             _write_state(policy_dir, {"last_seq": result.last_seq, "version": result.version})
     out = result.as_dict()
@@ -80,7 +92,40 @@ def run_retraining(*, min_slates: int = 20, tolerance: float = 0.0, publish: boo
     return out
 
 
-@shared_task(name=RETRAIN_TASK)
-def retrain_policy(min_slates: int = 20, tolerance: float = 0.0) -> dict:
-    """Fine-tune the served policy on new feedback; publish it if it is not worse off-policy."""
-    return run_retraining(min_slates=min_slates, tolerance=tolerance)
+class TaskProgress:
+    """Forwards ``retrain_from_events`` progress to the task's Celery state, at most every
+    ``every_s`` seconds while training and at once on a new phase."""
+
+    def __init__(self, task, every_s: float = 0.5):
+        self.task = task
+        self.every_s = every_s
+        self.run = uuid.uuid4().hex[:12]
+        self._sent_at = float("-inf")
+        self._phase = ""
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if phase == self._phase and now - self._sent_at < self.every_s:
+            return
+        if phase != self._phase:
+            log.info("policy retraining run %s: %s (%d/%d)", self.run, phase, done, total)
+        self._phase, self._sent_at = phase, now
+        request = self.task.request
+        if request.id is None:  # called directly, not through a broker: no state to report
+            return
+        self.task.update_state(state=PROGRESS_STATE, meta={
+            "phase": phase, "done": done, "total": total, "run": self.run, "pid": os.getpid(), "hostname": request.hostname,
+            "redelivered": bool((request.delivery_info or {}).get("redelivered")),
+        })
+
+
+@shared_task(name=RETRAIN_TASK, bind=True)
+def retrain_policy(self, min_slates: int = 20, tolerance: float = 0.0, epochs: int = 20) -> dict:
+    """Fine-tune the served policy on new feedback; publish it if it is not worse off-policy.
+
+    ``epochs``: passes over the new transitions (more: a longer, slower fine-tune)."""
+    if epochs < 1:
+        raise ValueError(f"epochs must be at least 1, got {epochs}")
+    progress = TaskProgress(self)
+    out = run_retraining(min_slates=min_slates, tolerance=tolerance, epochs=epochs, progress=progress)
+    return {**out, "run": progress.run, "pid": os.getpid()}

@@ -40,3 +40,27 @@ def test_repeated_faults_get_mean_and_spread(tmp_path):
         report.faults.append(FaultResult("ranker killed", "SIGKILL", "10 req/s", requests=10, recovery_s=recovery, checks={"zero 5xx": True}))
     text = report.markdown()
     assert "| ranker killed | 3 | 3 | 0 | - | 4.0 ± 2.0 (2.0-6.0) |" in text
+
+
+def test_a_partial_rerun_replaces_its_faults_in_the_written_report(tmp_path):
+    report = ReliabilityReport(command="movierec reliability run --repeat 1")
+    report.faults += [FaultResult("ranker killed", "SIGKILL", "10 req/s", requests=100, checks={"zero 5xx": True}),
+                      FaultResult("worker killed while retraining", "-", "-", notes=["not run: why"]),
+                      FaultResult("Redis restarted", "stop", "10 req/s", requests=50, checks={"zero 5xx": True})]
+    report.fuzz.cases = 40
+    report.access.append(CaseResult("no key", "401", 401, True))
+    report.write(tmp_path)
+
+    loaded = ReliabilityReport.load(tmp_path)
+    assert loaded.markdown() == (tmp_path / "reliability.md").read_text()
+    rerun = [FaultResult(f"worker killed while retraining ({kill})", "SIGKILL", "5 req/s", requests=30, checks={"published once": True})
+             for kill in ("pool process", "whole worker")]
+    loaded.replace_faults(("worker killed while retraining",), rerun, "movierec reliability run --only retraining")
+    loaded.write(tmp_path)
+
+    data = json.loads((tmp_path / "reliability.json").read_text())
+    assert [f["name"] for f in data["faults"]] == ["ranker killed", "worker killed while retraining (pool process)",
+                                                   "worker killed while retraining (whole worker)", "Redis restarted"]
+    assert data["fuzz"]["cases"] == 40 and data["access"]["refusals_tested"] == 1
+    assert data["meta"]["command"] == "movierec reliability run --repeat 1" and "--only retraining" in data["meta"]["reruns"][0]
+    assert "not run" not in (tmp_path / "reliability.md").read_text()

@@ -23,6 +23,20 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
+FAULT_STEPS = {
+    # --only name: (name prefix in the report, what runs it)
+    "duplicates": ("duplicate and out-of-order events", lambda faults, stack, rate: [faults.duplicates_and_out_of_order(stack)]),
+    "policy": ("policy killed", lambda faults, stack, rate: [faults.policy_killed(stack, rate_per_s=rate)]),
+    "ranker": ("ranker killed", lambda faults, stack, rate: [faults.ranker_killed(stack, rate_per_s=rate)]),
+    "redis": ("Redis restarted", lambda faults, stack, rate: [faults.redis_restarted(stack, rate_per_s=rate)]),
+    "postgres": ("PostgreSQL restarted", lambda faults, stack, rate: [faults.postgres_restarted(stack, rate_per_s=rate * 1.5)]),
+    "retraining": ("worker killed while retraining", lambda faults, stack, rate: [
+        faults.worker_killed_while_retraining(stack, kill) for kill in faults.RETRAINING_KILLS]),
+}
+"""Every fault, in the order a full run takes them (the servers' restarts late, retraining once at the end)."""
+REPEATED = ("duplicates", "policy", "ranker", "redis", "postgres")
+
+
 @app.command()
 def run(
     out: Path = typer.Option(REPO_ROOT / "reports", help="Folder for reliability.md and reliability.json."),
@@ -31,6 +45,8 @@ def run(
     rate: float = typer.Option(10.0, min=0.5, max=200.0, help="Steady load during each fault, requests per second."),
     body_timeout: float = typer.Option(5.0, min=1.0, max=60.0, help="Body timeout the stack runs with (slow-client case)."),
     repeat: int = typer.Option(1, min=1, max=10, help="Run every fault this many times (the report gives mean and spread)."),
+    only: list[str] = typer.Option(None, help=f"Run only these faults ({', '.join(FAULT_STEPS)}) and merge them into the "
+                                              "report already in --out, replacing their earlier results (no fuzzing, bad input, access)."),
 ) -> None:
     """Start the stack on embedded PostgreSQL/Redis, inject every fault under load, fuzz every
     service, try every bad input and refused credential, and write the report."""
@@ -43,27 +59,30 @@ def run(
     from movierec.reliability.report import ReliabilityReport
     from movierec.reliability.stack import FaultStack, free_port_offset
 
+    unknown = sorted(set(only or ()) - set(FAULT_STEPS))
+    if unknown:
+        _fail(f"unknown fault(s) for --only: {', '.join(unknown)}; known: {', '.join(FAULT_STEPS)}")
+    if only and not (out / "reliability.json").exists():
+        _fail(f"--only merges into an existing report, and {out / 'reliability.json'} is missing: run without --only first")
     home = home or get_settings().home / "reliability"
     for stale in ("servers", "logs", "run"):  # fresh servers each run; the trained model is kept
         shutil.rmtree(home / stale, ignore_errors=True)
-    report = ReliabilityReport(command=f"movierec reliability run --rate {rate:g} --fuzz-examples {fuzz_examples} --repeat {repeat}")
+    command = f"movierec reliability run --rate {rate:g} --fuzz-examples {fuzz_examples} --repeat {repeat}"
+    report = ReliabilityReport(command=command)
     stack = FaultStack(home, port_offset=free_port_offset(), say=lambda m: console.print(m, highlight=False),
                        extra_env={"MOVIEREC_BODY_TIMEOUT_S": str(body_timeout)})
-    steps = [
+    if only:
+        command = f"movierec reliability run --rate {rate:g} --repeat {repeat} " + " ".join(f"--only {o}" for o in only)
+    names = [name for name in FAULT_STEPS if not only or name in only]
+    order = [name for _ in range(repeat) for name in names if name in REPEATED] + [name for name in names if name not in REPEATED]
+    results = [] if only else report.faults
+    steps = [] if only else [
         ("bad input", lambda: report.bad_input.extend(run_bad_input(stack, body_timeout))),
         ("access", lambda: report.access.extend(run_access_probes(stack.url("gateway"), stack.security_settings())
                                                 + [compose_publishes_only_the_gateway(REPO_ROOT / "docker-compose.yml")])),
         ("fuzzing", lambda: _fuzz_all(stack, report, fuzz_service, fuzz_examples)),
     ]
-    for _ in range(repeat):
-        steps += [
-            ("duplicates", lambda: report.faults.append(faults.duplicates_and_out_of_order(stack))),
-            ("policy killed", lambda: report.faults.append(faults.policy_killed(stack, rate_per_s=rate))),
-            ("ranker killed", lambda: report.faults.append(faults.ranker_killed(stack, rate_per_s=rate))),
-            ("Redis restarted", lambda: report.faults.append(faults.redis_restarted(stack, rate_per_s=rate))),
-            ("PostgreSQL restarted", lambda: report.faults.append(faults.postgres_restarted(stack, rate_per_s=rate * 1.5))),
-        ]
-    steps.append(("worker killed while retraining", lambda: report.faults.append(faults.worker_killed_while_retraining(stack))))
+    steps += [(name, lambda name=name: results.extend(FAULT_STEPS[name][1](faults, stack, rate))) for name in order]
     started = time.monotonic()
     try:
         with stack:
@@ -73,6 +92,9 @@ def run(
                 step()
     except (StackError, ServerStartError) as exc:
         _fail(str(exc).splitlines()[0])
+    if only:
+        report = ReliabilityReport.load(out)
+        report.replace_faults(tuple(FAULT_STEPS[name][0] for name in only), results, command)
     md, js = report.write(out)
     broken = [f.name for f in report.faults if f.passed is False]
     broken += [c.name for c in report.bad_input + report.access if not c.passed]

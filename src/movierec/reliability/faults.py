@@ -17,7 +17,7 @@ import redis
 
 from movierec.reliability.load import SteadyLoad
 from movierec.reliability.report import FaultResult
-from movierec.reliability.retraining import KILL_POOL_PROCESS, retraining_drill
+from movierec.reliability.retraining import KILL_POOL_PROCESS, RETRAINING_KILLS, retraining_drill
 from movierec.reliability.stack import FaultStack
 from movierec.security import Authenticator, get_security_settings
 from movierec.storage import FeedbackStore, create_engine_for

@@ -46,6 +46,7 @@ DRILL_QUEUE = "retrain-drill"
 DRILL_WORKER = "retrain-worker"
 KILL_POOL_PROCESS = "pool process"
 KILL_WORKER = "whole worker"
+RETRAINING_KILLS = (KILL_POOL_PROCESS, KILL_WORKER)
 ARTIFACT_FILES = ("policy.json", "tables.npz", "policy.pt")
 OPEN_GATE = 1e9
 """Tolerance that publishes whatever the off-policy value: the drill is about the publish path."""

@@ -11,7 +11,7 @@ without a restart (see ``PolicyHolder``).
 from __future__ import annotations
 
 import numpy as np
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from prometheus_client import Counter
 
 from movierec.contracts.policy import RankedItem, RankRequest, RankResponse
@@ -47,7 +47,7 @@ def create_app(settings: PolicySettings | None = None) -> FastAPI:
 
     @app.post("/v1/rank", response_model=RankResponse,
               responses={404: {"description": "Unknown user_id (send user_vector)"}, 422: {"description": "Invalid request: the message names the field"}})
-    def rank(request: RankRequest) -> RankResponse:
+    def rank(request: RankRequest) -> Response:
         """Order the candidates into a slate of at most ``k`` movies."""
         ranker = holder.current()
         ids = [c.movie_id for c in request.candidates]
@@ -64,8 +64,10 @@ def create_app(settings: PolicySettings | None = None) -> FastAPI:
             code = "unknown_user" if exc.status == 404 else "invalid_rank_request"
             raise InvalidRankRequest(f"{exc.field}: {exc}", status=exc.status, code=code) from None
         served.labels("greedy" if ranker is None else "dqn").inc()
-        return RankResponse(items=[RankedItem(movie_id=r.movie_id, q_value=r.q_value, propensity=r.propensity) for r in ranked],
-                            policy_version=version)
+        answer = RankResponse(items=[RankedItem(movie_id=r.movie_id, q_value=r.q_value, propensity=r.propensity) for r in ranked],
+                              policy_version=version)
+        # serialised once in pydantic-core, not validated again against response_model (on every miss)
+        return Response(content=answer.model_dump_json(), media_type="application/json")
 
     @app.get("/v1/policy")
     def policy() -> dict:

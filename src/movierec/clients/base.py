@@ -10,6 +10,9 @@ import httpx
 from movierec.clients.errors import NotFound, ServiceRejected, ServiceTimeout, ServiceUnavailable
 
 RequestIdSource = Callable[[], str | None]
+JSON_CONTENT = {"Content-Type": "application/json"}
+"""Headers of a body sent as ``content=model.model_dump_json()``: serialised once in pydantic-core,
+not dumped to a dict first and encoded again by httpx's ``json=``."""
 
 
 class ServiceClient:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from movierec.clients.base import ServiceClient
+from movierec.clients.base import JSON_CONTENT, ServiceClient
 from movierec.contracts.policy import RankRequest, RankResponse
 
 
@@ -10,5 +10,5 @@ class PolicyClient(ServiceClient):
     service = "policy"
 
     async def rank(self, request: RankRequest) -> RankResponse:
-        response = await self.request("POST", "/v1/rank", json=request.model_dump(mode="json", exclude_none=True))
-        return RankResponse.model_validate(response.json())
+        response = await self.request("POST", "/v1/rank", content=request.model_dump_json(exclude_none=True), headers=JSON_CONTENT)
+        return RankResponse.model_validate_json(response.content)

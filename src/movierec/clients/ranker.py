@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 
-from movierec.clients.base import RequestIdSource, ServiceClient
+from movierec.clients.base import JSON_CONTENT, RequestIdSource, ServiceClient
 from movierec.clients.errors import ServiceUnavailable
 from movierec.contracts.ranker import AddItemRequest, AddItemResponse, RankerInfo, TopNRequest, TopNResponse
 
@@ -14,7 +14,7 @@ class RankerClient(ServiceClient):
     service = "ranker"
 
     async def top_n(self, request: TopNRequest) -> TopNResponse:
-        response = await self.request("POST", "/v1/topn", json=request.model_dump(mode="json", exclude_none=True))
+        response = await self.request("POST", "/v1/topn", content=request.model_dump_json(exclude_none=True), headers=JSON_CONTENT)
         return TopNResponse.model_validate_json(response.content)  # one pass in pydantic-core, no dict tree
 
     async def add_item(self, request: AddItemRequest) -> AddItemResponse:

@@ -45,6 +45,8 @@ class ItemIndex:
         self.modality_names = list(modality_names)
         self.attention = attention
         self._pos = {int(m): i for i, m in enumerate(self.movie_ids)}
+        self._sorted_rows = np.argsort(self.movie_ids, kind="stable")
+        self._sorted_ids = self.movie_ids[self._sorted_rows]
         # unit vectors for "most similar liked movie": cosine on the fused item vectors
         self._unit = torch.nn.functional.normalize(vectors, dim=1) if len(self.movie_ids) else vectors
 
@@ -110,22 +112,36 @@ class ItemIndex:
     def nearest(self, movie_ids: list[int], reference_ids: list[int]) -> list[tuple[int, float] | None]:
         """For each of ``movie_ids``, the most similar of ``reference_ids`` (cosine of item
         vectors) and the similarity; None when no reference is in the index (a movie is never
-        its own neighbour). One matrix product on the index's device."""
-        refs = np.array([r for r in dict.fromkeys(int(r) for r in reference_ids) if r in self._pos], np.int64)
-        rows = np.array([self._pos.get(int(m), -1) for m in movie_ids], np.int64)
-        present = rows >= 0
-        if len(refs) == 0 or not present.any():
+        its own neighbour). One matrix product on the index's device; ids are mapped to rows
+        in numpy (this runs for every candidate of every request)."""
+        refs = np.asarray(reference_ids, np.int64)
+        if len(refs):
+            _, first = np.unique(refs, return_index=True)
+            refs = refs[np.sort(first)]  # without repeats, in the given order (ties go to the first)
+        ref_rows = self.rows_of(refs)
+        refs, ref_rows = refs[ref_rows >= 0], ref_rows[ref_rows >= 0]
+        ids = np.asarray(movie_ids, np.int64)
+        rows = self.rows_of(ids)
+        present = np.flatnonzero(rows >= 0)
+        if len(refs) == 0 or len(present) == 0:
             return [None] * len(movie_ids)
-        ref_rows = torch.as_tensor(np.array([self._pos[int(r)] for r in refs]), device=self.device)
-        sims = self._unit[torch.as_tensor(rows[present], device=self.device)] @ self._unit[ref_rows].T
-        itself = torch.as_tensor(np.asarray(movie_ids, np.int64)[present][:, None] == refs[None, :], device=self.device)
-        best_sim, best = sims.masked_fill(itself, float("-inf")).max(dim=1)
+        sims = self._unit[torch.as_tensor(rows[present], device=self.device)] @ self._unit[torch.as_tensor(ref_rows, device=self.device)].T
+        itself = torch.as_tensor(ids[present][:, None] == refs[None, :], device=self.device)
+        best_sim, best = sims.masked_fill_(itself, float("-inf")).max(dim=1)
         best_sim, best = best_sim.cpu().numpy(), best.cpu().numpy()
+        found = np.isfinite(best_sim)
         out: list[tuple[int, float] | None] = [None] * len(movie_ids)
-        for j, i in enumerate(np.flatnonzero(present)):
-            if np.isfinite(best_sim[j]):
-                out[i] = (int(refs[best[j]]), round(float(best_sim[j]), 4))
+        for i, ref, sim in zip(present[found].tolist(), refs[best[found]].tolist(), best_sim[found].tolist()):
+            out[i] = (ref, round(sim, 4))
         return out
+
+    def rows_of(self, movie_ids: np.ndarray) -> np.ndarray:
+        """The index row of each movie id, -1 where the index does not hold it (vectorised)."""
+        ids = np.asarray(movie_ids, np.int64)
+        if len(ids) == 0 or len(self.movie_ids) == 0:
+            return np.full(len(ids), -1, np.int64)
+        at = np.minimum(np.searchsorted(self._sorted_ids, ids), len(self._sorted_ids) - 1)
+        return np.where(self._sorted_ids[at] == ids, self._sorted_rows[at], -1)
 
     def attention_rows(self, movie_ids: list[int]) -> list[dict[str, float]]:
         """``attention_of`` for many movies at once."""

@@ -190,104 +190,134 @@ def _temporary_folders(policy_dir: Path) -> list[str]:
     return sorted(p.name for p in policy_dir.glob(".*.tmp-*") if p.is_dir())
 
 
-def retraining_drill(stack: FaultStack, kill: str = KILL_POOL_PROCESS, *, epochs: int = 300,
-                                   visibility_timeout_s: float = 30.0, rate_per_s: float = 5.0, users: int = 12,
-                                   timeout_s: float = 180.0) -> FaultResult:
+@dataclass
+class DrillRun:
+    """What happened to the one retraining task of a drill, by the load's clock."""
+
+    kill: str
+    base: str
+    killed: dict | None = None
+    """The task's progress when it was killed."""
+    killed_at: float | None = None
+    pointer_at_kill: str | None = None
+    victim_ok: bool = False
+    rerun: dict | None = None
+    rerun_at: float | None = None
+    final: tuple[str, dict] | None = None
+    task: TaskWatcher | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def published(self) -> str | None:
+        return self.final[1].get("version") if self.final is not None and self.final[0] == "SUCCESS" else None
+
+
+def _interrupt(stack: FaultStack, worker, run: DrillRun, clock: Callable[[], float], timeout_s: float) -> None:
+    """Wait until training is under way, kill, then follow the task until it ends."""
+    killed = run.task.wait(lambda s, i: s == PROGRESS_STATE and i.get("phase") == "training" and i.get("done", 0) > 0, timeout_s)
+    if killed is None:
+        return
+    run.killed, run.killed_at = killed[1], clock()
+    run.pointer_at_kill = current_version(stack.settings.models_dir / "policy")
+    if run.kill == KILL_POOL_PROCESS:
+        pid = int(run.killed["pid"])
+        run.victim_ok = pid != worker.proc.pid and _parent_pid(pid) == worker.proc.pid
+        if run.victim_ok:
+            os.kill(pid, signal.SIGKILL)
+    else:
+        stack.kill(DRILL_WORKER)
+        run.victim_ok = worker.proc.returncode == -signal.SIGKILL
+        stack.restart(worker, wait_ready=False)
+        run.notes.append(f"the restarted worker answered a ping {stack.wait_worker(DRILL_WORKER, timeout_s):.1f} s after its restart")
+    rerun = run.task.wait(lambda s, i: i.get("run") not in (None, run.killed["run"]), timeout_s)
+    if rerun is not None:
+        run.rerun, run.rerun_at = rerun[1], clock()
+        run.final = run.task.wait(lambda s, i: s in ("SUCCESS", "FAILURE"), timeout_s)
+
+
+def _checks(run: DrillRun, watcher: PointerWatcher, summary) -> dict[str, bool]:
+    killed, published = run.killed or {}, run.published
+    answered = set(summary.labels())
+    return {
+        "the kill landed mid-run (training under way, nothing published yet)": run.killed is not None
+        and 0 < killed.get("done", 0) < killed.get("total", 0) and run.pointer_at_kill == run.base
+        and all(v == run.base for t, v in watcher.changes if t <= run.killed_at),
+        ("the killed process was the pool process running the task" if run.kill == KILL_POOL_PROCESS else
+         "the whole worker died (SIGKILL)"): run.victim_ok,
+        "the task ran again after the kill (a new run of the same task)": run.rerun is not None,
+        "the new run finished and published": published is not None and run.final[1].get("status") == "published"
+        and run.final[1].get("run") == run.rerun.get("run"),
+        "the served version changed exactly once, to the new run's version": published is not None and watcher.versions == [run.base, published],
+        "no partial or unloadable folder was ever pointed to": not watcher.broken and watcher.polls > 10,
+        "the policy service answered every request with a published version (zero 5xx)": summary.requests > 0
+        and set(summary.statuses()) == {"200"} and answered <= {run.base, published},
+        "the policy service serves the new version afterwards": published is not None and summary.requests > 0
+        and summary.outcomes[-1].label == published,
+    }
+
+
+def _notes(run: DrillRun, watcher: PointerWatcher, summary, policy_dir: Path) -> list[str]:
+    notes = [f"no answer at {o.t:.1f} s ({o.error})" for o in summary.outcomes if o.status is None][:5]
+    if run.killed is not None:
+        k = run.killed
+        notes.append(f"killed at {run.killed_at:.1f} s while training ({k['done']}/{k['total']} updates, run {k['run']}, pid {k['pid']})")
+    notes += run.notes
+    if run.rerun is not None:
+        notes.append(f"the task ran again {run.rerun_at - run.killed_at:.1f} s after the kill (run {run.rerun['run']}, pid "
+                     f"{run.rerun['pid']}, marked redelivered: {run.rerun.get('redelivered')})")
+    if run.final is not None:
+        state, info = run.final
+        notes.append(f"it ended {state}: {info.get('status')} {run.published or ''} ({info.get('reason') or info.get('error')})")
+    notes.append(f"the pointer named {' -> '.join(str(v) for v in watcher.versions)} over {watcher.polls} reads every 50 ms"
+                 + (f"; broken: {'; '.join(watcher.broken[:3])}" if watcher.broken else ""))
+    notes.append(f"temporary folders left by killed runs (never pointed to): {len(_temporary_folders(policy_dir))}")
+    if run.task is not None:
+        notes.append("the task's states (seconds since the load started): "
+                     + ", ".join(f"{t:.1f} {state} {i.get('phase', '')} {i.get('run', '')}".strip() for t, state, i in run.task.history))
+    notes.append(f"quality gate opened (tolerance {OPEN_GATE:g}): the drill is about the publish path, not about the new policy's value")
+    return notes
+
+
+def retraining_drill(stack: FaultStack, kill: str = KILL_POOL_PROCESS, *, epochs: int = 300, visibility_timeout_s: float = 30.0,
+                     rate_per_s: float = 5.0, users: int = 12, timeout_s: float = 180.0) -> FaultResult:
     """SIGKILL the pool process running a retraining task, or its whole worker, mid-training: the
     task runs again and publishes once, atomically; the policy service serves a valid version throughout."""
-    if kill not in (KILL_POOL_PROCESS, KILL_WORKER):
-        raise ValueError(f"kill must be {KILL_POOL_PROCESS!r} or {KILL_WORKER!r}, not {kill!r}")
+    if kill not in RETRAINING_KILLS:
+        raise ValueError(f"kill must be one of {RETRAINING_KILLS}, not {kill!r}")
     world = make_tiny_world(iterations=40)
     policy_dir = stack.settings.models_dir / "policy"
     base = drill_policy(stack, world)
     logged = store_logged_slates(stack, world, base, users, seed=int(time.time()) % 10_000)
     worker = stack.start_worker(DRILL_WORKER, DRILL_QUEUE, visibility_timeout_s=visibility_timeout_s)
-    serving_base_s = wait_served(stack.url("policy"), base.version, timeout_s=60)
+    run = DrillRun(kill, base.version)
+    if wait_served(stack.url("policy"), base.version, timeout_s=60) is None:
+        run.notes.append(f"the policy service did not serve the base version {base.version} within 60 s of its publication")
     load = SteadyLoad(stack.url("policy"), _rank_request_factory(world, base.config.dqn.top_n), rate_per_s=rate_per_s,
-                      max_s=timeout_s + 60).start()
+                      max_s=3 * timeout_s).start()
     watcher = PointerWatcher(policy_dir, load.now).start()
     app = make_celery(stack.redis_url)
-    notes: list[str] = []
-    killed = rerun = final = task = None
-    killed_at = rerun_at = None
-    pointer_at_kill, victim_ok = None, False
     try:
         time.sleep(1.0)
         sent = app.send_task(RETRAIN_TASK, kwargs={"min_slates": 20, "tolerance": OPEN_GATE, "epochs": epochs}, queue=DRILL_QUEUE)
-        task = TaskWatcher(AsyncResult(sent.id, app=app), load.now)
-        killed = task.wait(lambda s, i: s == PROGRESS_STATE and i.get("phase") == "training" and i.get("done", 0) > 0, timeout_s)
-        if killed is not None:
-            pointer_at_kill, killed_at = current_version(policy_dir), load.now()
-            if kill == KILL_POOL_PROCESS:
-                pid = int(killed[1]["pid"])
-                victim_ok = pid != worker.proc.pid and _parent_pid(pid) == worker.proc.pid
-                if victim_ok:
-                    os.kill(pid, signal.SIGKILL)
-            else:
-                stack.kill(DRILL_WORKER)
-                victim_ok = worker.proc.returncode == -signal.SIGKILL
-                stack.restart(worker, wait_ready=False)
-                notes.append(f"the worker answered a ping {stack.wait_worker(DRILL_WORKER, timeout_s):.1f} s after its restart")
-            first_run = killed[1]["run"]
-            rerun = task.wait(lambda s, i: i.get("run") not in (None, first_run), timeout_s)
-            rerun_at = load.now() if rerun is not None else None
-            final = task.wait(lambda s, i: s in ("SUCCESS", "FAILURE"), timeout_s)
-        published = final[1].get("version") if final is not None and final[0] == "SUCCESS" else None
-        if published:  # the service checks the pointer every couple of seconds
-            load.wait_until(lambda s: bool(s.outcomes) and s.outcomes[-1].label == published, timeout_s=15)
+        run.task = TaskWatcher(AsyncResult(sent.id, app=app), load.now)
+        _interrupt(stack, worker, run, load.now, timeout_s)
+        if run.published:  # the service checks the pointer every couple of seconds
+            load.wait_until(lambda s: bool(s.outcomes) and s.outcomes[-1].label == run.published, timeout_s=15)
         time.sleep(1.0)
     finally:
         summary = load.stop()
         watcher.stop()
         stack.terminate(DRILL_WORKER)
-    result = FaultResult(
-        f"worker killed while retraining ({kill})",
-        (f"SIGKILL of the pool process running a policy retraining task, mid-training" if kill == KILL_POOL_PROCESS else
-         f"SIGKILL of the whole Celery worker (parent and pool process) mid-training, restarted at once; broker visibility timeout "
-         f"{visibility_timeout_s:g} s"),
-        f"{rate_per_s:g} rank requests/s to the policy service, {summary.duration_s:.0f} s; retraining {epochs} epochs over "
-        f"{logged} logged events",
-    ).count(summary)
+    how = ("SIGKILL of the pool process running a policy retraining task, mid-training" if kill == KILL_POOL_PROCESS else
+           "SIGKILL of the whole Celery worker (parent and pool process) mid-training, restarted at once; broker visibility "
+           f"timeout {visibility_timeout_s:g} s")
+    result = FaultResult(f"worker killed while retraining ({kill})", how,
+                         f"{rate_per_s:g} rank requests/s to the policy service, {summary.duration_s:.0f} s; retraining "
+                         f"{epochs} epochs over {logged} logged events").count(summary)
     result.statuses.update({f"policy_version={k}": v for k, v in summary.labels().items()})
-    published = final[1].get("version") if final is not None and final[0] == "SUCCESS" else None
-    published_at = watcher.changed_to(published) if published else None
-    if killed_at is not None and published_at is not None:
-        result.recovery_s = round(published_at - killed_at, 2)
-    info = killed[1] if killed is not None else {}
-    labels = set(summary.labels())
-    result.checks = {
-        "the kill landed mid-run (training under way, nothing published yet)": killed is not None
-        and 0 < info.get("done", 0) < info.get("total", 0) and pointer_at_kill == base.version
-        and all(v == base.version for t, v in watcher.changes if t <= killed_at),
-        ("the killed process was the pool process running the task" if kill == KILL_POOL_PROCESS else
-         "the whole worker died (SIGKILL)"): victim_ok,
-        "the task ran again after the kill (a new run of the same task)": rerun is not None,
-        "the new run finished and published": final is not None and final[0] == "SUCCESS" and final[1].get("status") == "published"
-        and final[1].get("run") == (rerun[1].get("run") if rerun else None),
-        "the served version changed exactly once, to the new run's version": published is not None and watcher.versions == [base.version, published],
-        "no partial or unloadable folder was ever pointed to": not watcher.broken and watcher.polls > 10,
-        "the policy service answered every request with a published version (zero 5xx)": summary.errors_5xx == 0
-        and summary.transport_errors == 0 and summary.requests > 0 and set(summary.statuses()) == {"200"} and labels <= {base.version, published},
-        "the policy service serves the new version afterwards": published is not None and bool(summary.outcomes) and summary.outcomes[-1].label == published,
-    }
-    if serving_base_s is None:
-        notes.append(f"the policy service did not serve the base version {base.version} within 60 s of its publication")
-    notes += [f"no answer at {o.t:.1f} s ({o.error})" for o in summary.outcomes if o.status is None][:5]
-    if killed is not None:
-        notes.insert(0, f"killed at {killed_at:.1f} s while training ({info.get('done')}/{info.get('total')} updates, run {info.get('run')}, "
-                        f"pid {info.get('pid')})")
-    if rerun is not None:
-        notes.append(f"the task ran again {rerun_at - killed_at:.1f} s after the kill (run {rerun[1].get('run')}, pid {rerun[1].get('pid')}, "
-                     f"marked redelivered: {rerun[1].get('redelivered')})")
-    if final is not None:
-        notes.append(f"it ended {final[0]}: {final[1].get('status')} {published or ''} ({final[1].get('reason') or final[1].get('error')})")
-    notes.append(f"the pointer named {' -> '.join(str(v) for v in watcher.versions)} over {watcher.polls} reads every 50 ms"
-                 + (f"; broken: {'; '.join(watcher.broken[:3])}" if watcher.broken else ""))
-    leftovers = _temporary_folders(policy_dir)
-    notes.append(f"temporary folders left by killed runs (never pointed to): {len(leftovers)}")
-    if task is not None:
-        notes.append("the task's states (seconds since the load started): "
-                     + ", ".join(f"{t:.1f} {state} {i.get('phase', '')}".strip() for t, state, i in task.history))
-    notes.append(f"quality gate opened (tolerance {OPEN_GATE:g}): the drill is about the publish path, not about the new policy's value")
-    result.notes += notes
+    published_at = watcher.changed_to(run.published) if run.published else None
+    if run.killed_at is not None and published_at is not None:
+        result.recovery_s = round(published_at - run.killed_at, 2)
+    result.checks = _checks(run, watcher, summary)
+    result.notes += _notes(run, watcher, summary, policy_dir)
     return result

@@ -1,0 +1,30 @@
+"""Pieces of the worker-killed-while-retraining drill that need no stack: the pointer watcher
+catches a partial folder, and a short visibility timeout gets a sweep fast enough to matter."""
+
+import time
+
+from movierec.reliability.retraining import PointerWatcher
+from movierec.rl.artifact import publish_policy
+from movierec.rl.tiny import make_tiny_world, tiny_policy
+from movierec.tasks.app import broker_transport_options
+
+
+def test_the_pointer_watcher_reports_a_pointer_to_a_partial_folder(tmp_path):
+    publish_policy(tiny_policy(make_tiny_world(iterations=5), "v1"), tmp_path)
+    watcher = PointerWatcher(tmp_path, time.monotonic, poll_s=0.01).start()
+    time.sleep(0.2)
+    (tmp_path / "v2").mkdir()
+    (tmp_path / "v2" / "policy.json").write_text("{}")
+    (tmp_path / "current").write_text("v2\n")  # what a non-atomic publish could expose
+    time.sleep(0.2)
+    watcher.stop()
+    assert watcher.versions == ["v1", "v2"]
+    assert not [b for b in watcher.broken if b.startswith("v1")]
+    assert any(b.startswith("v2: missing tables.npz, policy.pt") for b in watcher.broken)
+    assert any(b.startswith("v2: does not load") for b in watcher.broken)
+
+
+def test_dead_workers_messages_are_swept_every_fifth_of_the_visibility_timeout():
+    assert broker_transport_options(600) == {"visibility_timeout": 600, "unacked_restore_interval": 10.0, "unacked_restore_throttle": 10}
+    short = broker_transport_options(15)
+    assert short["unacked_restore_interval"] * short["unacked_restore_throttle"] == 3.0

@@ -8,6 +8,7 @@ import asyncio
 import httpx
 import numpy as np
 import pytest
+import torch
 
 from movierec.clients import NotFound, PolicyClient, RankerPool, ServiceRejected, ServiceTimeout, ServiceUnavailable
 from movierec.contracts.movies import MovieFilters
@@ -129,3 +130,23 @@ def test_gateway_remembers_poster_lookups_per_movie(catalog, monkeypatch):
     assert rec.poster_url(catalog.get(1)) == "/v1/movies/1/poster" and calls == [1, 2, 1]  # a replaced movie: looked up again
     monkeypatch.setattr(recommend, "NO_POSTER_RECHECK_S", 0.0)
     assert rec.poster_url(two) is None and calls == [1, 2, 1, 2]  # a missing poster is checked again later
+
+
+def test_filter_masks_are_kept_per_filter_combination_and_answer_as_fresh_ones(catalog):
+    from movierec.serving.filters import MAX_CACHED_MASKS, FilterColumns
+
+    ids = catalog.columns.movie_ids
+    kept = FilterColumns.build(catalog.columns, ids)
+    combos = [MovieFilters(year_min=1950 + j) for j in range(MAX_CACHED_MASKS + 4)] + [
+        MovieFilters(genres_include=["Comedy"], genres_exclude=["Horror"], min_avg_rating=3.5), MovieFilters()]
+    watched = [int(ids[0]), int(ids[5])]
+    for _ in range(2):  # the second pass reads kept masks (and some evicted ones again)
+        for filters in combos:
+            mask = kept.mask(filters, watched)
+            fresh = FilterColumns.build(catalog.columns, ids).mask(filters, watched)
+            assert torch.equal(mask, fresh), filters
+            assert not mask[0] and not mask[5]
+            mask[:] = False  # the caller may change its mask: the kept one must not change
+        assert kept.mask(combos[-2]).any()
+    assert kept.mask(MovieFilters()) is None  # nothing filtered, nothing excluded
+    assert len(kept._attribute_masks) <= MAX_CACHED_MASKS

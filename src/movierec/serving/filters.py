@@ -9,7 +9,8 @@ rejects what the catalog cannot honour, naming the field.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
 import numpy as np
@@ -51,6 +52,10 @@ class FilterColumns:
     genre_bits: torch.Tensor  # int64 view of the catalog's uint64 bit sets
     years: torch.Tensor  # float64, nan when unknown
     average_ratings: torch.Tensor  # float64, nan when unrated
+    _attribute_masks: dict = field(default_factory=dict, repr=False, compare=False)
+    """Filter key -> attribute mask, least recently used first; columns never change in place, so
+    a new ``FilterColumns`` (a new model version, an added movie) starts empty."""
+    _masks_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @classmethod
     def build(cls, columns: CatalogColumns, movie_ids: np.ndarray, device: torch.device | str = "cpu",
@@ -75,12 +80,34 @@ class FilterColumns:
 
     def mask(self, filters: MovieFilters, exclude_ids: Iterable[int] = ()) -> torch.Tensor | None:
         """Boolean tensor over the rows: True where the movie passes every filter and is not
-        excluded; None when nothing is filtered out."""
+        excluded; None when nothing is filtered out. The caller may change it in place."""
+        key = _filter_key(filters)
+        attributes = None
+        if key is not None:
+            with self._masks_lock:  # least recently used first
+                attributes = self._attribute_masks.pop(key, _NOT_CACHED)
+                if attributes is not _NOT_CACHED:
+                    self._attribute_masks[key] = attributes
+            if attributes is _NOT_CACHED:
+                attributes = self._attribute_mask(filters)
+                with self._masks_lock:
+                    while len(self._attribute_masks) >= MAX_CACHED_MASKS:
+                        self._attribute_masks.pop(next(iter(self._attribute_masks)))
+                    self._attribute_masks[key] = attributes
+        rows = [r for r in (self.row_of.get(int(m)) for m in exclude_ids) if r is not None]
+        if not rows:
+            return None if attributes is None else attributes.clone()
+        mask = torch.ones(len(self), dtype=torch.bool, device=self.known.device) if attributes is None else attributes.clone()
+        mask[torch.as_tensor(rows, dtype=torch.long, device=mask.device)] = False
+        return mask
+
+    def _attribute_mask(self, filters: MovieFilters) -> torch.Tensor | None:
+        """The genre, year and rating part of ``mask`` (the same for every request with these filters)."""
         mask: torch.Tensor | None = None
 
         def both(condition: torch.Tensor) -> None:
             nonlocal mask
-            mask = condition if mask is None else mask & condition
+            mask = condition if mask is None else mask.logical_and_(condition)
 
         if filters.genres_include:
             both(self.known & ((self.genre_bits & _bits(self.columns, filters.genres_include)) != 0))
@@ -92,12 +119,19 @@ class FilterColumns:
             both(self.years <= filters.year_max)
         if filters.min_avg_rating is not None:
             both(self.average_ratings >= filters.min_avg_rating)
-        rows = [r for r in (self.row_of.get(int(m)) for m in exclude_ids) if r is not None]
-        if rows:
-            if mask is None:
-                mask = torch.ones(len(self), dtype=torch.bool, device=self.known.device)
-            mask[torch.as_tensor(rows, dtype=torch.long, device=mask.device)] = False
         return mask
+
+
+MAX_CACHED_MASKS = 16
+"""Attribute masks kept per ``FilterColumns`` (one per filter combination; 1 MB each at 10^6
+items): at 10^6 items computing one was ~9 ms of a ~45 ms request."""
+_NOT_CACHED = object()
+
+
+def _filter_key(filters: MovieFilters) -> tuple | None:
+    """What the attribute mask depends on (None: no attribute filter)."""
+    key = (tuple(filters.genres_include), tuple(filters.genres_exclude), filters.year_min, filters.year_max, filters.min_avg_rating)
+    return key if any(v not in ((), None) for v in key) else None
 
 
 def _bits(columns: CatalogColumns, genres: list[str]) -> int:

@@ -33,6 +33,10 @@ class PolicyHolder:
         ranker = self.ranker
         return ranker.version if ranker is not None else GREEDY_VERSION
 
+    def check_due(self) -> bool:
+        """Whether the next ``current`` call reads the pointer (and may load a new version)."""
+        return time.monotonic() - self._checked_at >= self.reload_interval_s
+
     def current(self) -> PolicyRanker | None:
         """The policy to serve this request with (None: pass the ranker's order through)."""
         if time.monotonic() - self._checked_at >= self.reload_interval_s and self._lock.acquire(blocking=False):

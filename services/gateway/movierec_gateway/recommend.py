@@ -87,6 +87,7 @@ class Recommendations:
         self.served = Counter("movierec_gateway_recommendations_total", "Recommendation lists served", ["source"], registry=registry)
         self.versions = Gauge("movierec_gateway_served_version_info", "Model and policy versions of the last list (value 1)", ["model_version", "policy_version"], registry=registry)
         self._served_from_cache = self.served.labels("cache")
+        self._served_versions: tuple[str | None, str] | None = None
 
     async def recommend(self, request: RecommendationRequest, rate: RateCheck | None = None) -> RecommendationResponse | CachedAnswer:
         """The list for ``request``: a ``CachedAnswer`` (the stored body) on a cache hit. ``rate``:
@@ -220,8 +221,10 @@ class Recommendations:
             because = (scored.because.movie_id, scored.because.similarity) if scored.because else None
             items.append(self._item(movie, scored.score, propensity, explain(self.catalog, movie.movie_id, scored.attention, because, liked)))
         self.served.labels("policy" if policy_version != RANKER_ORDER else "ranker").inc()
-        self.versions.clear()
-        self.versions.labels(top.model_version, policy_version).set(1)
+        if self._served_versions != (top.model_version, policy_version):  # clear() and a new child on every list were a visible cost
+            self._served_versions = (top.model_version, policy_version)
+            self.versions.clear()
+            self.versions.labels(top.model_version, policy_version).set(1)
         return RecommendationResponse(user_id=request.user_id, items=items, policy_version=policy_version, model_version=top.model_version)
 
     def _popular(self, request: RecommendationRequest, exclude: set[int]) -> RecommendationResponse:

@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from movierec_service import ServiceError
 
 from movierec.clients import FeedbackClient, NotFound, PolicyClient, RankerPool, ServiceRejected, ServiceUnavailable
-from movierec.contracts.policy import RankCandidate, RankRequest
+from movierec.contracts.policy import RankRequest
 from movierec.contracts.ranker import ScoredMovie, TopNRequest, TopNResponse
 from movierec.contracts.recommendations import RecommendationRequest, RecommendationResponse, RecommendedMovie
 from movierec.serving.catalog import LIKE_THRESHOLD, MovieCatalog
@@ -198,10 +198,10 @@ class Recommendations:
         order: list[tuple[ScoredMovie, float | None]] = [(s, None) for s in top.items[: request.k]]
         policy_version = RANKER_ORDER
         if top.items:
-            policy_request = RankRequest(
-                user_id=user_id, user_vector=user_vector, recent_movie_ids=recent[-RECENT:], k=request.k,
-                candidates=[RankCandidate(movie_id=s.movie_id, score=s.score) for s in top.items],
-            )
+            policy_request = RankRequest.model_validate({  # one pass in pydantic-core, not 100 candidate objects
+                "user_id": user_id, "user_vector": user_vector, "recent_movie_ids": recent[-RECENT:], "k": request.k,
+                "candidates": [{"movie_id": s.movie_id, "score": s.score} for s in top.items],
+            })
             try:
                 ranked = await self.policy.rank(policy_request)
                 if ranked.items and all(i.movie_id in by_id for i in ranked.items):

@@ -150,3 +150,17 @@ def test_filter_masks_are_kept_per_filter_combination_and_answer_as_fresh_ones(c
         assert kept.mask(combos[-2]).any()
     assert kept.mask(MovieFilters()) is None  # nothing filtered, nothing excluded
     assert len(kept._attribute_masks) <= MAX_CACHED_MASKS
+
+
+def test_loaded_objects_are_kept_off_the_collectors_rounds():
+    import gc
+
+    from movierec_service.heap import freeze_loaded_objects
+
+    loaded = [{"movie": i} for i in range(1000)]  # noqa: F841 (alive while frozen)
+    gc.unfreeze()
+    try:
+        freeze_loaded_objects()
+        assert gc.get_freeze_count() >= 1000
+    finally:
+        gc.unfreeze()

@@ -21,6 +21,7 @@ from movierec.tasks.app import make_celery
 from movierec_feedback.events import EventFollowUps
 from movierec_feedback.settings import FeedbackSettings
 from movierec_service import ServiceError, create_service_app
+from movierec_service.heap import freeze_loaded_objects
 
 
 class DatabaseUnavailable(ServiceError):
@@ -98,6 +99,7 @@ def create_app(settings: FeedbackSettings | None = None) -> FastAPI:
                                 retrain_after_events=settings.retrain_after_events or 0,
                                 refresh_cache=settings.refresh_cache, timeout_s=settings.enqueue_timeout_s)
     app.state.store = store
+    app.router.on_startup.append(freeze_loaded_objects)  # SQLAlchemy, the app: off the collector's rounds
     app.state.follow_ups = follow_ups
 
     @app.post("/v1/events", response_model=StoredFeedbackEvent | QueuedFeedbackEvent, status_code=201,

@@ -33,6 +33,7 @@ from movierec_gateway.cache import RateCheck, RecommendationCache
 from movierec_gateway.recommend import CachedAnswer, Recommendations
 from movierec_gateway.settings import GatewaySettings
 from movierec_service import ServiceError, create_service_app
+from movierec_service.heap import freeze_loaded_objects
 from movierec_service.logs import request_id_var
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -133,6 +134,7 @@ def create_app(settings: GatewaySettings | None = None, *, catalog: MovieCatalog
             state["catalog"], rankers, policy, feedback, cache, registry, candidates=settings.candidates, poster_url=poster_url,
             refuse_if_limited=access.refuse_if_limited,
         )
+        freeze_loaded_objects()
 
     @app.on_event("shutdown")
     async def stop() -> None:

@@ -21,6 +21,7 @@ from movierec.rl.ranking import RankInputError, greedy_order
 from movierec_policy.holder import PolicyHolder
 from movierec_policy.settings import PolicySettings
 from movierec_service import ServiceError, create_service_app
+from movierec_service.heap import freeze_loaded_objects
 
 
 class InvalidRankRequest(ServiceError):
@@ -72,6 +73,8 @@ def create_app(settings: PolicySettings | None = None) -> FastAPI:
                               policy_version=version)
         # serialised once in pydantic-core, not validated again against response_model (on every miss)
         return Response(content=answer.model_dump_json(), media_type="application/json")
+
+    app.router.on_startup.append(freeze_loaded_objects)  # torch and the app: off the collector's rounds
 
     @app.get("/v1/policy")
     def policy() -> dict:

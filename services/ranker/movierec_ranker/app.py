@@ -31,6 +31,7 @@ from movierec.models.recommender import load_recommender
 from movierec.serving.ranker import ModelLoader, Ranker
 from movierec_ranker.settings import RankerSettings
 from movierec_service import ServiceError, create_service_app
+from movierec_service.heap import freeze_loaded_objects
 
 log = logging.getLogger("movierec.ranker")
 
@@ -120,6 +121,7 @@ def create_app(
         cat = catalog or await asyncio.to_thread(lambda: MovieCatalog.from_dataset(load_dataset()))
         state["ranker"] = Ranker(catalog=cat, device=pick_device(settings.device), loader=loader, journal=settings.journal())
         await asyncio.to_thread(reload_blocking, True)
+        freeze_loaded_objects()
         if settings.reload_interval_s > 0:
             state["watcher"] = asyncio.create_task(watch_folder())
 

@@ -298,7 +298,7 @@ def run_serving_benchmark(settings: Settings, cfg: ServingBenchConfig, say: Call
         _measure(result, rec_url, fixed_bodies_script(hit_bodies), "gateway-hit", [pids["gateway"]], cfg, say)
         after = gateway_counters(gateway)
         result.gateway_counters["gateway-hit"] = _delta(after, before)
-        say(f"cache-miss path (every request a new cache key: ranker{' + policy' if 'policy' in services else ''} + feedback history)")
+        say(f"cache-miss path (every request a new cache key: ranker{' + policy' if 'policy' in services else ''} + feedback history, kept per user after their first miss)")
         miss_pids = [pids[s] for s in services]
         _measure(result, rec_url, _miss_script(users, cfg.k, 0), "gateway-miss", miss_pids, cfg, say)
         result.gateway_counters["gateway-miss"] = _delta(gateway_counters(gateway), after)

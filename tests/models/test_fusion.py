@@ -15,17 +15,19 @@ def test_masked_modality_content_does_not_change_the_output():
     enc = ModalityEncoder([6, 4, 5], FusionConfig(token_dim=8, heads=2, dim=4)).eval()
     inputs = [torch.randn(3, 6), torch.randn(3, 4), torch.randn(3, 5)]
     mask = torch.tensor([[True, False, True], [True, True, True], [False, False, False]])
-    v1, b1, a1 = enc(inputs, mask)
+    v1, b1, r1, rb1, a1 = enc(inputs, mask)
     changed = [inputs[0].clone(), inputs[1] * 100 + 7, inputs[2].clone()]
     changed[2][2] = 42.0  # item 2 has nothing present at all
-    v2, b2, a2 = enc(changed, mask)
+    v2, b2, r2, rb2, a2 = enc(changed, mask)
     torch.testing.assert_close(v1[0], v2[0])
     torch.testing.assert_close(b1[0], b2[0])
+    torch.testing.assert_close(r1[0], r2[0])
+    torch.testing.assert_close(rb1[0], rb2[0])
     assert a1[0, 1] == 0 and torch.isclose(a1[0].sum(), torch.tensor(1.0))
     # item 1 has modality 1 present: changing it must change its output (the mask is what protects item 0)
     assert not torch.allclose(v1[1], v2[1])
     # an item with no modality gets a zero vector, zero bias and no attention, never NaN
-    assert torch.all(v1[2] == 0) and b1[2] == 0 and torch.all(a1[2] == 0)
+    assert torch.all(v1[2] == 0) and b1[2] == 0 and torch.all(r1[2] == 0) and rb1[2] == 0 and torch.all(a1[2] == 0)
 
 
 def test_unknown_model_lists_the_known_ones():
@@ -48,17 +50,21 @@ def test_models_declare_their_data():
 @pytest.mark.parametrize("name", list(REGISTRY))
 def test_every_registered_model_trains_one_step_on_tiny_data(name, tiny_ratings, tiny_features, tiny_catalog_ids):
     spec = get_model(name)
-    cfg = spec.config({"epochs": 1, "batches_per_epoch": 1, "dim": 4, "token_dim": 8, "heads": 2})
+    cfg = spec.config({"epochs": 1, "content_epochs": 1, "batch_size": 1000, "rank_users_per_step": 100, "dim": 4, "rank_dim": 6,
+                       "token_dim": 8, "heads": 2})
     trained = train_model(spec, cfg, tiny_ratings, tiny_catalog_ids, tiny_features, progress=False)
     after = trained.net.state_dict()
     assert len(trained.curves["train_rmse"]) == 1 and np.isfinite(trained.curves["train_rmse"][0])
     art = trained.export("t", {})
-    assert art.item_vectors.shape == (len(tiny_catalog_ids), 4)
+    assert art.item_vectors.shape == (len(tiny_catalog_ids), 6) and art.rating.item_vectors.shape == (len(tiny_catalog_ids), 4)
     assert np.isfinite(art.item_vectors).all() and np.isfinite(art.user_vectors).all()
     # the one step moved the parameters away from their initialisation
     torch.manual_seed(cfg.seed)  # train_fusion seeds the same way before building the net
     initial = type(trained.net)(len(trained.user_ids), len(tiny_catalog_ids), trained.content.dims, cfg).state_dict()
     assert not torch.equal(initial["user_vector.weight"], after["user_vector.weight"])
+    assert not torch.equal(initial["rank_item_vector.weight"], after["rank_item_vector.weight"])
+    if trained.net.content is not None:
+        assert not torch.equal(initial["content.to_rank_vector.weight"], after["content.to_rank_vector.weight"])
     # movies no one rated have no ID part: content only (or nothing, for ID-only MF)
     cold = ~trained.has_id
     if name == "mf":
@@ -75,3 +81,23 @@ def test_item_content_standardises_and_reduces_wide_modalities(tiny_features, ti
     assert np.all(content.matrices[1][~poster_mask] == 0)
     with pytest.raises(Exception, match="audio"):
         build_item_content(tiny_features, tiny_catalog_ids, ["audio"])
+
+
+def test_ablation_rows_can_share_one_collaborative_stage(tiny_ratings, tiny_features, tiny_catalog_ids):
+    spec = get_model("fusion")
+    small = {"epochs": 2, "content_epochs": 2, "dim": 4, "rank_dim": 4, "token_dim": 8, "heads": 2, "batch_size": 64}
+    both = train_model(spec, spec.config({**small, "modalities": ["text", "poster"]}), tiny_ratings, tiny_catalog_ids, tiny_features, progress=False)
+    text = train_model(spec, spec.config({**small, "modalities": ["text"]}), tiny_ratings, tiny_catalog_ids, tiny_features,
+                       progress=False, collaborative=both)
+    for part in ("user_vector", "item_vector", "rank_item_vector", "history_vector"):
+        assert torch.equal(getattr(both.net, part).weight, getattr(text.net, part).weight)
+    assert text.content.names == ["text"]
+    with pytest.raises(ValueError, match="other ratings or settings"):
+        train_model(spec, spec.config({**small, "dim": 6}), tiny_ratings, tiny_catalog_ids, tiny_features, progress=False, collaborative=both)
+
+
+def test_served_items_blend_id_and_content_by_evidence():
+    from movierec.models.training import evidence_weight
+
+    np.testing.assert_allclose(evidence_weight(np.array([0, 10, 90]), 10.0), [0.0, 0.5, 0.9])
+    np.testing.assert_allclose(evidence_weight(np.array([0, 3]), 0.0), [0.0, 1.0])

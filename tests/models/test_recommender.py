@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from movierec.models.checkpoint import save_trained
 from movierec.models.config import FusionConfig
@@ -14,7 +15,7 @@ from movierec.models.training import train_fusion
 @pytest.fixture
 def saved_model(tmp_path, tiny_ratings, tiny_features, tiny_catalog_ids):
     content = build_item_content(tiny_features, tiny_catalog_ids, ["text", "poster"])
-    trained = train_fusion(tiny_ratings, content, FusionConfig(epochs=3, dim=8, token_dim=8, heads=2), progress=False)
+    trained = train_fusion(tiny_ratings, content, FusionConfig(epochs=3, content_epochs=3, dim=8, rank_dim=8, token_dim=8, heads=2, batch_size=64), progress=False)
     save_trained(trained, tmp_path / "fusion", "v1", {"data_version": "tiny"})
     return tmp_path / "fusion" / "current", trained
 
@@ -22,8 +23,15 @@ def saved_model(tmp_path, tiny_ratings, tiny_features, tiny_catalog_ids):
 def test_artifact_scores_match_the_trained_model(saved_model):
     folder, trained = saved_model
     artifact = ServingArtifact.load(folder)
-    q, b, att = trained.item_side()
-    np.testing.assert_allclose(artifact.item_vectors, q, rtol=1e-6)
+    tables = trained.item_tables()
+    np.testing.assert_allclose(artifact.item_vectors, tables["rank_vector"], rtol=1e-6)
+    np.testing.assert_allclose(artifact.rating.item_vectors, tables["vector"], rtol=1e-6)
+    # the artifact predicts with the rating head exactly as the trained network does
+    u, i = trained.history_rows[:5], trained.history_cols[:5]
+    net = trained.net
+    expected = (trained.global_mean + net.user_bias.weight[u, 0] + torch.from_numpy(tables["bias"][i])
+                + (net.user_vector.weight[u] * torch.from_numpy(tables["vector"][i])).sum(1)).detach().numpy()
+    np.testing.assert_allclose(artifact.predict_rating(u, i), np.clip(expected, 0.5, 5.0), rtol=1e-5)
     assert artifact.modality_names == ["text", "poster"]
     # attention rows sum to 1 over present modalities and are 0 where a poster is missing
     np.testing.assert_allclose(artifact.modality_attention.sum(axis=1), 1.0, rtol=1e-5)
@@ -64,15 +72,27 @@ def test_new_item_rejects_unknown_modality_and_wrong_width(saved_model):
     assert set(with_audio.attention) == {"text"}
 
 
-def test_fold_in_recovers_a_known_users_taste(saved_model, tiny_ratings):
-    rec = load_recommender(saved_model[0])
-    a = rec.artifact
+def test_fold_in_gives_a_new_user_what_training_gives_a_user_without_id(saved_model, tiny_ratings):
+    folder, trained = saved_model
+    rec = load_recommender(folder)
     user = tiny_ratings[tiny_ratings["user_id"] == 3]
     vector, bias = rec.fold_in(dict(zip(user["movie_id"], user["rating"])))
-    assert vector.shape == (a.dim,)
+    assert vector.shape == (rec.artifact.dim,) and bias == 0.0
+    # the served vector of user 3 is their user embedding plus exactly this history part
+    row = int(np.flatnonzero(trained.user_ids == 3)[0])
+    id_part = trained.net.rank_user_vector.weight[row].detach().numpy()
+    np.testing.assert_allclose(rec.artifact.user_vectors[row] - id_part, vector, rtol=1e-4, atol=1e-5)
+
+
+def test_fold_in_rating_recovers_a_known_users_taste(saved_model, tiny_ratings):
+    rec = load_recommender(saved_model[0])
+    a, head = rec.artifact, rec.artifact.rating
+    user = tiny_ratings[tiny_ratings["user_id"] == 3]
+    vector, bias = rec.fold_in_rating(dict(zip(user["movie_id"], user["rating"])))
+    assert vector.shape == (head.item_vectors.shape[1],)
     rows = [int(np.flatnonzero(a.movie_ids == m)[0]) for m in user["movie_id"]]
-    folded = a.global_mean + bias + a.item_bias[rows] + a.item_vectors[rows] @ vector
-    baseline = np.full(len(rows), a.global_mean) + a.item_bias[rows]
+    folded = a.global_mean + bias + head.item_bias[rows] + head.item_vectors[rows] @ vector
+    baseline = np.full(len(rows), a.global_mean) + head.item_bias[rows]
     # the folded-in user fits their own ratings better than the item-only prediction
     assert np.mean((folded - user["rating"]) ** 2) < np.mean((baseline - user["rating"]) ** 2)
 
@@ -83,3 +103,5 @@ def test_fold_in_rejects_empty_and_unknown(saved_model):
         rec.fold_in({})
     with pytest.raises(RecommenderInputError):
         rec.fold_in({999999: 4.0})
+    with pytest.raises(RecommenderInputError):
+        rec.fold_in_rating({})

@@ -23,7 +23,7 @@ def fake_results() -> dict:
         "curves": {"random_train_rmse": [1.0, 0.9]}, "attention": {"random": {"text": 0.6, "poster": 0.4}},
         "seconds": {"random/ours": 10.0}, "always_like": {"accuracy": 0.48, "precision": 0.48, "recall": 1.0, "f1": 0.65},
         "skipped": ["ablation text seed 2"],
-        "meta": {"dataset": "tiny", "data_version": "v", "seeds": [0, 1], "config": {}, "ablation_epochs": 3, "ablation_grid": [],
+        "meta": {"dataset": "tiny", "data_version": "v", "seeds": [0, 1], "config": {}, "ablation_grid": [],
                  "modalities": {"text": {"coverage": 1.0, "dim": 384}}, "wall_seconds": 60.0},
     }
 

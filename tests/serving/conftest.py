@@ -47,7 +47,7 @@ def trained_fusion_dir(catalog_dataset, tmp_path_factory) -> Path:
         "poster": ModalityFeatures("poster", ids, rng.normal(size=(n, POSTER_DIM)).astype(np.float32), rng.random(n) < 0.7, {"encoder": "synthetic"}),
     }
     content = build_item_content(features, ids, ["text", "poster"])
-    trained = train_fusion(catalog_dataset.ratings, content, FusionConfig(epochs=2, dim=16, token_dim=8, heads=2), progress=False)
+    trained = train_fusion(catalog_dataset.ratings, content, FusionConfig(epochs=2, content_epochs=2, dim=16, rank_dim=16, token_dim=8, heads=2), progress=False)
     root = tmp_path_factory.mktemp("models") / "fusion"
     save_trained(trained, root, "v1", {"data_version": "test"})
     return root

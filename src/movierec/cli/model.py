@@ -127,7 +127,6 @@ def report(
     seeds: list[int] = typer.Option([0, 1, 2], "--seed"),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
     config: Path = typer.Option(None, help="JSON file of fusion hyperparameters (default: the FusionConfig defaults, chosen with `model validate`)."),
-    ablation_epochs: int = typer.Option(15, min=1),
     ablation_pairs: bool = typer.Option(True, help="Include every pair of modalities in the ablation."),
     peers: bool = typer.Option(True, help="Run the peer libraries."),
     ours: bool = typer.Option(True, help="Run our models (--no-ours: only peers, to fill the cache)."),
@@ -142,7 +141,7 @@ def report(
 
     settings = get_settings()
     overrides = parse_overrides(set_, config)
-    plan = QualityPlan(seeds=list(seeds), overrides=overrides, ablation_epochs=ablation_epochs, ablation_pairs=ablation_pairs, peers=peers, ours=ours,
+    plan = QualityPlan(seeds=list(seeds), overrides=overrides, ablation_pairs=ablation_pairs, peers=peers, ours=ours,
                        budget_seconds=budget_minutes * 60 if budget_minutes else None, cached_only=cached_only)
     get_model("fusion").config(overrides)  # fail on a bad key before hours of work
     results = run_quality(settings, plan, fresh=fresh)

@@ -22,7 +22,7 @@ from movierec.models.checkpoint import save_trained
 from movierec.models.config import FusionConfig
 from movierec.models.recommender import load_recommender
 from movierec.models.registry import get_model, train_model
-from movierec.models.serving import ServingArtifact
+from movierec.models.serving import RatingHead, ServingArtifact
 from movierec.settings import Settings
 
 NEW_USER_SHARE = 0.2
@@ -46,11 +46,16 @@ def new_user_metrics(ds: Dataset, settings: Settings, cfg: FusionConfig, catalog
     with tempfile.TemporaryDirectory() as tmp:
         save_trained(trained, Path(tmp), "new-users", {})
         rec = load_recommender(Path(tmp) / "current")
-    folded = [rec.fold_in(dict(zip(g["movie_id"].astype(int), g["rating"].astype(float)))) for _, g in early.groupby("user_id")]
+    groups = [dict(zip(g["movie_id"].astype(int), g["rating"].astype(float))) for _, g in early.groupby("user_id")]
+    served = [rec.fold_in(r) for r in groups]
+    rated = [rec.fold_in_rating(r) for r in groups]
     users = np.array(sorted(early["user_id"].unique()), np.int64)
     a = rec.artifact
-    art = ServingArtifact("new-users", a.movie_ids, a.item_vectors, a.item_bias, users,
-                          np.stack([v for v, _ in folded]), np.array([b for _, b in folded]), a.global_mean)
+    head = a.rating
+    rating = RatingHead(np.stack([v for v, _ in rated]), np.array([b for _, b in rated]),
+                        head.item_vectors if head is not None else a.item_vectors, head.item_bias if head is not None else a.item_bias)
+    art = ServingArtifact("new-users", a.movie_ids, a.item_vectors, a.item_bias, users, np.stack([v for v, _ in served]),
+                          np.array([b for _, b in served]), a.global_mean, rating=rating)
     ours = ArtifactScorer(art)
     out["ours_foldin"] = {**rating_metrics(ours, later), **topk_metrics(ours, early, later, catalog)}
     out["popularity"] = topk_metrics(peers.Popularity(base), early, later, catalog)

@@ -41,7 +41,7 @@ def lookup(ids: np.ndarray, table: np.ndarray) -> np.ndarray:
 
 
 class ArtifactScorer:
-    """Scores exactly as the ranker serves them: global_mean + b_u + b_i + p_u . q_i."""
+    """Ranks exactly as the ranker serves (p_u . q_i + b_i) and predicts with the artifact's rating head."""
 
     def __init__(self, artifact: ServingArtifact):
         self.a = artifact
@@ -53,11 +53,7 @@ class ArtifactScorer:
         return p, b
 
     def predict(self, user_ids: np.ndarray, movie_ids: np.ndarray) -> np.ndarray:
-        p, bu = self._users(user_ids)
-        rows = lookup(np.asarray(movie_ids), self.a.movie_ids)
-        q = np.where(rows[:, None] >= 0, self.a.item_vectors[np.maximum(rows, 0)], 0.0)
-        bi = np.where(rows >= 0, self.a.item_bias[np.maximum(rows, 0)], 0.0)
-        return np.clip(self.a.global_mean + bu + bi + (p * q).sum(axis=1), 0.5, 5.0)
+        return self.a.predict_rating(lookup(np.asarray(user_ids), self.a.user_ids), lookup(np.asarray(movie_ids), self.a.movie_ids))
 
     def rank_scores(self, user_ids: np.ndarray, movie_ids: np.ndarray) -> np.ndarray:
         p, _ = self._users(user_ids)

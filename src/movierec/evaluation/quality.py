@@ -27,6 +27,7 @@ from movierec.evaluation.protocol import ArtifactScorer, cold_item_metrics, rati
 from movierec.features.store import FeatureStore, ModalityFeatures
 from movierec.models.item_content import available_features
 from movierec.models.registry import get_model, train_model
+from movierec.models.training import collaborative_key
 from movierec.settings import Settings
 
 MIN_ABLATION_COVERAGE = 0.05
@@ -38,7 +39,6 @@ class QualityPlan:
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     overrides: dict = field(default_factory=dict)
     """Fusion hyperparameters (chosen on a validation slice of seed-0 training data)."""
-    ablation_epochs: int = 15
     ablation_pairs: bool = True
     peers: bool = True
     ours: bool = True
@@ -115,6 +115,9 @@ def run_quality(settings: Settings, plan: QualityPlan, fresh: bool = False, prog
     poster = features.get("poster")
 
     units: list[tuple[str, Callable[[], None]]] = []
+    collaborative: dict[tuple, object] = {}
+    """Trained models by (split, seed, collaborative settings): the ablation reuses their
+    collaborative stage, so its rows differ only in what content adds."""
     results: dict = {"random": {}, "cold": {}, "new_users": {}, "ablation": {}, "curves": {}, "attention": {}, "seconds": {}}
 
     def record(section: str, model: str, metrics: dict) -> None:
@@ -133,7 +136,9 @@ def run_quality(settings: Settings, plan: QualityPlan, fresh: bool = False, prog
             c = spec.config({**plan.overrides, **overrides, "seed": seed})
 
             def compute() -> dict:
-                trained = train_model(spec, c, train, catalog, features, progress=progress)
+                shared = (split_kind, seed, json.dumps(collaborative_key(c), sort_keys=True))
+                trained = train_model(spec, c, train, catalog, features, progress=progress, collaborative=collaborative.get(shared))
+                collaborative[shared] = trained
                 scorer = ArtifactScorer(trained.export("eval", {}))
                 out = {"train_seconds": trained.train_seconds}
                 if split_kind == "cold-item":
@@ -234,7 +239,7 @@ def run_quality(settings: Settings, plan: QualityPlan, fresh: bool = False, prog
             units.append(("new users (temporal)", new_users))
         for combo in grid:
             label = "+".join(combo) or "id-only"
-            units.append((f"ablation {label} seed {seed}", ours(f"ablation:{label}", "cold-item", seed, {"modalities": combo, "epochs": plan.ablation_epochs})))
+            units.append((f"ablation {label} seed {seed}", ours(f"ablation:{label}", "cold-item", seed, {"modalities": combo})))
 
     always = []
     for seed in plan.seeds:
@@ -257,7 +262,7 @@ def run_quality(settings: Settings, plan: QualityPlan, fresh: bool = False, prog
     results["meta"] = {
         "dataset": ds.name, "data_version": ds.version, "seeds": plan.seeds, "config": cfg.model_dump(),
         "modalities": {m: {"coverage": float(f.aligned(catalog)[1].mean()), "dim": f.dim} for m, f in features.items()},
-        "ablation_epochs": plan.ablation_epochs, "ablation_grid": ["+".join(c) or "id-only" for c in grid],
+        "ablation_grid": ["+".join(c) or "id-only" for c in grid],
         "wall_seconds": time.perf_counter() - started,
     }
     return results

@@ -204,8 +204,8 @@ def write_report(results: dict, reports_dir: Path, command: str) -> dict:
         "",
         "## Ablation: which modality helps (cold-item split)",
         "",
-        f"Each row is the fusion model with only those modalities (plus user/item IDs), trained for {meta['ablation_epochs']} epochs "
-        "(fewer than the main run, to keep the report affordable), on cold-item seeds " + str(meta["seeds"]) + ". "
+        "Each row is the fusion model with only those modalities (plus user/item IDs), on cold-item seeds " + str(meta["seeds"]) + ". "
+        "All rows of a seed share one collaborative stage (see `movierec.models.training`), so they differ only in the content encoder. "
         "`id-only` has no content: every unseen movie scores the same, so it ranks them in catalog order.",
         "",
         _table(["modalities", "cold Recall@20", "cold NDCG@20"],

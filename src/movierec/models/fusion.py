@@ -1,17 +1,36 @@
-"""The fusion network: modality tokens -> Transformer -> attention pooling -> item vector.
+"""The fusion network: two collaborative heads and a content encoder that speaks for new movies.
 
-Scores are always ``global_mean + b_u + b_i + p_u . q_i`` so the ranker serves them as one matrix
-product. The item side ``q_i, b_i`` is the content vector of its modalities plus, for items seen
-in training, an ID embedding and bias; the user side ``p_u, b_u`` is a user embedding plus the
-normalised sum of history embeddings of the movies the user rated.
+- **Rating head** (RMSE): ``global_mean + b_u + b_i + p_u . q_i``, biased matrix factorisation.
+- **Ranking head** (top-K, what the ranker serves): ``r_u . s_i + c_i`` trained with a full
+  softmax over the catalog; the user side is a user embedding plus the normalised sum of history
+  embeddings of the movies the user rated, so a brand-new user is served from their history alone.
+- **Content encoder**: modality tokens -> Transformer -> attention pooling, projected to both
+  heads' item vectors and biases. Missing modalities are masked, never zero-filled as present.
+
+An item's served vectors blend its ID part with its content part by how much evidence it has:
+``(n * id + kappa * content) / (n + kappa)`` for an item with ``n`` training ratings, so a movie no
+one rated is content only and a popular one is mostly its learned ID vectors.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
 from movierec.models.config import FusionConfig
+
+
+class ContentOut(NamedTuple):
+    """Per item: rating vector (n, dim) and bias (n,), ranking vector (n, rank_dim) and bias (n,),
+    attention over modalities (n, M)."""
+
+    vector: torch.Tensor
+    bias: torch.Tensor
+    rank_vector: torch.Tensor
+    rank_bias: torch.Tensor
+    attention: torch.Tensor
 
 
 class ModalityEncoder(nn.Module):
@@ -31,12 +50,11 @@ class ModalityEncoder(nn.Module):
         self.pool_query = nn.Parameter(torch.randn(t) * 0.02)
         self.to_vector = nn.Linear(t, cfg.dim)
         self.to_bias = nn.Linear(t, 1)
+        self.to_rank_vector = nn.Linear(t, cfg.rank_dim)
+        self.to_rank_bias = nn.Linear(t, 1)
 
-    def forward(self, inputs: list[torch.Tensor], mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Content vectors (n, dim), content biases (n,) and attention over modalities (n, M).
-
-        An item with no modality at all gets a zero vector, zero bias and zero attention.
-        """
+    def forward(self, inputs: list[torch.Tensor], mask: torch.Tensor) -> ContentOut:
+        """An item with no modality at all gets zero vectors, zero biases and zero attention."""
         tokens = self.token_dropout(torch.stack([proj(x) for proj, x in zip(self.project, inputs)], dim=1)) + self.modality_type
         any_present = mask.any(dim=1)
         # a row with every token masked would make attention NaN: let it see its first token,
@@ -48,57 +66,48 @@ class ModalityEncoder(nn.Module):
         attention = torch.softmax(logits.masked_fill(~visible, float("-inf")), dim=1)
         pooled = (attention.unsqueeze(-1) * hidden).sum(dim=1)
         present = any_present.to(pooled.dtype)
-        vector = self.to_vector(pooled) * present[:, None]
-        bias = self.to_bias(pooled).squeeze(-1) * present
-        return vector, bias, attention * present[:, None]
+        return ContentOut(
+            self.to_vector(pooled) * present[:, None], self.to_bias(pooled).squeeze(-1) * present,
+            self.to_rank_vector(pooled) * present[:, None], self.to_rank_bias(pooled).squeeze(-1) * present,
+            attention * present[:, None],
+        )
+
+
+def _embedding(n: int, dim: int, std: float) -> nn.Embedding:
+    e = nn.Embedding(n, dim)
+    if std > 0:
+        nn.init.normal_(e.weight, std=std)
+    else:
+        nn.init.zeros_(e.weight)
+    return e
 
 
 class FusionNet(nn.Module):
     def __init__(self, n_users: int, n_items: int, dims: list[int], cfg: FusionConfig):
         super().__init__()
         self.cfg = cfg
-        self.user_vector = nn.Embedding(n_users, cfg.dim)
-        self.user_bias = nn.Embedding(n_users, 1)
-        nn.init.normal_(self.user_vector.weight, std=0.05)
-        nn.init.zeros_(self.user_bias.weight)
-        self.item_vector = self.item_bias = self.history_vector = None
-        if cfg.use_item_ids:
-            self.item_vector = nn.Embedding(n_items, cfg.dim)
-            self.item_bias = nn.Embedding(n_items, 1)
-            nn.init.normal_(self.item_vector.weight, std=0.05)
-            nn.init.zeros_(self.item_bias.weight)
-        if cfg.use_history:
-            self.history_vector = nn.Embedding(n_items, cfg.dim)
-            nn.init.normal_(self.history_vector.weight, std=0.01)
+        # rating head
+        self.user_vector = _embedding(n_users, cfg.dim, 0.1)
+        self.user_bias = _embedding(n_users, 1, 0.0)
+        self.item_vector = _embedding(n_items, cfg.dim, 0.1)
+        self.item_bias = _embedding(n_items, 1, 0.0)
+        # ranking head
+        self.rank_user_vector = _embedding(n_users, cfg.rank_dim, 0.05)
+        self.rank_item_vector = _embedding(n_items, cfg.rank_dim, 0.05)
+        self.rank_item_bias = _embedding(n_items, 1, 0.0)
+        self.history_vector = _embedding(n_items, cfg.rank_dim, 0.05) if cfg.use_history else None
         self.content = ModalityEncoder(dims, cfg) if dims else None
-        self.log_rank_scale = nn.Parameter(torch.tensor(1.0))
 
-    def item_side(self, inputs: list[torch.Tensor], mask: torch.Tensor, id_keep: torch.Tensor,
-                  content: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """Item vectors, biases and modality attention for every item; ``id_keep`` gates the ID part.
+    def rank_user_side(self, history: torch.Tensor | None, users: torch.Tensor | None = None,
+                       user_keep: torch.Tensor | None = None) -> torch.Tensor:
+        """Ranking-head user vectors: user embedding (times ``user_keep``) plus history embeddings.
 
-        ``content`` reuses an already computed (vector, bias, attention) of the content encoder.
+        ``history`` is the (users, items) normalised rated-matrix of ``users`` (every user if None).
         """
-        n = id_keep.shape[0]
-        q = torch.zeros(n, self.cfg.dim, device=id_keep.device)
-        b = torch.zeros(n, device=id_keep.device)
-        attention = None
-        if content is not None:
-            q, b, attention = content
-        elif self.content is not None:
-            q, b, attention = self.content(inputs, mask)
-        if self.item_vector is not None:
-            q = q + id_keep[:, None] * self.item_vector.weight
-            b = b + id_keep * self.item_bias.weight.squeeze(-1)
-        return q, b, attention
-
-    def user_side(self, history: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """User vectors and biases; ``history`` is the (users, items) sparse normalised rated-matrix."""
-        p = self.user_vector.weight
+        p = self.rank_user_vector.weight if users is None else self.rank_user_vector(users)
+        if user_keep is not None:
+            p = p * user_keep[:, None]
         if self.history_vector is not None and history is not None:
-            p = p + torch.sparse.mm(history, self.history_vector.weight)
-        return p, self.user_bias.weight.squeeze(-1)
-
-    @property
-    def rank_scale(self) -> torch.Tensor:
-        return self.log_rank_scale.exp()
+            h = torch.sparse.mm(history, self.history_vector.weight) if history.is_sparse else history @ self.history_vector.weight
+            p = p + h
+        return p

@@ -3,7 +3,8 @@
     rec = load_recommender(settings.models_dir / "fusion" / "current")
     rec.artifact                      # ServingArtifact: one matrix product scores every movie
     rec.embed_new_item({"text": v})   # a brand-new movie from its modality vectors, no retraining
-    rec.fold_in({318: 5.0, 2571: 4})  # a new user's vector and bias from a few ratings, no retraining
+    rec.fold_in({318: 5.0, 2571: 4})  # a new user's served vector from a few movies, no retraining
+    rec.fold_in_rating({318: 5.0})     # their rating-head vector and bias, for predicted ratings
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class RecommenderInputError(ValueError):
 class NewItem:
     vector: np.ndarray
     bias: float
+    """Served (ranking) vector and bias, as the ranker's index holds them."""
     attention: dict[str, float]
     """Attention over the modalities that were given (sums to 1), for explanations."""
 
@@ -80,41 +82,53 @@ class Recommender:
         if not mask.any():
             return NewItem(np.zeros(self.artifact.dim, np.float32), 0.0, {})
         with torch.no_grad():
-            q, b, att = self.checkpoint.net.item_side(
-                [torch.from_numpy(x) for x in inputs], torch.from_numpy(mask), torch.zeros(1)
-            )
-        attention = {n: float(att[0, k]) for k, n in enumerate(names) if mask[0, k]}
-        return NewItem(q[0].numpy().astype(np.float32), float(b[0]), attention)
+            out = self.checkpoint.net.content([torch.from_numpy(x) for x in inputs], torch.from_numpy(mask))
+        attention = {n: float(out.attention[0, k]) for k, n in enumerate(names) if mask[0, k]}
+        return NewItem(out.rank_vector[0].numpy().astype(np.float32), float(out.rank_bias[0]), attention)
 
-    def fold_in(self, ratings: dict[int, float]) -> tuple[np.ndarray, float]:
-        """A new user's vector and bias from a few (movie id -> rating) pairs, item side frozen.
-
-        Ridge regression of the ratings' residuals (after global mean and item biases) on the
-        item vectors, shrunk toward the user's history vector when the model has one. Pass a
-        liked movie without a rating as a high rating (e.g. 5.0). Unknown movie ids are ignored.
-        """
+    def _known_rows(self, ratings: dict[int, float]) -> tuple[np.ndarray, np.ndarray]:
         if not ratings:
             raise RecommenderInputError("ratings", "give at least one rated movie")
         known = [(self._row[int(m)], float(r)) for m, r in ratings.items() if int(m) in self._row]
         if not known:
             raise RecommenderInputError("ratings", "none of these movie ids is in the model's catalog")
-        rows = np.array([k for k, _ in known])
         values = np.array([r for _, r in known], np.float64)
         if not np.isfinite(values).all():
             raise RecommenderInputError("ratings", "ratings must be finite numbers")
-        a = self.artifact
-        q = a.item_vectors[rows].astype(np.float64)
-        x = np.hstack([q, np.ones((len(rows), 1))])
-        residual = values - a.global_mean - a.item_bias[rows]
-        prior = np.zeros(a.dim + 1)
-        if self.checkpoint is not None and self.checkpoint.history_vectors is not None:
+        return np.array([k for k, _ in known]), values
+
+    def fold_in(self, ratings: dict[int, float]) -> tuple[np.ndarray, float]:
+        """A new user's served (ranking) vector and bias from a few movies they rated or liked.
+
+        With history embeddings (the fusion model), the vector is exactly what training gives a
+        user the model has no ID for: the normalised sum of the movies' history embeddings. Without
+        them, it is the normalised sum of the movies' served vectors. The values only need to be
+        finite here (every rated movie is history); unknown movie ids are ignored.
+        """
+        rows, _ = self._known_rows(ratings)
+        history = self.checkpoint.history_vectors if self.checkpoint is not None else None
+        if history is not None:
             hist_rows = [self._history_row[int(m)] for m in ratings if int(m) in self._history_row]
-            if hist_rows:
-                prior[: a.dim] = self.checkpoint.history_vectors[hist_rows].sum(axis=0) / np.sqrt(len(hist_rows))
-        target = residual - x @ prior
-        gram = x.T @ x + self.fold_in_l2 * np.eye(a.dim + 1)
-        w = prior + np.linalg.solve(gram, x.T @ target)
-        return w[: a.dim].astype(np.float32), float(w[a.dim])
+            vector = history[hist_rows].sum(axis=0) / np.sqrt(len(hist_rows))
+        else:
+            vector = self.artifact.item_vectors[rows].sum(axis=0) / np.sqrt(len(rows))
+        return vector.astype(np.float32), 0.0
+
+    def fold_in_rating(self, ratings: dict[int, float]) -> tuple[np.ndarray, float]:
+        """A new user's rating-head vector and bias from a few (movie id -> rating) pairs.
+
+        Ridge regression of the ratings' residuals (after global mean and item biases) on the
+        frozen item vectors. Unknown movie ids are ignored.
+        """
+        rows, values = self._known_rows(ratings)
+        a = self.artifact
+        head = a.rating
+        item_vectors, item_bias = (head.item_vectors, head.item_bias) if head is not None else (a.item_vectors, a.item_bias)
+        dim = item_vectors.shape[1]
+        x = np.hstack([item_vectors[rows].astype(np.float64), np.ones((len(rows), 1))])
+        residual = values - a.global_mean - item_bias[rows]
+        w = np.linalg.solve(x.T @ x + self.fold_in_l2 * np.eye(dim + 1), x.T @ residual)
+        return w[:dim].astype(np.float32), float(w[dim])
 
 
 def load_recommender(folder: Path) -> Recommender:

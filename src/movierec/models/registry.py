@@ -70,10 +70,12 @@ def resolve_modalities(cfg: FusionConfig, features: dict[str, ModalityFeatures])
 
 
 def train_model(spec: ModelSpec, cfg: FusionConfig, train: pd.DataFrame, catalog_ids: np.ndarray,
-                features: dict[str, ModalityFeatures], valid: pd.DataFrame | None = None, progress: bool = True) -> TrainedFusion:
-    """Train a registered model on ``train`` over the movies ``catalog_ids``."""
+                features: dict[str, ModalityFeatures], valid: pd.DataFrame | None = None, progress: bool = True,
+                collaborative: TrainedFusion | None = None) -> TrainedFusion:
+    """Train a registered model on ``train`` over the movies ``catalog_ids`` (``collaborative``:
+    see ``movierec.models.training.train_fusion``)."""
     names = resolve_modalities(cfg, features) if "features" in spec.requires else []
     if "features" in spec.requires and not names and not cfg.use_item_ids:
         raise ModelConfigError(f"{spec.name} needs at least one modality; the feature store has none (run `movierec features build`)")
     content = build_item_content(features, catalog_ids, names)
-    return train_fusion(train, content, cfg, valid=valid, progress=progress)
+    return train_fusion(train, content, cfg, valid=valid, progress=progress, collaborative=collaborative)

@@ -1,13 +1,17 @@
 """The serving artifact: everything the ranker needs to score by one matrix product.
 
-Every model that serves exports one. Predicted rating and ranking score are
+Every model that serves exports one. The ranker orders movies by
 
-    rating(u, i) = global_mean + user_bias[u] + item_bias[i] + user_vectors[u] . item_vectors[i]
     rank_score(u, i) = user_vectors[u] . item_vectors[i] + item_bias[i]
 
-(the user terms are constant per user and do not change the order). ``modality_attention``
-holds, per item, the fusion model's attention over ``modality_names`` (rows sum to 1 over the
-modalities present), which explanations use.
+A model with a separate rating head (the fusion model) carries it in ``rating``, and predicts
+
+    rating(u, i) = global_mean + rating.user_bias[u] + rating.item_bias[i] + rating.user_vectors[u] . rating.item_vectors[i]
+
+Without one, the rating uses the served tables themselves (``global_mean + user_bias[u] +
+rank_score(u, i)``), as for a single-head factorisation. ``modality_attention`` holds, per item,
+the fusion model's attention over ``modality_names`` (rows sum to 1 over the modalities
+present), which explanations use.
 """
 
 from __future__ import annotations
@@ -28,6 +32,30 @@ class ArtifactError(DataError):
 
 
 @dataclass
+class RatingHead:
+    """Rating-prediction tables, row-aligned with the artifact's users and movies."""
+
+    user_vectors: np.ndarray
+    user_bias: np.ndarray
+    item_vectors: np.ndarray
+    item_bias: np.ndarray
+
+    def __post_init__(self) -> None:
+        for name in ("user_vectors", "user_bias", "item_vectors", "item_bias"):
+            setattr(self, name, np.asarray(getattr(self, name), np.float32))
+
+    def as_arrays(self) -> dict[str, np.ndarray]:
+        return {f"rating_{k}": getattr(self, k) for k in ("user_vectors", "user_bias", "item_vectors", "item_bias")}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "RatingHead | None":
+        keys = ("user_vectors", "user_bias", "item_vectors", "item_bias")
+        if f"rating_{keys[0]}" not in arrays:
+            return None
+        return cls(**{k: arrays.pop(f"rating_{k}") for k in keys})
+
+
+@dataclass
 class ServingArtifact:
     version: str
     movie_ids: np.ndarray
@@ -39,6 +67,7 @@ class ServingArtifact:
     global_mean: float
     modality_names: list[str] = field(default_factory=list)
     modality_attention: np.ndarray | None = None
+    rating: RatingHead | None = None
     metadata: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -57,6 +86,26 @@ class ServingArtifact:
             self.modality_attention = np.asarray(self.modality_attention, np.float32)
             if self.modality_attention.shape != (n, len(self.modality_names)):
                 raise ArtifactError("modality attention must be (items, modalities)")
+        if self.rating is not None:
+            r = self.rating
+            if r.item_vectors.shape[0] != n or r.item_bias.shape != (n,) or r.user_bias.shape != (len(self.user_ids),) \
+                    or r.user_vectors.shape != (len(self.user_ids), r.item_vectors.shape[1]):
+                raise ArtifactError("rating head tables do not line up with the artifact's users and movies")
+
+    def predict_rating(self, user_rows: np.ndarray, item_rows: np.ndarray) -> np.ndarray:
+        """Predicted ratings of (user row, item row) pairs; a row of -1 contributes nothing
+        (an unknown user gets the item's prediction, an unknown item the user's)."""
+        user_rows, item_rows = np.asarray(user_rows), np.asarray(item_rows)
+        if self.rating is not None:
+            uv, ub, iv, ib = self.rating.user_vectors, self.rating.user_bias, self.rating.item_vectors, self.rating.item_bias
+        else:
+            uv, ub, iv, ib = self.user_vectors, self.user_bias, self.item_vectors, self.item_bias
+        known_u, known_i = user_rows >= 0, item_rows >= 0
+        p = np.where(known_u[:, None], uv[np.maximum(user_rows, 0)], 0.0)
+        bu = np.where(known_u, ub[np.maximum(user_rows, 0)], 0.0)
+        q = np.where(known_i[:, None], iv[np.maximum(item_rows, 0)], 0.0)
+        bi = np.where(known_i, ib[np.maximum(item_rows, 0)], 0.0)
+        return np.clip(self.global_mean + bu + bi + (p * q).sum(axis=1), 0.5, 5.0)
 
     @property
     def dim(self) -> int:
@@ -74,6 +123,8 @@ class ServingArtifact:
         )
         if self.modality_attention is not None:
             arrays["modality_attention"] = self.modality_attention
+        if self.rating is not None:
+            arrays.update(self.rating.as_arrays())
         np.savez(tmp / "artifact.npz", **arrays)
         meta = {"version": self.version, "global_mean": self.global_mean, "modality_names": self.modality_names, "metadata": self.metadata}
         (tmp / "artifact.json").write_text(json.dumps(meta, indent=1, default=str))
@@ -94,7 +145,8 @@ class ServingArtifact:
         meta = json.loads((folder / "artifact.json").read_text())
         with np.load(folder / "artifact.npz") as z:
             arrays = {k: z[k] for k in z.files}
+        rating = RatingHead.from_arrays(arrays)
         return cls(
             version=meta["version"], global_mean=float(meta["global_mean"]), modality_names=list(meta["modality_names"]),
-            metadata=meta.get("metadata", {}), modality_attention=arrays.pop("modality_attention", None), **arrays,
+            metadata=meta.get("metadata", {}), modality_attention=arrays.pop("modality_attention", None), rating=rating, **arrays,
         )

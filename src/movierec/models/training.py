@@ -1,11 +1,17 @@
 """Training the fusion network on a ratings table, and exporting what it learned.
 
-Each epoch shuffles the training ratings into a few large minibatches and the users into as many
-groups. Every step scores the whole catalog, so the ranking loss is a full softmax: for each
-user of the step's group, each movie they rated should outscore every other movie. The content
-encoder (the expensive part on a CPU) runs with gradients on the first step of an epoch; the
-other steps reuse its output and update only the ID embeddings, which keeps training to minutes
-on two CPU cores.
+Two stages, each cheap on two CPU cores:
+
+1. **Collaborative.** Each epoch, the rating head takes Adam steps on shuffled minibatches of
+   ratings (squared error plus per-rating L2), and the ranking head takes steps on groups of
+   users: for each user, every movie they rated should outscore every other movie in the catalog
+   (full softmax). User-embedding and history dropout make the history part carry a user alone.
+2. **Content.** The content encoder learns to regress, for every rated movie, the vectors and
+   biases both heads learned for it, weighting a movie by how much evidence its vectors rest on,
+   with random modalities hidden. A movie no one rated is then placed where rated movies like it are.
+
+Running the content encoder over the whole catalog on every collaborative step would cost a
+second per step on a CPU; the two stages keep training to minutes.
 """
 
 from __future__ import annotations
@@ -19,14 +25,31 @@ import torch
 from tqdm import tqdm
 
 from movierec.models.config import FusionConfig
-from movierec.models.fusion import FusionNet
+from movierec.models.fusion import ContentOut, FusionNet
 from movierec.models.item_content import ItemContent
-from movierec.models.serving import ServingArtifact
+from movierec.models.serving import RatingHead, ServingArtifact
+
 
 def pick_device(cfg: FusionConfig) -> torch.device:
     if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()):
         return torch.device("cuda")
     return torch.device("cpu")
+
+
+def history_matrix(rows: np.ndarray, cols: np.ndarray, n_users: int, n_items: int, device: torch.device) -> torch.Tensor:
+    """Sparse (users, items) with 1/sqrt(|N(u)|) at each rated movie."""
+    counts = np.bincount(rows, minlength=n_users).astype(np.float32)
+    values = 1.0 / np.sqrt(np.maximum(counts[rows], 1.0))
+    idx = torch.from_numpy(np.stack([rows, cols]).astype(np.int64))
+    return torch.sparse_coo_tensor(idx, torch.from_numpy(values), (n_users, n_items), check_invariants=False).coalesce().to(device)
+
+
+def evidence_weight(counts: np.ndarray, shrinkage: float) -> np.ndarray:
+    """n / (n + kappa): how much of an item's served vectors is its ID part (0 for unrated items)."""
+    counts = np.asarray(counts, np.float32)
+    if shrinkage <= 0:
+        return (counts > 0).astype(np.float32)
+    return counts / (counts + shrinkage)
 
 
 @dataclass
@@ -46,39 +69,57 @@ class TrainedFusion:
     def movie_ids(self) -> np.ndarray:
         return self.content.movie_ids
 
+    @property
+    def item_counts(self) -> np.ndarray:
+        return np.bincount(self.history_cols, minlength=len(self.movie_ids))
+
     def _device(self) -> torch.device:
         return next(self.net.parameters()).device
 
     @torch.no_grad()
-    def item_side(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    def item_tables(self) -> dict[str, np.ndarray | None]:
+        """Every item's served vectors: ID and content parts blended by evidence (see fusion)."""
         self.net.eval()
-        dev = self._device()
-        inputs = [torch.from_numpy(m).to(dev) for m in self.content.matrices]
-        q, b, att = self.net.item_side(inputs, torch.from_numpy(self.content.masks).to(dev), torch.from_numpy(self.has_id.astype(np.float32)).to(dev))
-        return q.cpu().numpy(), b.cpu().numpy(), (att.cpu().numpy() if att is not None else None)
+        net, dev = self.net, self._device()
+        id_weight = evidence_weight(self.item_counts, self.cfg.shrinkage) if self.cfg.use_item_ids else np.zeros(len(self.movie_ids), np.float32)
+        if net.content is None:
+            id_weight = self.has_id.astype(np.float32)
+        w = torch.from_numpy(id_weight).to(dev)
+        out = {
+            "vector": net.item_vector.weight * w[:, None], "bias": net.item_bias.weight[:, 0] * w,
+            "rank_vector": net.rank_item_vector.weight * w[:, None], "rank_bias": net.rank_item_bias.weight[:, 0] * w,
+            "attention": None,
+        }
+        if net.content is not None:
+            c = net.content([torch.from_numpy(m).to(dev) for m in self.content.matrices], torch.from_numpy(self.content.masks).to(dev))
+            rest = 1.0 - w
+            out["vector"] = out["vector"] + c.vector * rest[:, None]
+            out["bias"] = out["bias"] + c.bias * rest
+            out["rank_vector"] = out["rank_vector"] + c.rank_vector * rest[:, None]
+            out["rank_bias"] = out["rank_bias"] + c.rank_bias * rest
+            out["attention"] = c.attention
+        return {k: (v.cpu().numpy() if v is not None else None) for k, v in out.items()}
 
     @torch.no_grad()
-    def user_side(self) -> tuple[np.ndarray, np.ndarray]:
+    def rank_user_vectors(self) -> np.ndarray:
         self.net.eval()
-        p, b = self.net.user_side(history_matrix(self.history_rows, self.history_cols, len(self.user_ids), len(self.movie_ids), self._device()))
-        return p.cpu().numpy(), b.cpu().numpy()
+        dev = self._device()
+        history = history_matrix(self.history_rows, self.history_cols, len(self.user_ids), len(self.movie_ids), dev)
+        return self.net.rank_user_side(history).cpu().numpy()
 
     def export(self, version: str, metadata: dict) -> ServingArtifact:
-        q, bi, att = self.item_side()
-        p, bu = self.user_side()
-        return ServingArtifact(
-            version=version, movie_ids=self.movie_ids, item_vectors=q, item_bias=bi, user_ids=self.user_ids,
-            user_vectors=p, user_bias=bu, global_mean=self.global_mean, modality_names=list(self.content.names),
-            modality_attention=att, metadata=metadata,
+        items = self.item_tables()
+        rating = RatingHead(
+            user_vectors=self.net.user_vector.weight.detach().cpu().numpy(),
+            user_bias=self.net.user_bias.weight.detach().cpu().numpy()[:, 0],
+            item_vectors=items["vector"], item_bias=items["bias"],
         )
-
-
-def history_matrix(rows: np.ndarray, cols: np.ndarray, n_users: int, n_items: int, device: torch.device) -> torch.Tensor:
-    """Sparse (users, items) with 1/sqrt(|N(u)|) at each rated movie."""
-    counts = np.bincount(rows, minlength=n_users).astype(np.float32)
-    values = 1.0 / np.sqrt(np.maximum(counts[rows], 1.0))
-    idx = torch.from_numpy(np.stack([rows, cols]).astype(np.int64))
-    return torch.sparse_coo_tensor(idx, torch.from_numpy(values), (n_users, n_items), check_invariants=False).coalesce().to(device)
+        return ServingArtifact(
+            version=version, movie_ids=self.movie_ids, item_vectors=items["rank_vector"], item_bias=items["rank_bias"],
+            user_ids=self.user_ids, user_vectors=self.rank_user_vectors(), user_bias=np.zeros(len(self.user_ids), np.float32),
+            global_mean=self.global_mean, modality_names=list(self.content.names), modality_attention=items["attention"],
+            rating=rating, metadata=metadata,
+        )
 
 
 def index_ratings(ratings: pd.DataFrame, user_ids: np.ndarray, movie_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -93,10 +134,156 @@ def index_ratings(ratings: pd.DataFrame, user_ids: np.ndarray, movie_ids: np.nda
     return u.astype(np.int64), i.astype(np.int64), ratings["rating"].to_numpy(np.float32)
 
 
+def _rating_step(net: FusionNet, cfg: FusionConfig, global_mean: float, u: torch.Tensor, i: torch.Tensor, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Loss and errors of the rating head on one minibatch."""
+    p, q = net.user_vector(u), net.item_vector(i)
+    bu, bi = net.user_bias(u)[:, 0], net.item_bias(i)[:, 0]
+    err = global_mean + bu + bi + (p * q).sum(1) - r
+    loss = (err ** 2).mean() + cfg.l2 * (p.pow(2).sum(1) + q.pow(2).sum(1)).mean() + cfg.bias_l2 * (bu.pow(2) + bi.pow(2)).mean()
+    return loss, err.detach()
+
+
+def _rank_step(net: FusionNet, cfg: FusionConfig, rated: torch.Tensor, users: torch.Tensor) -> torch.Tensor:
+    """Full-softmax ranking loss of ``users``: each rated movie should outscore the whole catalog."""
+    x = rated[users]
+    keep_user = None
+    if net.history_vector is not None:
+        seen = x
+        if cfg.history_dropout > 0:
+            seen = x * (torch.rand_like(x) >= cfg.history_dropout).float()
+        history = seen / seen.sum(1, keepdim=True).clamp(min=1).sqrt()
+        if cfg.user_id_dropout > 0:
+            keep_user = (torch.rand(len(users), device=x.device) >= cfg.user_id_dropout).float() / (1 - cfg.user_id_dropout)
+    else:
+        history = None
+    p = net.rank_user_side(history, users, keep_user)
+    logits = p @ net.rank_item_vector.weight.T + net.rank_item_bias.weight[:, 0]
+    log_prob = torch.log_softmax(logits, dim=1)
+    return -((log_prob * x).sum(1) / x.sum(1).clamp(min=1)).mean()
+
+
+def _train_collaborative(net: FusionNet, cfg: FusionConfig, global_mean: float, u: np.ndarray, i: np.ndarray, r: np.ndarray,
+                         rated: torch.Tensor, rng: np.random.Generator, valid, curves: dict, progress: bool, label: str) -> None:
+    device = rated.device
+    rating_params = [*net.user_vector.parameters(), *net.user_bias.parameters(), *net.item_vector.parameters(), *net.item_bias.parameters()]
+    rank_params = [*net.rank_user_vector.parameters(), *net.rank_item_vector.parameters(), *net.rank_item_bias.parameters()]
+    if net.history_vector is not None:
+        rank_params += list(net.history_vector.parameters())
+    rating_opt = torch.optim.Adam(rating_params, lr=cfg.lr)
+    rank_opt = torch.optim.AdamW(rank_params, lr=cfg.lr, weight_decay=cfg.rank_weight_decay)
+    u_t, i_t, r_t = (torch.from_numpy(np.array(a)).to(device) for a in (u, i, r))
+    n_users = rated.shape[0]
+    bar = tqdm(range(cfg.epochs), desc=f"fusion {label}", unit="epoch", disable=not progress, leave=False)
+    for _ in bar:
+        net.train()
+        sq_err, rank_loss, rank_steps = 0.0, 0.0, 0
+        for idx in torch.from_numpy(rng.permutation(len(r))).to(device).split(cfg.batch_size):
+            loss, err = _rating_step(net, cfg, global_mean, u_t[idx], i_t[idx], r_t[idx])
+            rating_opt.zero_grad()
+            loss.backward()
+            rating_opt.step()
+            sq_err += float((err ** 2).sum())
+        for users in torch.from_numpy(rng.permutation(n_users)).to(device).split(cfg.rank_users_per_step):
+            loss = _rank_step(net, cfg, rated, users)
+            rank_opt.zero_grad()
+            loss.backward()
+            rank_opt.step()
+            rank_loss += float(loss.detach())
+            rank_steps += 1
+        curves["train_rmse"].append(float(np.sqrt(sq_err / len(r))))
+        curves["rank_loss"].append(rank_loss / max(rank_steps, 1))
+        if valid is not None:
+            vu, vi, vr = valid
+            with torch.no_grad():
+                pred = global_mean + net.user_bias(vu)[:, 0] + net.item_bias(vi)[:, 0] + (net.user_vector(vu) * net.item_vector(vi)).sum(1)
+                curves["valid_rmse"].append(float(((pred.clamp(0.5, 5.0) - vr) ** 2).mean().sqrt()))
+            bar.set_postfix(valid_rmse=f"{curves['valid_rmse'][-1]:.4f}")
+
+
+def _hide_modalities(mask: torch.Tensor, share: float) -> torch.Tensor:
+    """Hide a random ``share`` of present modalities per item, always keeping at least one."""
+    if share <= 0 or mask.shape[1] < 2:
+        return mask
+    hidden = mask & (torch.rand(mask.shape, device=mask.device) >= share)
+    lost = mask.any(1) & ~hidden.any(1)
+    if lost.any():
+        # give back one present modality, chosen at random, to items that lost all of theirs
+        scores = torch.rand(mask.shape, device=mask.device).masked_fill(~mask, -1.0)
+        hidden[lost, scores[lost].argmax(1)] = True
+    return hidden
+
+
+def _train_content(net: FusionNet, cfg: FusionConfig, content: ItemContent, counts: np.ndarray,
+                   rng: np.random.Generator, curves: dict, progress: bool, label: str) -> None:
+    """Stage 2: the content encoder regresses the rated movies' learned vectors and biases."""
+    device = next(net.parameters()).device
+    rows = np.flatnonzero((counts > 0) & content.masks.any(axis=1))
+    if len(rows) == 0:
+        return
+    rows_t = torch.from_numpy(rows).to(device)
+    with torch.no_grad():
+        targets = [net.item_vector.weight[rows_t], net.item_bias.weight[rows_t, 0],
+                   net.rank_item_vector.weight[rows_t], net.rank_item_bias.weight[rows_t, 0]]
+        # each target's squared error is measured against its own spread, so no head dominates
+        scales = [t.var(dim=0).sum().clamp(min=1e-8) if t.ndim == 2 else t.var().clamp(min=1e-8) for t in targets]
+    weight = torch.from_numpy(evidence_weight(counts[rows], cfg.shrinkage) if cfg.shrinkage > 0 else np.ones(len(rows), np.float32)).to(device)
+    inputs = [torch.from_numpy(m[rows]).to(device) for m in content.matrices]
+    mask = torch.from_numpy(content.masks[rows]).to(device)
+    opt = torch.optim.AdamW(net.content.parameters(), lr=cfg.content_lr, weight_decay=1e-4)
+    batch = max(cfg.batch_size, 1)
+    curves["content_loss"] = []
+    bar = tqdm(range(cfg.content_epochs), desc=f"content {label}", unit="epoch", disable=not progress, leave=False)
+    for _ in bar:
+        net.content.train()
+        total = 0.0
+        for idx in torch.from_numpy(rng.permutation(len(rows))).to(device).split(batch):
+            out: ContentOut = net.content([x[idx] for x in inputs], _hide_modalities(mask[idx], cfg.modality_dropout))
+            preds = [out.vector, out.bias, out.rank_vector, out.rank_bias]
+            loss = sum(
+                (((p - t[idx]) ** 2).reshape(len(idx), -1).sum(1) * weight[idx]).sum() / weight[idx].sum() / s
+                for p, t, s in zip(preds, targets, scales)
+            )
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+        curves["content_loss"].append(total / len(rows))
+    net.content.eval()
+
+
+COLLABORATIVE_PARTS = ("user_vector", "user_bias", "item_vector", "item_bias", "rank_user_vector", "rank_item_vector",
+                       "rank_item_bias", "history_vector")
+
+
+def collaborative_key(cfg: FusionConfig) -> dict:
+    """The settings the collaborative stage depends on: models that agree on them (e.g. an
+    ablation over modalities) can share one collaborative stage."""
+    content_only = {"modalities", "token_dim", "heads", "layers", "dropout", "content_epochs", "content_lr",
+                    "modality_dropout", "shrinkage", "use_item_ids", "like_threshold", "fold_in_l2", "device", "cpu_threads"}
+    return {k: v for k, v in cfg.model_dump().items() if k not in content_only}
+
+
 def train_fusion(
     train: pd.DataFrame, content: ItemContent, cfg: FusionConfig, valid: pd.DataFrame | None = None, progress: bool = True,
+    collaborative: TrainedFusion | None = None,
 ) -> TrainedFusion:
-    """Fit on ``train`` (user_id, movie_id, rating); ``valid`` only feeds the learning curve."""
+    """Fit on ``train`` (user_id, movie_id, rating); ``valid`` only feeds the learning curve.
+
+    ``collaborative``: a model trained on the same ratings with the same collaborative settings
+    (``collaborative_key``) whose collaborative stage is reused; only the content stage runs.
+    """
+    if pick_device(cfg).type == "cpu":
+        threads = torch.get_num_threads()
+        torch.set_num_threads(min(threads, cfg.cpu_threads))
+        try:
+            return _train_fusion(train, content, cfg, valid, progress, collaborative)
+        finally:
+            torch.set_num_threads(threads)
+    return _train_fusion(train, content, cfg, valid, progress, collaborative)
+
+
+def _train_fusion(train: pd.DataFrame, content: ItemContent, cfg: FusionConfig, valid: pd.DataFrame | None, progress: bool,
+                  collaborative: TrainedFusion | None) -> TrainedFusion:
     started = time.perf_counter()
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -112,85 +299,27 @@ def train_fusion(
     global_mean = float(r.mean())
 
     net = FusionNet(n_users, n_items, content.dims, cfg).to(device)
-    id_params = [p for n, p in net.named_parameters() if n.split(".")[0] in ("user_vector", "user_bias", "item_vector", "item_bias", "history_vector")]
-    other = [p for n, p in net.named_parameters() if n.split(".")[0] not in ("user_vector", "user_bias", "item_vector", "item_bias", "history_vector")]
-    opt = torch.optim.AdamW([{"params": id_params, "weight_decay": 0.0}, {"params": other, "weight_decay": 1e-4}], lr=cfg.lr)
-    history = history_matrix(u, i, n_users, n_items, device)
     rated = torch.zeros(n_users, n_items, device=device)
-    rated[torch.from_numpy(u), torch.from_numpy(i)] = 1.0
-    rated_per_user = rated.sum(dim=1)
-
-    inputs = [torch.from_numpy(m).to(device) for m in content.matrices]
-    mask = torch.from_numpy(content.masks).to(device)
-    has_id_t = torch.from_numpy(has_id.astype(np.float32)).to(device)
-    rated_items = torch.from_numpy(np.flatnonzero(has_id)).to(device)
-    u_t, i_t, r_t = (torch.from_numpy(np.array(a)).to(device) for a in (u, i, r))
+    rated[torch.from_numpy(u).to(device), torch.from_numpy(i).to(device)] = 1.0
+    valid_t = None
     if valid is not None:
         vu, vi, vr = index_ratings(valid, user_ids, movie_ids)
         keep = (vu >= 0) & (vi >= 0)
-        vu_t, vi_t, vr_t = (torch.from_numpy(a[keep]).to(device) for a in (vu, vi, vr))
-
+        valid_t = tuple(torch.from_numpy(a[keep]).to(device) for a in (vu, vi, vr))
     curves: dict[str, list[float]] = {"train_rmse": [], "rank_loss": []}
     if valid is not None:
         curves["valid_rmse"] = []
-    batch = int(np.ceil(len(r) / cfg.batches_per_epoch))
-    bar = tqdm(range(cfg.epochs), desc=f"fusion {','.join(content.names) or 'id-only'}", unit="epoch", disable=not progress, leave=False)
-    for _ in bar:
-        net.train()
-        perm = torch.from_numpy(rng.permutation(len(r))).to(device)
-        user_groups = torch.from_numpy(rng.permutation(n_users)).to(device).chunk(cfg.batches_per_epoch)
-        sq_err, rank_loss = 0.0, 0.0
-        for step, start in enumerate(range(0, len(r), batch)):
-            idx = perm[start:start + batch]
-            keep = has_id_t
-            if cfg.item_id_dropout > 0:
-                keep = has_id_t * (torch.rand(n_items, device=device) >= cfg.item_id_dropout).float()
-            cached = None
-            if net.content is not None and step > 0:
-                cached = tuple(t.detach() for t in content_out)
-            elif net.content is not None:
-                content_out = net.content(inputs, mask)
-                cached = content_out
-            q, bi, _ = net.item_side(inputs, mask, keep, content=cached)
-            p, bu = net.user_side(history)
-            bu_b, bi_b = bu[u_t[idx]], bi[i_t[idx]]
-            pu_b, qi_b = p[u_t[idx]], q[i_t[idx]]
-            pred = global_mean + bu_b + bi_b + (pu_b * qi_b).sum(dim=1)
-            err = pred - r_t[idx]
-            loss = cfg.rating_weight * (err ** 2).mean()
-            reg = net.user_vector.weight[u_t[idx]].pow(2).sum(1) + bu_b.pow(2)
-            if net.item_vector is not None:
-                reg = reg + net.item_vector.weight[i_t[idx]].pow(2).sum(1) + net.item_bias.weight[i_t[idx]].squeeze(-1).pow(2)
-            loss = loss + cfg.l2 * reg.mean()
-            if net.history_vector is not None:
-                loss = loss + cfg.l2 * net.history_vector.weight[i_t[idx]].pow(2).sum(1).mean()
-            if cfg.ranking_weight > 0:
-                group = user_groups[step % len(user_groups)]
-                logits = net.rank_scale * (p[group] @ q.T + bi)
-                log_prob = torch.log_softmax(logits, dim=1)
-                ranking = -((log_prob * rated[group]).sum(dim=1) / rated_per_user[group].clamp(min=1)).mean()
-                loss = loss + cfg.ranking_weight * ranking
-                rank_loss += float(ranking.detach()) / cfg.batches_per_epoch
-            if step > 0 and net.content is not None and net.item_vector is not None and cfg.distill_weight > 0:
-                sample = rated_items[torch.randint(len(rated_items), (min(cfg.distill_items, len(rated_items)),), device=device)]
-                qc, bc, _ = net.content([x[sample] for x in inputs], mask[sample])
-                target_q = (cached[0][sample] + net.item_vector.weight[sample]).detach()
-                target_b = (cached[1][sample] + net.item_bias.weight[sample].squeeze(-1)).detach()
-                distill = (qc - target_q).pow(2).sum(1).mean() + (bc - target_b).pow(2).mean()
-                loss = loss + cfg.distill_weight * distill
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sq_err += float((err.detach() ** 2).sum())
-        curves["train_rmse"].append(float(np.sqrt(sq_err / len(r))))
-        curves["rank_loss"].append(rank_loss)
-        if valid is not None:
-            net.eval()
-            with torch.no_grad():
-                q, bi, _ = net.item_side(inputs, mask, has_id_t)
-                p, bu = net.user_side(history)
-                vp = (global_mean + bu[vu_t] + bi[vi_t] + (p[vu_t] * q[vi_t]).sum(1)).clamp(0.5, 5.0)
-                curves["valid_rmse"].append(float(((vp - vr_t) ** 2).mean().sqrt()))
-            bar.set_postfix(valid_rmse=f"{curves['valid_rmse'][-1]:.4f}")
+    label = ",".join(content.names) or "id-only"
+    if collaborative is not None:
+        if collaborative_key(collaborative.cfg) != collaborative_key(cfg) or not np.array_equal(collaborative.user_ids, user_ids) \
+                or not np.array_equal(collaborative.movie_ids, movie_ids) or not np.array_equal(collaborative.history_cols, i):
+            raise ValueError("the collaborative stage to reuse was trained on other ratings or settings")
+        state = collaborative.net.state_dict()
+        net.load_state_dict({k: v for k, v in state.items() if k.split(".")[0] in COLLABORATIVE_PARTS}, strict=False)
+        curves.update({k: list(v) for k, v in collaborative.curves.items() if k != "content_loss"})
+    else:
+        _train_collaborative(net, cfg, global_mean, u, i, r, rated, rng, valid_t, curves, progress, label)
+    if net.content is not None:
+        _train_content(net, cfg, content, np.bincount(i, minlength=n_items), rng, curves, progress, label)
     net.eval()
     return TrainedFusion(net, cfg, content, user_ids, has_id, global_mean, u, i, curves, time.perf_counter() - started)

@@ -64,7 +64,7 @@ def prepare_serving_model(settings: Settings, say: Callable[[str], None] = print
     torch.set_num_threads(min(2, torch.get_num_threads()))
     dataset = load_dataset(settings)
     spec = get_model("mf")
-    cfg = spec.config({"epochs": epochs, "dim": 16})
+    cfg = spec.config({"epochs": epochs, "dim": 16, "rank_dim": 16})
     trained = train_model(spec, cfg, dataset.ratings, dataset.catalog.index.to_numpy(), {}, progress=False)
     save_trained(trained, current.parent, "reliability-v1", {"data_version": "ml-latest-small", "model": "mf", "purpose": "fault tests"})
     return current

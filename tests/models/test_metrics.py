@@ -78,3 +78,11 @@ def test_cold_item_protocol_ranks_only_held_out_movies():
     # only user 1 liked a cold movie; movie 9 ranks first and is not liked
     assert m["users"] == 1
     assert m["recall@1"] == 0.0
+
+
+def test_like_classification_can_cut_predictions_below_the_like_threshold():
+    predicted, actual = np.array([3.7, 3.5, 4.2]), np.array([4.0, 3.0, 5.0])
+    at_four = like_classification(predicted, actual, 4.0)
+    assert at_four["accuracy"] == pytest.approx(2 / 3) and at_four["recall"] == pytest.approx(0.5)
+    lower = like_classification(predicted, actual, 4.0, cut=3.6)
+    assert lower["accuracy"] == 1.0 and lower["precision"] == 1.0 and lower["recall"] == 1.0

@@ -14,13 +14,14 @@ def mae(predicted: np.ndarray, actual: np.ndarray) -> float:
     return float(np.mean(np.abs(np.asarray(predicted, float) - np.asarray(actual, float))))
 
 
-def like_classification(predicted: np.ndarray, actual: np.ndarray, threshold: float = 4.0) -> dict[str, float]:
-    """Accuracy, precision, recall, F1 and AUC of "predicted rating >= threshold" as a like.
+def like_classification(predicted: np.ndarray, actual: np.ndarray, threshold: float = 4.0, cut: float | None = None) -> dict[str, float]:
+    """Accuracy, precision, recall, F1 and AUC of "predicted rating >= cut" as a guess that the
+    actual rating is >= threshold (a like); ``cut`` defaults to ``threshold``.
 
     AUC ranks by the predicted rating itself; it is NaN when the truth has one class only.
     """
     predicted, actual = np.asarray(predicted, float), np.asarray(actual, float)
-    truth, guess = actual >= threshold, predicted >= threshold
+    truth, guess = actual >= threshold, predicted >= (threshold if cut is None else cut)
     tp = float(np.sum(truth & guess))
     precision = tp / guess.sum() if guess.sum() else 0.0
     recall = tp / truth.sum() if truth.sum() else 0.0

@@ -23,7 +23,7 @@ from movierec.data import Dataset, load_dataset
 from movierec.data.splits import get_split
 from movierec.evaluation import peers
 from movierec.evaluation.new_users import new_user_metrics
-from movierec.evaluation.protocol import ArtifactScorer, cold_item_metrics, rating_metrics, topk_metrics
+from movierec.evaluation.protocol import LIKE_CUT, ArtifactScorer, cold_item_metrics, rating_metrics, topk_metrics
 from movierec.features.store import FeatureStore, ModalityFeatures
 from movierec.models.item_content import available_features
 from movierec.models.registry import get_model, train_model
@@ -110,7 +110,7 @@ def run_quality(settings: Settings, plan: QualityPlan, fresh: bool = False, prog
         # the whole run (ablation grid, peers that read features) sees only these modalities, so a
         # modality that lands in the store mid-run cannot make seeds disagree
         features = {m: f for m, f in features.items() if m in cfg.modalities}
-    base_key = [ds.version, {m: f.provenance for m, f in features.items()}, cfg.model_dump()]
+    base_key = [ds.version, {m: f.provenance for m, f in features.items()}, cfg.model_dump(), LIKE_CUT]
     text = features.get("text")
     poster = features.get("poster")
 
@@ -174,7 +174,8 @@ def run_quality(settings: Settings, plan: QualityPlan, fresh: bool = False, prog
                     return rating_metrics(peers.fit_surprise(name, train, seed), test)
                 return topk_metrics(fit_ranking_peer(name, train, seed), train, test, catalog)
 
-            record("random", name, cache.run(f"{name}-random-{seed}", _key(ds.version, name, seed, _peer_inputs(name)), compute))
+            judged_by = LIKE_CUT if name in peers.RATING_PEERS else None
+            record("random", name, cache.run(f"{name}-random-{seed}", _key(ds.version, name, seed, _peer_inputs(name), judged_by), compute))
         return go
 
     def fit_ranking_peer(name: str, train: pd.DataFrame, seed: int):

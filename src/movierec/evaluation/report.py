@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from movierec.evaluation.metrics import mean_and_spread  # noqa: E402
+from movierec.evaluation.protocol import LIKE_CUT  # noqa: E402
 from movierec.features.store import MODALITIES  # noqa: E402
 
 JSON_METRICS = {  # quality.json key -> (section, metric)
@@ -178,7 +179,8 @@ def write_report(results: dict, reports_dir: Path, command: str) -> dict:
         "",
         "## Rating prediction (random 90/10 split)",
         "",
-        "Rating >= 4 counts as a like; accuracy etc. classify the predicted rating with the same threshold. "
+        f"Rating >= 4 counts as a like; accuracy etc. count a predicted rating >= {LIKE_CUT} as a predicted like, for every model alike "
+        "(the cut was chosen on a validation slice of the seed-0 training part, see `movierec.evaluation.protocol.LIKE_CUT`). "
         "Always-like is the trivial classifier.",
         "",
         _table(["model", "RMSE", "MAE", "like accuracy", "precision", "recall", "F1", "AUC"],

@@ -81,20 +81,26 @@ class TrainedFusion:
         """Every item's served vectors: ID and content parts blended by evidence (see fusion)."""
         self.net.eval()
         net, dev = self.net, self._device()
-        id_weight = evidence_weight(self.item_counts, self.cfg.shrinkage) if self.cfg.use_item_ids else np.zeros(len(self.movie_ids), np.float32)
-        if net.content is None:
-            id_weight = self.has_id.astype(np.float32)
-        w = torch.from_numpy(id_weight).to(dev)
+        def id_weight(shrinkage: float) -> torch.Tensor:
+            if net.content is None:
+                w = self.has_id.astype(np.float32)
+            elif not self.cfg.use_item_ids:
+                w = np.zeros(len(self.movie_ids), np.float32)
+            else:
+                w = evidence_weight(self.item_counts, shrinkage)
+            return torch.from_numpy(w).to(dev)
+
+        w, wr = id_weight(self.cfg.shrinkage), id_weight(self.cfg.rating_shrinkage)
         out = {
-            "vector": net.item_vector.weight * w[:, None], "bias": net.item_bias.weight[:, 0] * w,
+            "vector": net.item_vector.weight * wr[:, None], "bias": net.item_bias.weight[:, 0] * wr,
             "rank_vector": net.rank_item_vector.weight * w[:, None], "rank_bias": net.rank_item_bias.weight[:, 0] * w,
             "attention": None,
         }
         if net.content is not None:
             c = net.content([torch.from_numpy(m).to(dev) for m in self.content.matrices], torch.from_numpy(self.content.masks).to(dev))
-            rest = 1.0 - w
-            out["vector"] = out["vector"] + c.vector * rest[:, None]
-            out["bias"] = out["bias"] + c.bias * rest
+            rest, rating_rest = 1.0 - w, 1.0 - wr
+            out["vector"] = out["vector"] + c.vector * rating_rest[:, None]
+            out["bias"] = out["bias"] + c.bias * rating_rest
             out["rank_vector"] = out["rank_vector"] + c.rank_vector * rest[:, None]
             out["rank_bias"] = out["rank_bias"] + c.rank_bias * rest
             out["attention"] = c.attention
@@ -259,7 +265,7 @@ def collaborative_key(cfg: FusionConfig) -> dict:
     """The settings the collaborative stage depends on: models that agree on them (e.g. an
     ablation over modalities) can share one collaborative stage."""
     content_only = {"modalities", "token_dim", "heads", "layers", "dropout", "content_epochs", "content_lr",
-                    "modality_dropout", "shrinkage", "use_item_ids", "like_threshold", "fold_in_l2", "device", "cpu_threads"}
+                    "modality_dropout", "shrinkage", "rating_shrinkage", "use_item_ids", "fold_in_l2", "device", "cpu_threads"}
     return {k: v for k, v in cfg.model_dump().items() if k not in content_only}
 
 

@@ -130,6 +130,7 @@ def report(
     ablation_pairs: bool = typer.Option(True, help="Include every pair of modalities in the ablation."),
     peers: bool = typer.Option(True, help="Run the peer libraries."),
     ours: bool = typer.Option(True, help="Run our models (--no-ours: only peers, to fill the cache)."),
+    new_users: bool = typer.Option(True, help="Run the new-user evaluation (--no-new-users in all but one of parallel runs)."),
     fresh: bool = typer.Option(False, help="Ignore cached units and recompute everything."),
     budget_minutes: float = typer.Option(None, help="Stop starting new units after this many minutes (the rest are listed as not run)."),
     cached_only: bool = typer.Option(False, help="Only collect units already finished (e.g. by parallel runs with one --seed each)."),
@@ -141,7 +142,7 @@ def report(
 
     settings = get_settings()
     overrides = parse_overrides(set_, config)
-    plan = QualityPlan(seeds=list(seeds), overrides=overrides, ablation_pairs=ablation_pairs, peers=peers, ours=ours,
+    plan = QualityPlan(seeds=list(seeds), overrides=overrides, ablation_pairs=ablation_pairs, peers=peers, ours=ours, new_users=new_users,
                        budget_seconds=budget_minutes * 60 if budget_minutes else None, cached_only=cached_only)
     get_model("fusion").config(overrides)  # fail on a bad key before hours of work
     results = run_quality(settings, plan, fresh=fresh)

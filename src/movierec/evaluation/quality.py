@@ -43,6 +43,8 @@ class QualityPlan:
     peers: bool = True
     ours: bool = True
     """False runs only the peers (fills the cache while features are still being built)."""
+    new_users: bool = True
+    """False leaves out the new-user run (e.g. in all but one of several parallel runs, one per seed)."""
     validation_share: float = 0.1
     budget_seconds: float | None = None
     """Stop starting new units after this long; skipped units are listed in the report."""
@@ -236,7 +238,7 @@ def run_quality(settings: Settings, plan: QualityPlan, fresh: bool = False, prog
                 units.append((f"{name} seed {seed}", peer(name, seed)))
         if not plan.ours:
             continue
-        if seed == plan.seeds[0]:
+        if seed == plan.seeds[0] and plan.new_users:
             units.append(("new users (temporal)", new_users))
         for combo in grid:
             label = "+".join(combo) or "id-only"

@@ -173,8 +173,15 @@ def write_report(results: dict, reports_dir: Path, command: str) -> dict:
         "",
         _table(["goal", "ours", "reference", "reached"], _goal_rows(doc["goals"])),
         "",
-        "How the fusion configuration was chosen: a handful of settings (ranking-loss weight, L2, width, epochs) were "
-        "compared with `movierec model validate` on a 10% validation slice of the seed-0 training data, never on a test "
+        "The model (`movierec.models.fusion`): a rating head (biased matrix factorisation, for RMSE and the like view) and a "
+        "ranking head (user embedding plus rated-history embeddings, full-softmax loss, for top-K and what the ranker serves), "
+        "trained on the ratings first; then the content encoder (modality tokens, Transformer, attention pooling, missing "
+        "modalities masked) learns to place each rated movie where both heads put it. A movie is served as its ID vectors "
+        "blended with its content vectors by its number of training ratings (a movie no one rated is content only); a new "
+        "user is their history embeddings. `mf` is the same collaborative stage without history or content.",
+        "",
+        "How the configuration was chosen: learning rate, L2, widths, dropouts and the two blend strengths were compared "
+        "on a random 90/10 split of the ratings and on a 10% validation slice of the seed-0 training data, never on a test "
         "split; see the `FusionConfig` docstring. A goal marked not reached was not reached with any of them.",
         "",
         "## Rating prediction (random 90/10 split)",

@@ -105,3 +105,16 @@ def test_fold_in_rejects_empty_and_unknown(saved_model):
         rec.fold_in({999999: 4.0})
     with pytest.raises(RecommenderInputError):
         rec.fold_in_rating({})
+
+
+def test_a_checkpoint_from_another_model_version_is_a_clear_error(saved_model):
+    import json
+
+    from movierec.models.serving import ArtifactError
+
+    folder = saved_model[0].parent / "checkpoints" / "v1"
+    info = json.loads((folder / "checkpoint.json").read_text())
+    info["config"]["batches_per_epoch"] = 8  # a key the old single-head model had
+    (folder / "checkpoint.json").write_text(json.dumps(info))
+    with pytest.raises(ArtifactError, match="another version of the model"):
+        load_recommender(saved_model[0])

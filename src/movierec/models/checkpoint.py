@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 
 from movierec.models.config import FusionConfig
 from movierec.models.fusion import FusionNet
@@ -73,7 +74,11 @@ def load_checkpoint(folder: Path) -> LoadedCheckpoint:
     if not (folder / "checkpoint.json").exists():
         raise ArtifactError(f"no checkpoint in {folder} (train a model first: `movierec model train`)")
     info = json.loads((folder / "checkpoint.json").read_text())
-    cfg = FusionConfig(**info["config"])
+    try:
+        cfg = FusionConfig(**info["config"])
+    except ValidationError as exc:
+        raise ArtifactError(f"checkpoint {folder} was written by another version of the model ({exc.error_count()} config "
+                            "problems); retrain it with `movierec model train`") from None
     with np.load(folder / "arrays.npz") as z:
         arrays = {k: z[k] for k in z.files}
     scaling = [

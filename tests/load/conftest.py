@@ -39,7 +39,9 @@ def small_model_dir(tmp_path_factory) -> Path:
     rng = np.random.default_rng(0)
     text = ModalityFeatures("text", ids, rng.normal(size=(len(ids), 16)).astype(np.float32), np.ones(len(ids), bool), {"encoder": "synthetic"})
     trained = train_fusion(ds.ratings, build_item_content({"text": text}, ids, ["text"]),
-                           FusionConfig(epochs=1, content_epochs=2, dim=16, rank_dim=16, token_dim=8, heads=2), progress=False)
+                           # three epochs: after one, the ranking head still serves barely-rated movies the
+                           # simulated users do not know, and the smoke run would send no feedback
+                           FusionConfig(epochs=3, content_epochs=2, dim=16, rank_dim=16, token_dim=8, heads=2), progress=False)
     root = tmp_path_factory.mktemp("models") / "fusion"
     save_trained(trained, root, "load-test-v1", {"data_version": ds.version})
     return root / "current"

@@ -51,9 +51,8 @@ def new_user_metrics(ds: Dataset, settings: Settings, cfg: FusionConfig, catalog
     rated = [rec.fold_in_rating(r) for r in groups]
     users = np.array(sorted(early["user_id"].unique()), np.int64)
     a = rec.artifact
-    head = a.rating
-    rating = RatingHead(np.stack([v for v, _ in rated]), np.array([b for _, b in rated]),
-                        head.item_vectors if head is not None else a.item_vectors, head.item_bias if head is not None else a.item_bias)
+    tables = a.rating_tables()
+    rating = RatingHead(np.stack([v for v, _ in rated]), np.array([b for _, b in rated]), tables.item_vectors, tables.item_bias)
     art = ServingArtifact("new-users", a.movie_ids, a.item_vectors, a.item_bias, users, np.stack([v for v, _ in served]),
                           np.array([b for _, b in served]), a.global_mean, rating=rating)
     ours = ArtifactScorer(art)

@@ -51,17 +51,12 @@ class ArtifactScorer:
     def __init__(self, artifact: ServingArtifact):
         self.a = artifact
 
-    def _users(self, user_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        rows = lookup(np.asarray(user_ids), self.a.user_ids)
-        p = np.where(rows[:, None] >= 0, self.a.user_vectors[np.maximum(rows, 0)], 0.0)
-        b = np.where(rows >= 0, self.a.user_bias[np.maximum(rows, 0)], 0.0)
-        return p, b
-
     def predict(self, user_ids: np.ndarray, movie_ids: np.ndarray) -> np.ndarray:
         return self.a.predict_rating(lookup(np.asarray(user_ids), self.a.user_ids), lookup(np.asarray(movie_ids), self.a.movie_ids))
 
     def rank_scores(self, user_ids: np.ndarray, movie_ids: np.ndarray) -> np.ndarray:
-        p, _ = self._users(user_ids)
+        user_rows = lookup(np.asarray(user_ids), self.a.user_ids)
+        p = np.where(user_rows[:, None] >= 0, self.a.user_vectors[np.maximum(user_rows, 0)], 0.0)
         rows = lookup(np.asarray(movie_ids), self.a.movie_ids)
         scores = p @ self.a.item_vectors[np.maximum(rows, 0)].T + self.a.item_bias[np.maximum(rows, 0)]
         scores[:, rows < 0] = -np.inf

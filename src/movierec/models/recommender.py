@@ -122,8 +122,8 @@ class Recommender:
         """
         rows, values = self._known_rows(ratings)
         a = self.artifact
-        head = a.rating
-        item_vectors, item_bias = (head.item_vectors, head.item_bias) if head is not None else (a.item_vectors, a.item_bias)
+        tables = a.rating_tables()
+        item_vectors, item_bias = tables.item_vectors, tables.item_bias
         dim = item_vectors.shape[1]
         x = np.hstack([item_vectors[rows].astype(np.float64), np.ones((len(rows), 1))])
         residual = values - a.global_mean - item_bias[rows]

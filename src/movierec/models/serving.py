@@ -92,14 +92,18 @@ class ServingArtifact:
                     or r.user_vectors.shape != (len(self.user_ids), r.item_vectors.shape[1]):
                 raise ArtifactError("rating head tables do not line up with the artifact's users and movies")
 
+    def rating_tables(self) -> RatingHead:
+        """The tables that predict ratings: the rating head, or the served tables without one."""
+        if self.rating is not None:
+            return self.rating
+        return RatingHead(self.user_vectors, self.user_bias, self.item_vectors, self.item_bias)
+
     def predict_rating(self, user_rows: np.ndarray, item_rows: np.ndarray) -> np.ndarray:
         """Predicted ratings of (user row, item row) pairs; a row of -1 contributes nothing
         (an unknown user gets the item's prediction, an unknown item the user's)."""
         user_rows, item_rows = np.asarray(user_rows), np.asarray(item_rows)
-        if self.rating is not None:
-            uv, ub, iv, ib = self.rating.user_vectors, self.rating.user_bias, self.rating.item_vectors, self.rating.item_bias
-        else:
-            uv, ub, iv, ib = self.user_vectors, self.user_bias, self.item_vectors, self.item_bias
+        t = self.rating_tables()
+        uv, ub, iv, ib = t.user_vectors, t.user_bias, t.item_vectors, t.item_bias
         known_u, known_i = user_rows >= 0, item_rows >= 0
         p = np.where(known_u[:, None], uv[np.maximum(user_rows, 0)], 0.0)
         bu = np.where(known_u, ub[np.maximum(user_rows, 0)], 0.0)

@@ -58,7 +58,6 @@ class TrainedFusion:
     cfg: FusionConfig
     content: ItemContent
     user_ids: np.ndarray
-    has_id: np.ndarray
     global_mean: float
     history_rows: np.ndarray
     history_cols: np.ndarray
@@ -72,6 +71,11 @@ class TrainedFusion:
     @property
     def item_counts(self) -> np.ndarray:
         return np.bincount(self.history_cols, minlength=len(self.movie_ids))
+
+    @property
+    def has_id(self) -> np.ndarray:
+        """Movies rated in training (the ones with a learned ID part)."""
+        return self.item_counts > 0
 
     def _device(self) -> torch.device:
         return next(self.net.parameters()).device
@@ -300,8 +304,6 @@ def _train_fusion(train: pd.DataFrame, content: ItemContent, cfg: FusionConfig, 
     if (i < 0).any():
         raise ValueError(f"{int((i < 0).sum())} training ratings are of movies outside the item content table")
     n_users, n_items = len(user_ids), len(movie_ids)
-    has_id = np.zeros(n_items, bool)
-    has_id[i] = True
     global_mean = float(r.mean())
 
     net = FusionNet(n_users, n_items, content.dims, cfg).to(device)
@@ -328,4 +330,4 @@ def _train_fusion(train: pd.DataFrame, content: ItemContent, cfg: FusionConfig, 
     if net.content is not None:
         _train_content(net, cfg, content, np.bincount(i, minlength=n_items), rng, curves, progress, label)
     net.eval()
-    return TrainedFusion(net, cfg, content, user_ids, has_id, global_mean, u, i, curves, time.perf_counter() - started)
+    return TrainedFusion(net, cfg, content, user_ids, global_mean, u, i, curves, time.perf_counter() - started)

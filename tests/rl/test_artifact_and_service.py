@@ -106,7 +106,10 @@ def test_hot_reload_swaps_versions_without_dropping_requests(tmp_path, tiny_arti
     for t in threads:
         t.join()
     assert not errors
-    assert "v-old" in seen and seen[-1] == "v-new"
+    # a request that picked up the old ranker just before the swap may finish after one served
+    # by the new version, so the order of ``seen`` is not checked: both versions served, none failed
+    assert "v-old" in seen and "v-new" in seen
+    assert client.post("/v1/rank", json=body).json()["policy_version"] == "v-new"
     assert client.get("/v1/policy").json()["version"] == "v-new"
     assert 'policy_reloads_total{outcome="loaded"} 2.0' in client.get("/metrics").text
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
+import torch
 from fastapi import FastAPI, Response
 from prometheus_client import Counter
 
@@ -31,6 +32,7 @@ class InvalidRankRequest(ServiceError):
 
 def create_app(settings: PolicySettings | None = None) -> FastAPI:
     settings = settings or PolicySettings()
+    torch.set_num_threads(settings.torch_threads)
     holder_ref: dict[str, PolicyHolder] = {}
 
     async def policy_ready() -> str | None:

@@ -17,6 +17,10 @@ class PolicySettings(BaseSettings):
     """Where published policies live (default: the core ``models_dir / "policy"``)."""
     reload_interval_s: float = Field(2.0, ge=0)
     """How often, at most, a request checks the ``current`` pointer for a new version."""
+    torch_threads: int = Field(1, ge=1)
+    """CPU threads for torch. One: the Q-network over a hundred candidates is a few small matrix
+    products, and two threads beside the gateway and ranker on a 2-core machine made it ten times
+    slower (threads spinning for a core that is busy)."""
     seed: int | None = None
     """Seed of the serving exploration (None: fresh randomness)."""
     log_level: str = "INFO"

@@ -1,4 +1,4 @@
-"""``movierec model``: list, train, validate, report."""
+"""``movierec model``: list, train, validate, validate-modalities, report."""
 
 from __future__ import annotations
 
@@ -41,6 +41,20 @@ def parse_overrides(pairs: list[str], config_file: Path | None) -> dict:
             raise ModelConfigError(f"--config: {config_file} is not JSON ({exc})") from None
     out.update(parse_set_pairs(pairs, ModelConfigError))
     return out
+
+
+def rerun_command(argv: list[str], drop_options: tuple[str, ...] = (), drop_flags: tuple[str, ...] = ()) -> str:
+    """The command line that regenerates a result: ``argv`` without where to write and how to run
+    (``drop_options`` take a value, as ``--out X`` or ``--out=X``; ``drop_flags`` stand alone)."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in drop_options:
+            skip = True
+        elif not arg.startswith(tuple(f"{o}=" for o in drop_options)) and arg not in drop_flags:
+            kept.append(arg)
+    return "movierec " + " ".join(shlex.quote(a) for a in kept)
 
 
 def validation_slice(n: int, share: float, seed: int) -> np.ndarray:
@@ -121,6 +135,39 @@ def validate(
                               "best_epoch": int(np.argmin(curve)) + 1, "best_valid_rmse": min(curve), **metrics}))
 
 
+@app.command("validate-modalities")
+@fail_on_data_error
+def validate_modalities(
+    seeds: list[int] = typer.Option([0, 1, 2], "--seed", help="Cold-item splits whose TRAINING part is cut into fit and validation movies."),
+    modality: list[str] = typer.Option([], "--modality", "-m", help="Candidate modalities (default: text, poster, trailer_ivector, trailer_avf)."),
+    set_: list[str] = typer.Option([], "--set", help="Fusion hyperparameter override KEY=VALUE, as for `model train`, except modalities and seed. Repeatable."),
+    config: Path = typer.Option(None, help="JSON file of fusion hyperparameters (before --set)."),
+    fresh: bool = typer.Option(False, help="Ignore cached (seed, subset) results and recompute them."),
+    out: Path = typer.Option(REPO_ROOT / "reports", help="Folder for modality_validation.json and .md."),
+) -> None:
+    """Choose the default modalities on validation cold movies of the cold-item training part, never on test."""
+    from movierec.evaluation.modality_validation import (
+        NDCG, RECALL, ModalityValidationPlan, format_cell, run_modality_validation, write_modality_validation,
+    )
+
+    plan = ModalityValidationPlan(seeds=list(seeds), overrides=parse_overrides(set_, config))
+    if modality:
+        plan.modalities = list(dict.fromkeys(modality))
+    result = run_modality_validation(get_settings(), plan)
+    table = Table(title=f"validation cold movies, seeds {plan.seeds} (mean ± sd)")
+    for col in ("modalities", RECALL, NDCG):
+        table.add_column(col)
+    for name, s in result["subsets"].items():
+        table.add_row(name, format_cell(s["mean"][RECALL], s["sd"][RECALL]), format_cell(s["mean"][NDCG], s["sd"][NDCG]))
+    console.print(table)
+    command = rerun_command(sys.argv[1:], ("--out",), ("--fresh", "--no-fresh"))
+    json_path, md_path = write_modality_validation(result, out, command)
+    d = result["decision"]
+    console.print(f"winner {d['winner']} (best mean {d['best']}); default modalities: "
+                  f"{'None (every modality in the store)' if d['default_modalities'] is None else d['default_modalities']}")
+    console.print(f"wall time {result['wall_seconds'] / 60:.1f} min; wrote {json_path} and {md_path}")
+
+
 @app.command()
 @fail_on_data_error
 def report(
@@ -148,7 +195,7 @@ def report(
     results = run_quality(settings, plan, fresh=fresh)
     out.mkdir(parents=True, exist_ok=True)
     # how to regenerate: the same options, minus where to write and whether to only collect the cache
-    command = "movierec " + " ".join(shlex.quote(a) for a in sys.argv[1:] if not a.startswith(("--out", "--cached-only", "--budget-minutes")))
+    command = rerun_command(sys.argv[1:], ("--out", "--budget-minutes"), ("--cached-only", "--no-cached-only"))
     doc = write_report(results, out, command)
     for key, g in doc["goals"].items():
         console.print(f"{key}: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in g.items()))

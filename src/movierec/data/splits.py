@@ -4,6 +4,9 @@
 - ``temporal``: per user, the latest 20% of their ratings are test.
 - ``cold-item``: a seeded 10% of movies with their ratings removed from training entirely.
 
+``cold_validation_split`` cuts a cold-item split's training part the same way again, so that
+choices about unseen movies (e.g. which modalities to fuse) are made without its test movies.
+
 A split is saved as row indices into ``Dataset.ratings`` with the dataset version; loading it
 for another version of the data fails instead of silently mixing them.
 """
@@ -61,14 +64,36 @@ def make_split(dataset: Dataset, kind: str, seed: int = 0) -> Split:
         is_test = order >= counts - n_test_user
         test_idx, train_idx = np.flatnonzero(is_test), np.flatnonzero(~is_test)
     elif kind == "cold-item":
-        movies = np.sort(ratings["movie_id"].unique())
-        n_cold = int(round(len(movies) * COLD_ITEM_SHARE))
-        cold = np.sort(rng.choice(movies, size=n_cold, replace=False))
-        is_test = ratings["movie_id"].isin(cold).to_numpy()
-        test_idx, train_idx = np.flatnonzero(is_test), np.flatnonzero(~is_test)
+        cold, test_idx, train_idx = _hold_out_movies(ratings, rng)
     else:
         raise DataError(f"unknown split kind {kind!r}; known: {', '.join(SPLIT_KINDS)}")
     return Split(kind, seed, train_idx.astype(np.int64), test_idx.astype(np.int64), cold, dataset.version)
+
+
+def _hold_out_movies(ratings: pd.DataFrame, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A seeded ``COLD_ITEM_SHARE`` of the rated movies; returns them, the positions of their
+    rows in ``ratings`` and the positions of every other row."""
+    movies = np.sort(ratings["movie_id"].unique())
+    n_cold = int(round(len(movies) * COLD_ITEM_SHARE))
+    cold = np.sort(rng.choice(movies, size=n_cold, replace=False))
+    held = ratings["movie_id"].isin(cold).to_numpy()
+    return cold, np.flatnonzero(held), np.flatnonzero(~held)
+
+
+def cold_validation_split(dataset: Dataset, split: Split) -> Split:
+    """Validation cold movies inside a cold-item split's training part.
+
+    A seeded ``COLD_ITEM_SHARE`` of the training part's movies is held out with all their ratings;
+    ``train_idx`` (the fit data) and ``test_idx`` (the validation ratings) are both subsets of
+    ``split.train_idx``, so the split's test movies are in neither. Derived, not saved: the same
+    saved split and seed always give the same cut.
+    """
+    if split.kind != "cold-item":
+        raise DataError(f"a cold validation split is cut from a cold-item split, not {split.kind!r}")
+    # a random stream of its own: the same seed must not pick the test split's movies again
+    rng = np.random.default_rng([split.seed, 1])
+    cold, held, kept = _hold_out_movies(split.train(dataset), rng)
+    return Split("cold-item-validation", split.seed, split.train_idx[kept], split.train_idx[held], cold, split.dataset_version)
 
 
 def split_path(splits_dir: Path, dataset: Dataset, kind: str, seed: int) -> Path:

@@ -26,8 +26,9 @@ from movierec.evaluation.new_users import new_user_metrics
 from movierec.evaluation.protocol import LIKE_CUT, ArtifactScorer, cold_item_metrics, rating_metrics, topk_metrics
 from movierec.features.store import FeatureStore, ModalityFeatures
 from movierec.models.item_content import available_features
-from movierec.models.registry import get_model, train_model
-from movierec.models.training import collaborative_key
+from movierec.models.config import FusionConfig
+from movierec.models.registry import ModelSpec, get_model, train_model
+from movierec.models.training import TrainedFusion, collaborative_key
 from movierec.settings import Settings
 
 MIN_ABLATION_COVERAGE = 0.05
@@ -52,8 +53,26 @@ class QualityPlan:
     """Only collect finished units (e.g. computed by parallel runs, one per seed); list the rest."""
 
 
-def _key(*parts) -> str:
+def unit_key(*parts) -> str:
+    """A short hash of everything a cached unit's result depends on."""
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class CollaborativeStages:
+    """Trained models by (training data, collaborative settings): a model whose settings agree with
+    an earlier one's on ``collaborative_key`` and that trains on the same ratings reuses its
+    collaborative stage, so e.g. an ablation's rows differ only in what content adds."""
+
+    def __init__(self) -> None:
+        self._trained: dict[tuple[str, str], TrainedFusion] = {}
+
+    def train(self, spec: ModelSpec, cfg: FusionConfig, data_name: str, train: pd.DataFrame, catalog: np.ndarray,
+              features: dict[str, ModalityFeatures], progress: bool = True) -> TrainedFusion:
+        """``train_model``, reusing the stage of an earlier model on ``data_name`` (a name for ``train``)."""
+        shared = (data_name, json.dumps(collaborative_key(cfg), sort_keys=True))
+        trained = train_model(spec, cfg, train, catalog, features, progress=progress, collaborative=self._trained.get(shared))
+        self._trained[shared] = trained
+        return trained
 
 
 class NotCached(Exception):
@@ -117,9 +136,7 @@ def run_quality(settings: Settings, plan: QualityPlan, fresh: bool = False, prog
     poster = features.get("poster")
 
     units: list[tuple[str, Callable[[], None]]] = []
-    collaborative: dict[tuple, object] = {}
-    """Trained models by (split, seed, collaborative settings): the ablation reuses their
-    collaborative stage, so its rows differ only in what content adds."""
+    collaborative = CollaborativeStages()
     results: dict = {"random": {}, "cold": {}, "new_users": {}, "ablation": {}, "curves": {}, "attention": {}, "seconds": {}}
 
     def record(section: str, model: str, metrics: dict) -> None:
@@ -138,9 +155,7 @@ def run_quality(settings: Settings, plan: QualityPlan, fresh: bool = False, prog
             c = spec.config({**plan.overrides, **overrides, "seed": seed})
 
             def compute() -> dict:
-                shared = (split_kind, seed, json.dumps(collaborative_key(c), sort_keys=True))
-                trained = train_model(spec, c, train, catalog, features, progress=progress, collaborative=collaborative.get(shared))
-                collaborative[shared] = trained
+                trained = collaborative.train(spec, c, f"{split_kind}-{seed}", train, catalog, features, progress)
                 scorer = ArtifactScorer(trained.export("eval", {}))
                 out = {"train_seconds": trained.train_seconds}
                 if split_kind == "cold-item":
@@ -155,7 +170,7 @@ def run_quality(settings: Settings, plan: QualityPlan, fresh: bool = False, prog
                     out["curve_rank_loss"] = trained.curves["rank_loss"]
                 return out
 
-            m = cache.run(f"{name}-{split_kind}-{seed}", _key(base_key, name, split_kind, seed, c.model_dump()), compute)
+            m = cache.run(f"{name}-{split_kind}-{seed}", unit_key(base_key, name, split_kind, seed, c.model_dump()), compute)
             if "attention" in m:
                 results["attention"][split_kind] = m.pop("attention")
                 results["curves"][f"{split_kind}_train_rmse"] = m.pop("curve_train_rmse")
@@ -177,7 +192,7 @@ def run_quality(settings: Settings, plan: QualityPlan, fresh: bool = False, prog
                 return topk_metrics(fit_ranking_peer(name, train, seed), train, test, catalog)
 
             judged_by = LIKE_CUT if name in peers.RATING_PEERS else None
-            record("random", name, cache.run(f"{name}-random-{seed}", _key(ds.version, name, seed, _peer_inputs(name), judged_by), compute))
+            record("random", name, cache.run(f"{name}-random-{seed}", unit_key(ds.version, name, seed, _peer_inputs(name), judged_by), compute))
         return go
 
     def fit_ranking_peer(name: str, train: pd.DataFrame, seed: int):
@@ -210,14 +225,14 @@ def run_quality(settings: Settings, plan: QualityPlan, fresh: bool = False, prog
                 m = cold_item_metrics(scorer, test, split.cold_movie_ids)
                 return {"cold_recall@20": m["recall@20"], "cold_ndcg@20": m["ndcg@20"]}
 
-            record("cold", name, cache.run(f"{name}-cold-{seed}", _key(ds.version, name, seed, _peer_inputs(name)), compute))
+            record("cold", name, cache.run(f"{name}-cold-{seed}", unit_key(ds.version, name, seed, _peer_inputs(name)), compute))
         return go
 
     def new_users() -> None:
         def compute() -> dict:
             return new_user_metrics(ds, settings, cfg, catalog, features, progress=progress)
 
-        out = cache.run("new-users-temporal-0", _key(base_key, "new-users"), compute)
+        out = cache.run("new-users-temporal-0", unit_key(base_key, "new-users"), compute)
         out.pop("seconds", None)
         results["new_users"] = out
 

@@ -1,6 +1,11 @@
 """``ItemIndex``: every servable movie's vector and bias as one tensor, and top-N by one matrix
 product.
 
+On the CPU, a large catalog is scanned in two steps that give exactly the fp32 answer: a
+half-precision copy of the vectors is scanned first (half the bytes: the scan is limited by memory
+bandwidth), its best ``k + SHORTLIST_MARGIN`` are rescored in fp32, and the full fp32 scan runs
+instead whenever the half-precision error bound cannot rule out a movie outside the shortlist.
+
 An index is never changed in place: ``with_item`` returns a new index, so a request that holds
 the old one finishes on it while new requests use the new one (atomic swap by reference).
 """
@@ -20,6 +25,16 @@ def pick_device(preference: str = "auto") -> torch.device:
     if preference == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(preference)
+
+
+HALF_SCAN_MIN_ITEMS = 100_000
+"""CPU catalogs from this size on are scanned in half precision first (smaller ones are cheap)."""
+SHORTLIST_MARGIN = 256
+"""Extra candidates the half-precision scan keeps beyond ``k`` for the fp32 rescoring."""
+HALF_ERROR = 4 * 2.0**-11
+"""Bound on |half-precision dot - exact dot| per unit of ``|user| * max |item|``: rounding the
+item vector, the user vector and the result to fp16 each contribute at most 2^-11 of it
+(Cauchy-Schwarz); the factor 4 leaves room for the accumulation."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +64,10 @@ class ItemIndex:
         self._sorted_ids = self.movie_ids[self._sorted_rows]
         # unit vectors for "most similar liked movie": cosine on the fused item vectors
         self._unit = torch.nn.functional.normalize(vectors, dim=1) if len(self.movie_ids) else vectors
+        self._half = None
+        if vectors.device.type == "cpu" and len(self.movie_ids) >= HALF_SCAN_MIN_ITEMS:
+            self._half = vectors.half()
+            self._half_error_scale = HALF_ERROR * float(vectors.norm(dim=1).max())
 
     @classmethod
     def from_artifact(cls, artifact: ServingArtifact, device: torch.device) -> "ItemIndex":
@@ -85,23 +104,47 @@ class ItemIndex:
 
     def scores(self, user_vector: np.ndarray) -> torch.Tensor:
         """``user_vector . item_vector + item_bias`` for every item (one fused pass)."""
-        u = torch.as_tensor(np.asarray(user_vector, np.float32), device=self.device)
-        if u.shape != (self.dim,):
-            raise ValueError(f"user vector has {u.shape[0] if u.ndim == 1 else tuple(u.shape)} dims, the model has {self.dim}")
-        return torch.addmv(self.bias, self.vectors, u)
+        return torch.addmv(self.bias, self.vectors, self._user_tensor(user_vector))
 
     def top_n(self, user_vector: np.ndarray, k: int, allowed: torch.Tensor | np.ndarray | None = None) -> list[Scored]:
         """The ``k`` best-scoring items among ``allowed`` (a boolean mask over ``movie_ids``,
         best a tensor on the index's device, e.g. from ``FilterColumns.mask``)."""
-        scores = self.scores(user_vector)
-        if allowed is not None:
-            keep = torch.as_tensor(allowed, dtype=torch.bool, device=self.device)
-            scores.masked_fill_(~keep, float("-inf"))
         k = min(k, len(self))
         if k <= 0:
             return []
-        values, idx = torch.topk(scores, k)
+        keep = None if allowed is None else torch.as_tensor(allowed, dtype=torch.bool, device=self.device)
+        found = self._top_n_half(user_vector, k, keep) if self._half is not None else None
+        if found is None:
+            scores = self.scores(user_vector)
+            if keep is not None:
+                scores.masked_fill_(~keep, float("-inf"))
+            found = torch.topk(scores, k)
+        values, idx = found
         return [Scored(int(self.movie_ids[i]), float(v)) for v, i in zip(values.cpu().tolist(), idx.cpu().tolist()) if v != float("-inf")]
+
+    def _top_n_half(self, user_vector: np.ndarray, k: int, keep: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The fp32 top-``k`` found through a half-precision scan, or None when its error bound
+        cannot prove the shortlist holds it (the caller then scans in fp32)."""
+        u = self._user_tensor(user_vector)
+        coarse = torch.mv(self._half, u.half()).float().add_(self.bias)
+        if keep is not None:
+            coarse.masked_fill_(~keep, float("-inf"))
+        short_values, short = torch.topk(coarse, min(len(self), k + SHORTLIST_MARGIN))
+        exact = torch.addmv(self.bias[short], self.vectors[short], u)
+        exact.masked_fill_(torch.isinf(short_values), float("-inf"))
+        values, at = torch.topk(exact, k)
+        threshold = float(short_values[-1])
+        error = self._half_error_scale * float(u.norm())
+        if threshold != float("-inf") and float(values[-1]) < threshold + 2 * error:
+            return None  # a movie outside the shortlist might still beat the k-th
+        return values, short[at]
+
+    def _user_tensor(self, user_vector: np.ndarray) -> torch.Tensor:
+        """The user vector as a tensor on the index's device, its size checked."""
+        u = torch.as_tensor(np.asarray(user_vector, np.float32), device=self.device)
+        if u.shape != (self.dim,):
+            raise ValueError(f"user vector has {u.shape[0] if u.ndim == 1 else tuple(u.shape)} dims, the model has {self.dim}")
+        return u
 
     def attention_of(self, movie_id: int) -> dict[str, float]:
         pos = self._pos.get(int(movie_id))

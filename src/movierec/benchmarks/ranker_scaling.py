@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from movierec.contracts.movies import MovieFilters
+from movierec.models.config import FusionConfig
 from movierec.serving.catalog import CatalogColumns
 from movierec.serving.filters import FilterColumns
 from movierec.serving.item_index import ItemIndex
@@ -27,6 +28,8 @@ GENRES = ("Action", "Adventure", "Animation", "Children", "Comedy", "Crime", "Do
 FILTERS = MovieFilters(genres_include=["Comedy", "Drama", "Action"], genres_exclude=["Horror"], year_min=1980, min_avg_rating=2.5)
 WATCHED = 300
 """Movies excluded per request, as for a user who has rated this many."""
+SERVED_DIM = FusionConfig().rank_dim
+"""The width of the vectors the ranker serves (the fusion model's ranking head)."""
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure(n: int, *, dim: int = 64, device: torch.device | str = "cpu", k: int = 20, repeats: int = 50, warmup: int = 5,
+def measure(n: int, *, dim: int = SERVED_DIM, device: torch.device | str = "cpu", k: int = 20, repeats: int = 50, warmup: int = 5,
             seed: int = 0) -> ScalingResult:
     """Time ``repeats`` top-``k`` requests (after ``warmup``) over a synthetic catalog of ``n`` items."""
     device = torch.device(device)
@@ -120,7 +123,7 @@ def measure(n: int, *, dim: int = 64, device: torch.device | str = "cpu", k: int
     )
 
 
-def run_scaling(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000), *, dim: int = 64, device: str = "cpu", k: int = 20,
+def run_scaling(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000), *, dim: int = SERVED_DIM, device: str = "cpu", k: int = 20,
                 repeats: int = 50, seed: int = 0, progress=None) -> list[ScalingResult]:
     """``measure`` for every catalog size; ``progress`` (a callable) is told each result."""
     results = []

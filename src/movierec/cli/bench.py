@@ -53,7 +53,7 @@ def ranker_results_path(device: str) -> Path:
 def ranker(
     sizes: str = typer.Option("10000,100000,1000000", help="Catalog sizes (synthetic items), comma-separated."),
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:N or auto (CUDA when available)."),
-    dim: int = typer.Option(64, min=2, max=4096, help="Item vector dimension (the fusion model's default is 64)."),
+    dim: int = typer.Option(None, min=2, max=4096, help="Item vector dimension (default: the fusion model's served width, rank_dim)."),
     k: int = typer.Option(20, min=1, max=1000),
     repeats: int = typer.Option(50, min=1, max=10_000, help="Timed requests per size (after 5 warm-up requests)."),
     threads: int = typer.Option(1, min=0, max=256, help="torch CPU threads (the ranker service runs with 1; 0: torch's default)."),
@@ -67,10 +67,11 @@ def ranker(
     """Top-k cost of the real ranker code over synthetic catalogs (and optionally the served model); prints tables and the goal."""
     import torch
 
-    from movierec.benchmarks.ranker_scaling import run_scaling
+    from movierec.benchmarks.ranker_scaling import SERVED_DIM, run_scaling
     from movierec.serving.item_index import pick_device
 
     parsed = _parse_sizes(sizes)
+    dim = dim or SERVED_DIM
     try:
         seeds = tuple(int(x) for x in served_seeds.split(",") if x.strip())
     except ValueError:
@@ -187,7 +188,7 @@ def serving(
         _fail(str(exc))
     torch.set_num_threads(1)  # as the ranker service runs (RankerSettings.torch_threads)
     say(f"ranker top-20 scaling on the CPU ({torch.get_num_threads()} threads)")
-    cpu = run_scaling(dim=64, device="cpu", repeats=ranker_repeats,
+    cpu = run_scaling(device="cpu", repeats=ranker_repeats,
                       progress=lambda r: say(f"  {r.items:>10,} items: filtered p50 {r.filtered_ms_p50:.2f} ms"))
     gpu = _load_scaling("cuda") or _load_scaling("cuda:0")
     command = "movierec bench serving" + (f" --levels {levels}" if levels != "1,8,32,128" else "") + \

@@ -204,7 +204,7 @@ def write_modality_validation(result: dict, out: Path, command: str) -> tuple[Pa
         "## Decision",
         "",
         f"Candidates: {', '.join(d['candidates'])}. Highest mean: {d['best']}; within one standard deviation of it: "
-        f"{', '.join(d['tied_with_best'])}. Winner: **{d['winner']}**, so FusionConfig's default: {default}.",
+        f"{', '.join(d['tied_with_best'])}. Winner: **{d['winner']}**, so by the rule FusionConfig's default should be {default}.",
         "",
     ]
     md_path.write_text("\n".join(lines))

@@ -127,9 +127,10 @@ def run_quality(settings: Settings, plan: QualityPlan, fresh: bool = False, prog
     cache = UnitCache(settings.home / "quality" / ds.name, fresh, plan.cached_only)
     fusion = get_model("fusion")
     cfg = fusion.config(plan.overrides)
-    if cfg.modalities is not None:
-        # the whole run (ablation grid, peers that read features) sees only these modalities, so a
-        # modality that lands in the store mid-run cannot make seeds disagree
+    if plan.overrides.get("modalities") is not None:
+        # the whole run (ablation grid, peers that read features) sees only the modalities asked
+        # for, so a modality that lands in the store mid-run cannot make seeds disagree; FusionConfig's
+        # default set only picks what `ours` fuses, and the ablation still covers the whole store
         features = {m: f for m, f in features.items() if m in cfg.modalities}
     base_key = [ds.version, {m: f.provenance for m, f in features.items()}, cfg.model_dump(), LIKE_CUT]
     text = features.get("text")

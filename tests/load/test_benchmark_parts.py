@@ -11,7 +11,7 @@ import pytest
 from movierec.benchmarks.closed_loop import bin_outcomes, read_outcomes
 from movierec.benchmarks.locust_run import read_stats
 from movierec.benchmarks.profiling import IDLE, bucket_of, summarise
-from movierec.benchmarks.report import goals, headline
+from movierec.benchmarks.report import closed_loop_section, goals, headline
 from movierec.benchmarks.serving import ServingBenchResult, start_bare, _stop
 from movierec.benchmarks.wrk_runner import WrkError, WrkResult, fixed_bodies_script, run_wrk, unique_miss_script, wrk_binary
 from movierec.launcher.servers import free_port
@@ -83,6 +83,23 @@ def test_closed_loop_bins_ctr_watch_time_and_versions(tmp_path: Path):
     assert [b.lists for b in bins] == [2, 2]
     assert bins[0].ctr == 0.5 and bins[0].watch_minutes_per_list == 5.0 and bins[0].mean_rating == 4.0
     assert bins[1].ctr == 1.0 and bins[1].policy_versions == ["v2"] and bins[1].start_s == 30
+
+
+def _loop(ctrs: list[float], lists: int = 100, start: str = "v0") -> dict:
+    bins = [{"start_s": 60.0 * i, "lists": lists, "ctr": c, "watch_minutes_per_list": 10.0, "mean_rating": 4.0,
+             "policy_versions": [start if i == 0 else f"v{i}"]} for i, c in enumerate(ctrs)]
+    return {"minutes": len(ctrs), "users": 5, "seed": 0, "requests": 10, "failures": 0, "start_version": start, "bins": bins}
+
+
+def test_closed_loop_section_tells_learning_from_the_control(tmp_path: Path):
+    learning, control = _loop([0.5, 0.5, 0.7, 0.7]), _loop([0.5, 0.5, 0.55, 0.55])
+    text = "\n".join(closed_loop_section(learning, tmp_path / "none.png", control))
+    # halves of 200 lists each: 0.5 -> 0.7, half-width 1.96 * sqrt(.25/200 + .21/200) = 0.094
+    assert "CTR rose: 0.500 in the first half, 0.700 in the second (+0.200 +- 0.094, 95%)" in text
+    assert "CTR 0.500 then 0.550 (+0.050 +- 0.098)" in text and "started from policy v0)" in text
+    assert "over the control: +0.150 +- 0.136" in text
+    flat = "\n".join(closed_loop_section(_loop([0.5, 0.52, 0.5, 0.52]), tmp_path / "none.png"))
+    assert "did not change beyond chance" in flat and "No control run" in flat
 
 
 def _run(target: str, c: int, rps: float, p99: float) -> WrkResult:

@@ -2,6 +2,11 @@
 Celery worker retrains the policy from it and publishes new versions, the policy service loads
 them, and the same people see the new lists. CTR and watch time are read per time bin from the
 lists the known users were shown (without filters), next to the policy version that served them.
+
+A control run (``retrain=False``: no Celery worker, the published policy stays) with the same
+users, seed and length tells a rise that comes from learning from one the simulated sessions
+would show anyway. Run the control first: a learning run publishes new versions, and both should
+start from the same one (each run records the version it started from).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from typing import Callable
 from movierec.benchmarks.locust_run import LocustSummary, run_locust
 from movierec.benchmarks.serving import ServingBenchConfig, bench_stack_options, stack_services
 from movierec.launcher.stack import LocalStack
+from movierec.rl.artifact import current_version
 from movierec.settings import Settings
 
 
@@ -64,7 +70,9 @@ def bin_outcomes(rows, bin_s: float) -> list[OutcomeBin]:
     return out
 
 
-def plot_closed_loop(bins: list[OutcomeBin], path: Path) -> None:
+def plot_closed_loop(bins: list[OutcomeBin], path: Path, control: list[OutcomeBin] | None = None) -> None:
+    """CTR and watch time per bin with the policy versions (dotted); ``control``: the run without
+    retraining, drawn dashed in grey."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -72,9 +80,14 @@ def plot_closed_loop(bins: list[OutcomeBin], path: Path) -> None:
 
     fig, (ax_ctr, ax_watch) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
     minutes = [b.start_s / 60 for b in bins]
-    ax_ctr.plot(minutes, [b.ctr for b in bins], marker="o")
+    if control:
+        control_minutes = [b.start_s / 60 for b in control]
+        ax_ctr.plot(control_minutes, [b.ctr for b in control], linestyle="--", marker=".", color="grey", label="control: no retraining")
+        ax_watch.plot(control_minutes, [b.watch_minutes_per_list for b in control], linestyle="--", marker=".", color="grey",
+                      label="control: no retraining")
+    ax_ctr.plot(minutes, [b.ctr for b in bins], marker="o", label="retraining from feedback")
     ax_ctr.set_ylabel("CTR (lists with a click)")
-    ax_watch.plot(minutes, [b.watch_minutes_per_list for b in bins], marker="o", color="tab:orange")
+    ax_watch.plot(minutes, [b.watch_minutes_per_list for b in bins], marker="o", color="tab:orange", label="retraining from feedback")
     ax_watch.set_ylabel("watch minutes per list")
     ax_watch.set_xlabel("minutes into the run")
     previous = None
@@ -87,6 +100,8 @@ def plot_closed_loop(bins: list[OutcomeBin], path: Path) -> None:
         previous = main
     for ax in (ax_ctr, ax_watch):
         ax.grid(True, alpha=0.3)
+        if control:
+            ax.legend(loc="lower right", fontsize=8)
     fig.suptitle("Closed loop: simulated users' feedback -> Celery retraining -> new policy versions (dotted)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -96,22 +111,29 @@ def plot_closed_loop(bins: list[OutcomeBin], path: Path) -> None:
 
 def run_closed_loop(settings: Settings, *, minutes: float, users: int, out_dir: Path, model_dir: Path | None,
                     database_url: str | None, redis_url: str | None, retrain_every_s: float, retrain_after_events: int,
-                    bin_s: float, seed: int = 0, say: Callable[[str], None] = print) -> tuple[list[OutcomeBin], LocustSummary]:
+                    bin_s: float, seed: int = 0, retrain: bool = True,
+                    say: Callable[[str], None] = print) -> tuple[list[OutcomeBin], LocustSummary]:
+    """``retrain=False``: the control run, without the Celery worker and beat."""
     cfg = ServingBenchConfig(database_url=database_url, redis_url=redis_url, model_dir=model_dir)
     options = bench_stack_options(settings, cfg, stack_services())
-    options.celery = True
+    options.celery = retrain
+    start_version = current_version(settings.models_dir / "policy")
     options.extra_env.update({"MOVIEREC_RETRAIN_EVERY_S": f"{retrain_every_s:g}", "MOVIEREC_RETRAIN_AFTER_EVENTS": str(retrain_after_events)})
     outcomes = out_dir / "outcomes.csv"
     out_dir.mkdir(parents=True, exist_ok=True)
     outcomes.unlink(missing_ok=True)
-    say(f"starting the stack with Celery worker and beat ({', '.join(options.services)}; retraining every {retrain_every_s:g} s "
-        f"or {retrain_after_events} events)")
+    if retrain:
+        say(f"starting the stack with Celery worker and beat ({', '.join(options.services)}; retraining every {retrain_every_s:g} s "
+            f"or {retrain_after_events} events), from policy {start_version}")
+    else:
+        say(f"starting the stack without retraining (control run; {', '.join(options.services)}), policy {start_version}")
     with LocalStack(settings, options, say=lambda m: say(f"  {m}")) as stack:
         say(f"locust: {users} users for {minutes:g} minutes")
         summary = run_locust(stack.url("gateway"), out_dir, users=users, run_time_s=int(minutes * 60), seed=seed,
                              env={"MOVIEREC_LOADTEST_OUTCOMES": str(outcomes)})
     bins = bin_outcomes(read_outcomes(outcomes), bin_s)
     (out_dir / "closed_loop.json").write_text(json.dumps({"minutes": minutes, "users": users, "seed": seed, "bin_s": bin_s,
+                                                          "retrain": retrain, "start_version": start_version,
                                                           "requests": summary.total.requests, "failures": summary.total.failures,
                                                           "bins": [asdict(b) for b in bins]}, indent=2))
     return bins, summary

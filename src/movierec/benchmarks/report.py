@@ -4,6 +4,7 @@ from one serving benchmark run and the ranker scaling results."""
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -303,7 +304,25 @@ def render_markdown(result: ServingBenchResult, h: dict, cpu_scaling: list[Scali
     return "\n".join(out) + "\n"
 
 
-def closed_loop_section(data: dict, figure: Path) -> list[str]:
+def _halves(bins: list[dict]) -> tuple[tuple[float, int], tuple[float, int]]:
+    """(CTR, lists) of the first and the second half of the bins."""
+    half = len(bins) // 2
+
+    def ctr(part):
+        lists = sum(b["lists"] for b in part)
+        return sum(b["ctr"] * b["lists"] for b in part) / max(1, lists), lists
+    return ctr(bins[:half]), ctr(bins[half:])
+
+
+def _rise(bins: list[dict]) -> tuple[float, float, float, float]:
+    """CTR in the first and second half, the rise and its 95% half-width (two proportions,
+    normal approximation; lists of one person are not independent, so it is a lower bound)."""
+    (p1, n1), (p2, n2) = _halves(bins)
+    half_width = 1.96 * math.sqrt(p1 * (1 - p1) / max(1, n1) + p2 * (1 - p2) / max(1, n2))
+    return p1, p2, p2 - p1, half_width
+
+
+def closed_loop_section(data: dict, figure: Path, control: dict | None = None) -> list[str]:
     out = ["", "## Closed loop (feedback -> Celery retraining -> new policy versions)", "",
            f"`movierec bench closed-loop --minutes {data['minutes']:g} --users {data['users']}` (seed {data['seed']}): "
            f"{data['requests']} requests, {data['failures']} failed. CTR is the share of lists (known users, no filters) in which the "
@@ -315,28 +334,38 @@ def closed_loop_section(data: dict, figure: Path) -> list[str]:
                    f"{', '.join(b['policy_versions'])} |")
     bins = data["bins"]
     if len(bins) >= 4:
-        half = len(bins) // 2
-        first = sum(b["ctr"] * b["lists"] for b in bins[:half]) / max(1, sum(b["lists"] for b in bins[:half]))
-        second = sum(b["ctr"] * b["lists"] for b in bins[half:]) / max(1, sum(b["lists"] for b in bins[half:]))
+        first, second, rise, hw = _rise(bins)
         versions = {v for b in bins for v in b["policy_versions"]}
-        trend = "rose" if second > first else "did not rise"
-        out += ["", f"CTR {trend}: {first:.3f} in the first half, {second:.3f} in the second; {len(versions)} policy version(s) served."]
+        trend = "rose" if rise - hw > 0 else ("fell" if rise + hw < 0 else "did not change beyond chance")
+        out += ["", f"CTR {trend}: {first:.3f} in the first half, {second:.3f} in the second ({rise:+.3f} +- {hw:.3f}, 95%); "
+                    f"{len(versions)} policy version(s) served."]
         if len(versions) <= 1:
             out.append("No new policy version was published during the run (retraining publishes only a candidate that is not worse "
                        "off-policy, and needs enough logged slates), so no rise can come from learning in this run.")
+        if control is not None and len(control["bins"]) >= 4:
+            c_first, c_second, c_rise, c_hw = _rise(control["bins"])
+            same_start = control.get("start_version") == data.get("start_version") or data.get("start_version") is None
+            out += ["", f"Control run without retraining (`--no-retrain`, same users, seed and length; started from policy "
+                        f"{control.get('start_version')}{'' if same_start else ', not the version the retraining run started from'}): "
+                        f"CTR {c_first:.3f} then {c_second:.3f} ({c_rise:+.3f} +- {c_hw:.3f}). The rise that learning adds over the "
+                        f"control: {rise - c_rise:+.3f} +- {math.hypot(hw, c_hw):.3f} (95%, one run each)."]
+        elif control is None:
+            out += ["", "No control run (`--no-retrain`) was saved, so a rise cannot be told from what the simulated sessions "
+                        "would show without learning."]
     if figure.exists():
         out += ["", f"![closed loop]({figure.relative_to(figure.parent.parent).as_posix()})"]
     return out
 
 
 def write_report(result: ServingBenchResult, cpu_scaling: list[ScalingResult], gpu_scaling: list[ScalingResult] | None,
-                 reports_dir: Path, command: str, cpu_threads: int, notes: str = "", closed_loop: dict | None = None) -> dict:
+                 reports_dir: Path, command: str, cpu_threads: int, notes: str = "", closed_loop: dict | None = None,
+                 closed_loop_control: dict | None = None) -> dict:
     h = headline(result, cpu_scaling, gpu_scaling)
     figure = reports_dir / "figures" / "performance_latency.png"
     plot(result, figure)
     md = render_markdown(result, h, cpu_scaling, gpu_scaling, figure, command, cpu_threads)
     if closed_loop:
-        md += "\n".join(closed_loop_section(closed_loop, reports_dir / "figures" / "performance_closed_loop.png")) + "\n"
+        md += "\n".join(closed_loop_section(closed_loop, reports_dir / "figures" / "performance_closed_loop.png", closed_loop_control)) + "\n"
     md += DEVELOPMENT_FINDINGS
     if notes:
         md += "\n" + notes.strip() + "\n"

@@ -193,9 +193,8 @@ def serving(
     gpu = _load_scaling("cuda") or _load_scaling("cuda:0")
     command = "movierec bench serving" + (f" --levels {levels}" if levels != "1,8,32,128" else "") + \
         (f" --duration {duration:g}" if duration != 15.0 else "")
-    closed = closed_loop_results_path()
     h = write_report(result, cpu, gpu, reports_dir, command, torch.get_num_threads(),
-                     closed_loop=json.loads(closed.read_text()) if closed.exists() else None)
+                     closed_loop=_saved_closed_loop(True), closed_loop_control=_saved_closed_loop(False))
     table = Table(title="goals (issue 7)")
     for col in ("goal", "target", "measured", "result"):
         table.add_column(col)
@@ -260,8 +259,14 @@ def locust(
         raise typer.Exit(1)
 
 
-def closed_loop_results_path() -> Path:
-    return get_settings().home / "bench" / "closed_loop.json"
+def closed_loop_results_path(retrain: bool = True) -> Path:
+    """The last closed-loop run's results (``retrain=False``: the control run's)."""
+    return get_settings().home / "bench" / ("closed_loop.json" if retrain else "closed_loop_control.json")
+
+
+def _saved_closed_loop(retrain: bool) -> dict | None:
+    path = closed_loop_results_path(retrain)
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 @app.command("closed-loop")
@@ -272,6 +277,9 @@ def closed_loop(
     retrain_after_events: int = typer.Option(200, min=10, help="The feedback service also triggers retraining after this many events."),
     bin_seconds: float = typer.Option(60.0, min=5.0, help="Width of the CTR / watch-time bins."),
     seed: int = typer.Option(0),
+    retrain: bool = typer.Option(True, "--retrain/--no-retrain",
+                                 help="--no-retrain: the control run (no Celery worker; the published policy stays). Run it first: "
+                                      "a retraining run publishes new versions, and both should start from the same one."),
     model_dir: Path = typer.Option(None, help="The ranker's artifact folder (default <home>/models/fusion/current)."),
     database_url: str = typer.Option(None, envvar="MOVIEREC_DATABASE_URL", help="PostgreSQL URL; default: an embedded server."),
     redis_url: str = typer.Option(None, envvar="MOVIEREC_REDIS_URL", help="Redis URL; default: an embedded server."),
@@ -286,7 +294,7 @@ def closed_loop(
     import time
 
     from movierec.benchmarks import scratch
-    from movierec.benchmarks.closed_loop import plot_closed_loop, run_closed_loop
+    from movierec.benchmarks.closed_loop import OutcomeBin, plot_closed_loop, run_closed_loop
     from movierec.benchmarks.locust_run import LocustError
     from movierec.benchmarks.serving import BenchmarkError, check_model
     from movierec.launcher.servers import ServerStartError
@@ -307,7 +315,7 @@ def closed_loop(
                 database_url = stack.enter_context(scratch.scratch_database(database_url))
             bins, summary = run_closed_loop(settings, minutes=minutes, users=users, out_dir=out, model_dir=model_dir, database_url=database_url,
                                             redis_url=redis_url, retrain_every_s=retrain_every, retrain_after_events=retrain_after_events,
-                                            bin_s=bin_seconds, seed=seed, say=say)
+                                            bin_s=bin_seconds, seed=seed, retrain=retrain, say=say)
     except (BenchmarkError, LocustError, StackError, ServerStartError) as exc:
         _fail(str(exc))
     table = Table(title="closed loop")
@@ -317,10 +325,13 @@ def closed_loop(
         table.add_row(f"{b.start_s / 60:.1f}", str(b.lists), f"{b.ctr:.3f}", f"{b.watch_minutes_per_list:.1f}",
                       "" if b.mean_rating is None else f"{b.mean_rating:.2f}", ", ".join(b.policy_versions))
     console.print(table)
-    figure = reports_dir / "figures" / "performance_closed_loop.png"
-    plot_closed_loop(bins, figure)
-    saved = closed_loop_results_path()
+    saved = closed_loop_results_path(retrain)
     saved.parent.mkdir(parents=True, exist_ok=True)
     saved.write_text((out / "closed_loop.json").read_text())
+    figure = reports_dir / "figures" / "performance_closed_loop.png"
+    learning, control = _saved_closed_loop(True), _saved_closed_loop(False)
+    if learning is not None:
+        plot_closed_loop([OutcomeBin(**b) for b in learning["bins"]], figure,
+                         None if control is None else [OutcomeBin(**b) for b in control["bins"]])
     console.print(f"Locust: {summary.total.requests} requests, {summary.total.failures} failures; CSV/HTML under {out}")
     console.print(f"wrote {figure} and {saved} (the next `movierec bench serving` report includes it)")

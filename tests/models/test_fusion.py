@@ -7,7 +7,7 @@ import torch
 from movierec.models.config import FusionConfig
 from movierec.models.fusion import ModalityEncoder
 from movierec.models.item_content import build_item_content
-from movierec.models.registry import REGISTRY, ModelConfigError, get_model, train_model
+from movierec.models.registry import REGISTRY, ModelConfigError, get_model, resolve_modalities, train_model
 
 
 def test_masked_modality_content_does_not_change_the_output():
@@ -101,3 +101,12 @@ def test_served_items_blend_id_and_content_by_evidence():
 
     np.testing.assert_allclose(evidence_weight(np.array([0, 10, 90]), 10.0), [0.0, 0.5, 0.9])
     np.testing.assert_allclose(evidence_weight(np.array([0, 3]), 0.0), [0.0, 1.0])
+
+
+def test_default_modalities_give_way_to_the_store_but_an_explicit_list_is_strict():
+    store = {"text": None, "trailer_avf": None, "trailer_ivector": None}  # no poster built
+    assert resolve_modalities(FusionConfig(), store) == ["text", "trailer_avf"]
+    assert resolve_modalities(FusionConfig(modalities=None), store) == ["text", "trailer_avf", "trailer_ivector"]
+    assert resolve_modalities(FusionConfig(modalities=["trailer_ivector"]), store) == ["trailer_ivector"]
+    with pytest.raises(ModelConfigError, match="poster"):
+        resolve_modalities(FusionConfig(modalities=["text", "poster"]), store)

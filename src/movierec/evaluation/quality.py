@@ -27,7 +27,7 @@ from movierec.evaluation.protocol import LIKE_CUT, ArtifactScorer, cold_item_met
 from movierec.features.store import FeatureStore, ModalityFeatures
 from movierec.models.item_content import available_features
 from movierec.models.config import FusionConfig
-from movierec.models.registry import ModelSpec, get_model, train_model
+from movierec.models.registry import ModelSpec, get_model, resolve_modalities, train_model
 from movierec.models.training import TrainedFusion, collaborative_key
 from movierec.settings import Settings
 
@@ -281,6 +281,7 @@ def run_quality(settings: Settings, plan: QualityPlan, fresh: bool = False, prog
     results["meta"] = {
         "dataset": ds.name, "data_version": ds.version, "seeds": plan.seeds, "config": cfg.model_dump(),
         "modalities": {m: {"coverage": float(f.aligned(catalog)[1].mean()), "dim": f.dim} for m, f in features.items()},
+        "default_modalities": resolve_modalities(cfg, features),
         "ablation_grid": ["+".join(c) or "id-only" for c in grid],
         "wall_seconds": time.perf_counter() - started,
     }

@@ -220,7 +220,7 @@ def write_report(results: dict, reports_dir: Path, command: str) -> dict:
         _table(["modalities", "cold Recall@20", "cold NDCG@20"],
                [[k, _fmt(r, "ablation", k, "cold_recall@20"), _fmt(r, "ablation", k, "cold_ndcg@20")] for k in r["ablation"]]),
         "",
-        "Warm-item effect of content: compare `ours` (all modalities) with `mf` (ID-only) in the tables above.",
+        "Warm-item effect of content: compare `ours` (the default modalities, " + ", ".join(meta.get("default_modalities", [])) + ") with `mf` (ID-only) in the tables above.",
         "",
         "## Modalities",
         "",

@@ -28,16 +28,16 @@ class FusionConfig(BaseModel):
     standard deviation (over seeds) of the best mean ties with it, and ties go to the larger set.
     If the winner is all four, the default stays None (every modality in the store).
     On seeds 0-2 (``reports/modality_validation.md``) the rule picked text+poster+trailer_avf
-    (validation cold Recall@20 0.217 ± 0.019; all four 0.163 ± 0.029). ``modalities`` still
-    defaults to None because a default list would have to give way where the store lacks one of its
-    modalities (the tests' tiny features, a home with text features only), and
-    ``registry.resolve_modalities`` treats every list as strict.
+    (validation cold Recall@20 0.217 ± 0.019; all four 0.163 ± 0.029), the default below. The
+    default list gives way where the store lacks one of its modalities (the model then fuses the
+    listed ones that are built); a list given explicitly (``--set modalities=[...]``) is strict.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    modalities: list[str] | None = None
-    """Modalities to fuse; None: every modality in the feature store; []: no content (ID-only)."""
+    modalities: list[str] | None = ["text", "poster", "trailer_avf"]
+    """Modalities to fuse; None: every modality in the feature store; []: no content (ID-only).
+    The default is the validated choice above, narrowed to the modalities the store holds."""
     use_item_ids: bool = True
     """Serve the learned per-item ID vectors (blended with content); off: items are content only."""
     use_history: bool = True

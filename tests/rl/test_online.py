@@ -7,7 +7,7 @@ import pytest
 
 from movierec.rl.artifact import current_version, publish_policy
 from movierec.rl.feedback_log import simulate_feedback_events
-from movierec.rl.online import retrain_from_events, served_slates
+from movierec.rl.online import retrain_from_events, served_slates, split_users
 from movierec.rl.ranking import PolicyRanker
 
 
@@ -36,12 +36,23 @@ def test_retraining_publishes_a_new_version_when_not_worse(logged):
     result = retrain_from_events(events, policy_dir, min_slates=20, epochs=5, tolerance=1.0, seed=0)
     assert result.status == "published", result.reason
     assert result.version != "v-base" and current_version(policy_dir) == result.version
-    assert result.slates >= 20 and result.transitions >= result.slates
+    # transitions come from the fitting users only (12 users: 4 held out for the off-policy check)
+    assert result.slates >= 20 and 0 < result.transitions
     assert np.isfinite(result.candidate_snips) and np.isfinite(result.current_snips)
     from movierec.rl.artifact import load_policy
 
     meta = load_policy(policy_dir / result.version).metadata
     assert meta["parent_version"] == "v-base" and meta["off_policy"]["units"] > 0
+    assert meta["off_policy"]["valued_on_held_out_users"] == 4
+
+
+def test_the_off_policy_check_uses_users_the_candidate_never_trained_on():
+    users = [[f"u{i}"] for i in range(10)]  # stand-ins for per-user decision lists
+    fitting, held_out = split_users(users, 0.3, seed=1)
+    assert len(held_out) == 3 and len(fitting) == 7
+    assert sorted(map(str, fitting + held_out)) == sorted(map(str, users))
+    assert split_users(users, 0.3, seed=1) == (fitting, held_out)  # seeded
+    assert len(split_users(users[:2], 0.9, seed=0)[0]) == 1  # always at least one user to fit on
 
 
 def test_a_worse_candidate_is_not_published(logged):

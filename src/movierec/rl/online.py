@@ -10,9 +10,14 @@ it). Steps:
    watched earlier in the log), the engaged movie (or, for a skipped slate, every shown movie with
    the skip reward), the state after, and the user's next served slate as next candidates.
 3. The current Q-network is fine-tuned on them (double DQN, target network from the current one).
-4. Candidate and current policies are valued off-policy (SNIPS, and IPS for the report) on the same
-   logged slates. The candidate is published only if its SNIPS value is not below the current one's
-   by more than ``tolerance``; publishing writes a new version and swaps the ``current`` pointer.
+   Only the *fitting* users' slates are used: a seeded share of the logged users
+   (``HELD_OUT_SHARE``) is held out.
+4. Candidate and current policies are valued off-policy (SNIPS, and IPS for the report) on the
+   held-out users' slates, which the candidate never trained on (valued on its own training slates,
+   a fine-tuned candidate looks better than it is and was published after every retraining, even
+   when it served worse). The candidate is published only if its SNIPS value is not below the
+   current one's by more than ``tolerance``; publishing writes a new version and swaps the
+   ``current`` pointer.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ from movierec.rl.state import Observation
 log = logging.getLogger(__name__)
 
 ENGAGED_KINDS = ("click", "watch", "rating")
+HELD_OUT_SHARE = 0.3
+"""Share of the logged users whose slates only value the candidate (never train it)."""
 
 Progress = Callable[[str, int, int], None]
 """``progress(phase, done, total)``: phases ``training`` (updates), ``valuing`` and ``publishing``."""
@@ -149,6 +156,15 @@ def _decisions(policy: PolicyArtifact, slates: list[ServedSlate]) -> list[list[_
     return out
 
 
+def split_users(users: list[list[_Decision]], held_out_share: float, seed: int) -> tuple[list[list[_Decision]], list[list[_Decision]]]:
+    """(fitting users, held-out users): a seeded ``held_out_share`` of the users (at least one,
+    at most all but one) values the candidate; the rest train it."""
+    order = np.random.default_rng(seed).permutation(len(users))
+    held = min(len(users) - 1, max(1, round(held_out_share * len(users))))
+    held_rows = set(order[:held].tolist())
+    return ([u for i, u in enumerate(users) if i not in held_rows], [u for i, u in enumerate(users) if i in held_rows])
+
+
 def _fill_buffer(policy: PolicyArtifact, users: list[list[_Decision]], seed: int) -> ReplayBuffer:
     top_n = policy.config.dqn.top_n
     n = sum(len(ds) * max(len(d.rows) for d in ds) for ds in users)
@@ -216,8 +232,12 @@ def retrain_from_events(
     if n_slates < min_slates:
         base.reason = f"{n_slates} usable served slates, fewer than the {min_slates} needed"
         return base
+    if len(users) < 2:
+        base.reason = f"slates of {len(users)} user(s): at least 2 are needed to hold some out for the off-policy check"
+        return base
+    fitting, held_out = split_users(users, HELD_OUT_SHARE, seed)
     torch.manual_seed(seed)
-    buffer = _fill_buffer(current, users, seed)
+    buffer = _fill_buffer(current, fitting, seed)
     learner = current.learner()
     d = current.config.dqn
     batch = min(d.batch_size, len(buffer))
@@ -227,8 +247,8 @@ def retrain_from_events(
         learner.update(buffer, batch)
     progress("valuing", updates, updates)
     base_learner = current.learner()
-    cand_snips, cand_ips, units = _value(learner, users, d.serving_epsilon)
-    cur_snips, cur_ips, _ = _value(base_learner, users, d.serving_epsilon)
+    cand_snips, cand_ips, units = _value(learner, held_out, d.serving_epsilon)
+    cur_snips, cur_ips, _ = _value(base_learner, held_out, d.serving_epsilon)
     base.transitions = len(buffer)
     base.candidate_snips, base.current_snips, base.candidate_ips, base.current_ips = cand_snips, cur_snips, cand_ips, cur_ips
     if units == 0:
@@ -241,7 +261,8 @@ def retrain_from_events(
     metadata.update({
         "parent_version": current.version, "trained_on": "feedback", "slates": n_slates, "transitions": len(buffer),
         "last_seq": last_seq, "off_policy": {"candidate_snips": cand_snips, "current_snips": cur_snips,
-                                              "candidate_ips": cand_ips, "current_ips": cur_ips, "units": units},
+                                              "candidate_ips": cand_ips, "current_ips": cur_ips, "units": units,
+                                              "valued_on_held_out_users": len(held_out)},
     })
     artifact = artifact_from_learner(learner, current.config, current.items, current.user_ids, current.user_vectors, metadata)
     base.version = artifact.version

@@ -7,7 +7,7 @@ import pytest
 
 from movierec.rl.artifact import current_version, publish_policy
 from movierec.rl.feedback_log import simulate_feedback_events
-from movierec.rl.online import retrain_from_events, served_slates, split_users
+from movierec.rl.online import retrain_from_events, served_slates, snips_gain_lower_bound, split_users
 from movierec.rl.ranking import PolicyRanker
 
 
@@ -80,3 +80,22 @@ def test_slates_logged_without_impressions_are_still_valued(logged):
     result = retrain_from_events(engaged_only, policy_dir, min_slates=10, epochs=2, tolerance=1.0)
     assert result.status == "published", result.reason
     assert np.isfinite(result.candidate_snips)
+
+
+def test_only_a_gain_the_held_out_slates_support_is_published():
+    rng = np.random.default_rng(0)
+
+    def users(target_on_reward: float) -> list[np.ndarray]:
+        out = []
+        for _ in range(30):  # per user: 10 units of (reward, target propensity, logging propensity)
+            reward = (rng.random(10) < 0.3).astype(float)
+            out.append(np.column_stack([reward, np.where(reward > 0, target_on_reward, 0.5), np.full(10, 0.5)]))
+        return out
+
+    same = users(0.5)
+    assert snips_gain_lower_bound(same, same, seed=0) == 0.0  # an identical candidate shows no gain: not published
+    better = [u.copy() for u in same]
+    for u in better:
+        u[u[:, 0] > 0, 1] = 0.9  # puts more mass on the movies users engaged with
+    assert snips_gain_lower_bound(better, same, seed=0) > 0.05
+    assert snips_gain_lower_bound(same, better, seed=0) < -0.05

@@ -15,9 +15,12 @@ it). Steps:
 4. Candidate and current policies are valued off-policy (SNIPS, and IPS for the report) on the
    held-out users' slates, which the candidate never trained on (valued on its own training slates,
    a fine-tuned candidate looks better than it is and was published after every retraining, even
-   when it served worse). The candidate is published only if its SNIPS value is not below the
-   current one's by more than ``tolerance``; publishing writes a new version and swaps the
-   ``current`` pointer.
+   when it served worse). The candidate is published only if the one-sided 95% lower bound of its
+   SNIPS gain over the current policy (paired bootstrap over held-out users) is above
+   ``-tolerance``: with the default 0, only a gain the logged data supports is published (a point
+   estimate that is merely not lower published noise half the time). Publishing writes a new
+   version and swaps the ``current`` pointer. Events are read from the last published version on,
+   so while nothing is published the evidence keeps growing.
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ log = logging.getLogger(__name__)
 ENGAGED_KINDS = ("click", "watch", "rating")
 HELD_OUT_SHARE = 0.3
 """Share of the logged users whose slates only value the candidate (never train it)."""
+BOOTSTRAP_RESAMPLES = 1000
+"""Resamples of the held-out users for the lower bound of the candidate's off-policy gain."""
 
 Progress = Callable[[str, int, int], None]
 """``progress(phase, done, total)``: phases ``training`` (updates), ``valuing`` and ``publishing``."""
@@ -184,10 +189,12 @@ def _fill_buffer(policy: PolicyArtifact, users: list[list[_Decision]], seed: int
     return buf
 
 
-def _value(learner: DQNLearner, users: list[list[_Decision]], epsilon: float) -> tuple[float, float, int]:
-    """SNIPS and IPS value of an epsilon-greedy policy with this Q-network on the logged slates."""
-    rewards, target, logging = [], [], []
+def _logged_units(learner: DQNLearner, users: list[list[_Decision]], epsilon: float) -> list[np.ndarray]:
+    """Per user, an array (units, 3) of (reward, target propensity, logging propensity) for an
+    epsilon-greedy policy with this Q-network on the user's logged slates."""
+    out = []
     for ds in users:
+        units = []
         for d in ds:
             logged = sorted(p for p in d.slate.propensities if p < len(d.rows))
             if not logged:
@@ -196,13 +203,32 @@ def _value(learner: DQNLearner, users: list[list[_Decision]], epsilon: float) ->
             q = learner.q_values(d.state[None], d.rows[None], d.scores[None])[0]
             props = slate_position_propensities(q, np.arange(len(d.rows)), epsilon)
             engaged = d.slate.slate.index(d.slate.engaged) if d.slate.clicked else None
-            for p in logged:
-                target.append(props[p])
-                logging.append(d.slate.propensities[p])
-                rewards.append(d.reward if p == engaged else 0.0)
-    if not rewards:
+            units += [(d.reward if p == engaged else 0.0, props[p], d.slate.propensities[p]) for p in logged]
+        out.append(np.asarray(units, np.float64).reshape(-1, 3))
+    return out
+
+
+def _estimates(per_user: list[np.ndarray]) -> tuple[float, float, int]:
+    """SNIPS, IPS and the number of units."""
+    units = np.concatenate(per_user) if per_user else np.zeros((0, 3))
+    if not len(units):
         return float("nan"), float("nan"), 0
-    return snips(rewards, target, logging), ips(rewards, target, logging), len(rewards)
+    return snips(units[:, 0], units[:, 1], units[:, 2]), ips(units[:, 0], units[:, 1], units[:, 2]), len(units)
+
+
+def snips_gain_lower_bound(candidate: list[np.ndarray], current: list[np.ndarray], seed: int,
+                           resamples: int = BOOTSTRAP_RESAMPLES) -> float:
+    """One-sided 95% lower bound of SNIPS(candidate) - SNIPS(current), by a paired bootstrap over
+    users (both policies are valued on the same resampled users' slates)."""
+    rng = np.random.default_rng(seed)
+    sums = np.array([[(u[:, 0] * u[:, 1] / u[:, 2]).sum(), (u[:, 1] / u[:, 2]).sum()] for u in candidate])
+    base = np.array([[(u[:, 0] * u[:, 1] / u[:, 2]).sum(), (u[:, 1] / u[:, 2]).sum()] for u in current])
+    picks = rng.integers(0, len(candidate), (resamples, len(candidate)))
+    cand, cur = sums[picks].sum(1), base[picks].sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        gains = cand[:, 0] / cand[:, 1] - cur[:, 0] / cur[:, 1]
+    gains = gains[np.isfinite(gains)]
+    return float(np.quantile(gains, 0.05)) if len(gains) else float("-inf")
 
 
 def retrain_from_events(
@@ -216,7 +242,7 @@ def retrain_from_events(
     publish: bool = True,
     progress: Progress | None = None,
 ) -> RetrainResult:
-    """Fine-tune the published policy on logged feedback and publish it if it is not worse off-policy.
+    """Fine-tune the published policy on logged feedback and publish it only if held-out users' slates show a gain.
 
     ``progress`` (optional) is told the phase and, while training, every update done; whoever
     passes it decides how often to forward that (it is called once per gradient step)."""
@@ -247,29 +273,33 @@ def retrain_from_events(
         learner.update(buffer, batch)
     progress("valuing", updates, updates)
     base_learner = current.learner()
-    cand_snips, cand_ips, units = _value(learner, held_out, d.serving_epsilon)
-    cur_snips, cur_ips, _ = _value(base_learner, held_out, d.serving_epsilon)
+    cand_units, cur_units = _logged_units(learner, held_out, d.serving_epsilon), _logged_units(base_learner, held_out, d.serving_epsilon)
+    cand_snips, cand_ips, units = _estimates(cand_units)
+    cur_snips, cur_ips, _ = _estimates(cur_units)
     base.transitions = len(buffer)
     base.candidate_snips, base.current_snips, base.candidate_ips, base.current_ips = cand_snips, cur_snips, cand_ips, cur_ips
     if units == 0:
         base.reason = "no served slate has a logged propensity: cannot value off-policy"
         return base
-    if cand_snips < cur_snips - tolerance:
-        base.status, base.reason = "kept", f"candidate SNIPS {cand_snips:.4f} is below current {cur_snips:.4f}"
+    gain_low = snips_gain_lower_bound(cand_units, cur_units, seed)
+    if not gain_low > -tolerance:
+        base.status, base.reason = "kept", (f"candidate SNIPS {cand_snips:.4f} vs current {cur_snips:.4f}: the 95% lower bound of the "
+                                            f"gain, {gain_low:+.4f}, is not above {-tolerance:+.4f}")
         return base
     metadata = copy.deepcopy(current.metadata)
     metadata.update({
         "parent_version": current.version, "trained_on": "feedback", "slates": n_slates, "transitions": len(buffer),
         "last_seq": last_seq, "off_policy": {"candidate_snips": cand_snips, "current_snips": cur_snips,
                                               "candidate_ips": cand_ips, "current_ips": cur_ips, "units": units,
-                                              "valued_on_held_out_users": len(held_out)},
+                                              "valued_on_held_out_users": len(held_out), "gain_lower_bound": gain_low},
     })
     artifact = artifact_from_learner(learner, current.config, current.items, current.user_ids, current.user_vectors, metadata)
     base.version = artifact.version
     if publish:
         progress("publishing", updates, updates)
         publish_policy(artifact, policy_dir)
-        base.status, base.reason = "published", f"candidate SNIPS {cand_snips:.4f} >= current {cur_snips:.4f} - {tolerance}"
+        base.status, base.reason = "published", (f"candidate SNIPS {cand_snips:.4f} vs current {cur_snips:.4f}: the 95% lower bound "
+                                                 f"of the gain, {gain_low:+.4f}, is above {-tolerance:+.4f}")
     else:
         base.status, base.reason = "kept", "dry run: not published"
     log.info("policy retraining: %s (%s)", base.status, base.reason)

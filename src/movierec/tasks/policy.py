@@ -121,7 +121,7 @@ class TaskProgress:
 
 @shared_task(name=RETRAIN_TASK, bind=True)
 def retrain_policy(self, min_slates: int = 20, tolerance: float = 0.0, epochs: int = 20) -> dict:
-    """Fine-tune the served policy on new feedback; publish it if it is not worse off-policy.
+    """Fine-tune the served policy on new feedback; publish it only if held-out slates show a gain off-policy.
 
     ``epochs``: passes over the new transitions (more: a longer, slower fine-tune)."""
     if epochs < 1:

@@ -11,7 +11,8 @@ import pytest
 from movierec.benchmarks.closed_loop import bin_outcomes, read_outcomes
 from movierec.benchmarks.locust_run import read_stats
 from movierec.benchmarks.profiling import IDLE, bucket_of, summarise
-from movierec.benchmarks.report import closed_loop_section, goals, headline
+from movierec.benchmarks.ranker_scaling import ScalingResult
+from movierec.benchmarks.report import closed_loop_section, goals, headline, render_markdown
 from movierec.benchmarks.serving import ServingBenchResult, start_bare, _stop
 from movierec.benchmarks.wrk_runner import WrkError, WrkResult, fixed_bodies_script, run_wrk, unique_miss_script, wrk_binary
 from movierec.launcher.servers import free_port
@@ -115,3 +116,17 @@ def test_headline_ratios_and_goal_verdicts():
     assert verdicts["cache hit: throughput"] is True and verdicts["cache hit: p99 at 32 connections"] is True
     assert verdicts["cache miss: throughput"] is False and verdicts["cache miss: p99 at 32 connections"] is False
     assert verdicts["ranker: top-20 over 10^6 items, CPU"] is None  # not measured
+
+
+def test_report_renders_the_gpu_table_and_the_served_model_check(tmp_path: Path):
+    result = ServingBenchResult(config={"headline_connections": 32, "wrk_threads": 2, "duration_s": 15.0, "warmup_s": 3.0,
+                                        "levels": [32], "k": 20, "hit_users": 50})
+    result.runs = [_run("bare-1w", 32, 1000.0, 40.0), _run("gateway-hit", 32, 700.0, 45.0), _run("gateway-miss", 32, 200.0, 150.0)]
+    cpu = [ScalingResult(1_000_000, 128, "cpu", 20, 5, 30.0, 30.0, 33.0, 35.0, 33.0, 1.0)]
+    gpu = [ScalingResult(1_000_000, 128, "cuda", 20, 5, 0.5, 0.5, 1.0, 1.2, 1.0, 0.5)]
+    served = {"model_version": "m1", "items": 9742, "k": 100, "requests": 100, "seeds": [0, 1, 2], "p50_ms_mean": 1.95,
+              "p50_ms_std": 0.3, "p95_ms_mean": 3.05, "p95_ms_std": 0.14, "same_lists_as_cpu": 1.0}
+    md = render_markdown(result, headline(result, cpu, gpu), cpu, gpu, tmp_path / "figures" / "latency.png", "movierec bench serving", 1, served)
+    assert "128-dimensional vectors" in md and "On the GPU (cuda" in md
+    assert "p50 1.95 +- 0.30 ms" in md and "the same lists as on the CPU for 100% of requests" in md
+    assert "No GPU result" in render_markdown(result, headline(result, cpu), cpu, None, tmp_path / "figures" / "l.png", "c", 1)

@@ -127,13 +127,17 @@ def _served(folder: Path, device, seeds: tuple[int, ...], k: int):
     return r
 
 
+def _load_ranker_record(device: str) -> dict | None:
+    """What `movierec bench ranker --device DEVICE` saved last (results, and ``served`` with --served)."""
+    path = ranker_results_path(device)
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def _load_scaling(device: str):
     from movierec.benchmarks.ranker_scaling import ScalingResult
 
-    path = ranker_results_path(device)
-    if not path.exists():
-        return None
-    return [ScalingResult(**r) for r in json.loads(path.read_text())["results"]]
+    record = _load_ranker_record(device)
+    return None if record is None else [ScalingResult(**r) for r in record["results"]]
 
 
 @app.command()
@@ -193,7 +197,8 @@ def serving(
     gpu = _load_scaling("cuda") or _load_scaling("cuda:0")
     command = "movierec bench serving" + (f" --levels {levels}" if levels != "1,8,32,128" else "") + \
         (f" --duration {duration:g}" if duration != 15.0 else "")
-    h = write_report(result, cpu, gpu, reports_dir, command, torch.get_num_threads(),
+    gpu_record = _load_ranker_record("cuda") or _load_ranker_record("cuda:0") or {}
+    h = write_report(result, cpu, gpu, reports_dir, command, torch.get_num_threads(), gpu_served=gpu_record.get("served"),
                      closed_loop=_saved_closed_loop(True), closed_loop_control=_saved_closed_loop(False))
     table = Table(title="goals (issue 7)")
     for col in ("goal", "target", "measured", "result"):

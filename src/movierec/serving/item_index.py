@@ -27,6 +27,10 @@ def pick_device(preference: str = "auto") -> torch.device:
     return torch.device(preference)
 
 
+EXCLUDED = 1e30
+"""Subtracted from the score of a movie the filters exclude (a float mask added in one pass;
+``masked_fill_`` with a boolean mask took ~4 ms of a ~50 ms scan at 10^6 items on the CPU)."""
+_EXCLUDED_BELOW = -EXCLUDED / 2
 HALF_SCAN_MIN_ITEMS = 100_000
 """CPU catalogs from this size on are scanned in half precision first (smaller ones are cheap)."""
 SHORTLIST_MARGIN = 256
@@ -41,6 +45,11 @@ item vector, the user vector and the result to fp16 each contribute at most 2^-1
 class Scored:
     movie_id: int
     score: float
+
+
+def _exclude(scores: torch.Tensor, keep: torch.Tensor) -> None:
+    """Push the scores of rows where ``keep`` is False below every real score, in place."""
+    scores.sub_((~keep).view(torch.uint8).to(scores.dtype), alpha=EXCLUDED)
 
 
 class ItemIndex:
@@ -117,10 +126,10 @@ class ItemIndex:
         if found is None:
             scores = self.scores(user_vector)
             if keep is not None:
-                scores.masked_fill_(~keep, float("-inf"))
+                _exclude(scores, keep)
             found = torch.topk(scores, k)
         values, idx = found
-        return [Scored(int(self.movie_ids[i]), float(v)) for v, i in zip(values.cpu().tolist(), idx.cpu().tolist()) if v != float("-inf")]
+        return [Scored(int(self.movie_ids[i]), float(v)) for v, i in zip(values.cpu().tolist(), idx.cpu().tolist()) if v > _EXCLUDED_BELOW]
 
     def _top_n_half(self, user_vector: np.ndarray, k: int, keep: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor] | None:
         """The fp32 top-``k`` found through a half-precision scan, or None when its error bound
@@ -128,14 +137,14 @@ class ItemIndex:
         u = self._user_tensor(user_vector)
         coarse = torch.mv(self._half, u.half()).float().add_(self.bias)
         if keep is not None:
-            coarse.masked_fill_(~keep, float("-inf"))
+            _exclude(coarse, keep)
         short_values, short = torch.topk(coarse, min(len(self), k + SHORTLIST_MARGIN))
         exact = torch.addmv(self.bias[short], self.vectors[short], u)
-        exact.masked_fill_(torch.isinf(short_values), float("-inf"))
+        exact.masked_fill_(short_values <= _EXCLUDED_BELOW, float("-inf"))
         values, at = torch.topk(exact, k)
         threshold = float(short_values[-1])
         error = self._half_error_scale * float(u.norm())
-        if threshold != float("-inf") and float(values[-1]) < threshold + 2 * error:
+        if threshold > _EXCLUDED_BELOW and float(values[-1]) < threshold + 2 * error:
             return None  # a movie outside the shortlist might still beat the k-th
         return values, short[at]
 

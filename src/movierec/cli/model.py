@@ -153,7 +153,7 @@ def validate_modalities(
     plan = ModalityValidationPlan(seeds=list(seeds), overrides=parse_overrides(set_, config))
     if modality:
         plan.modalities = list(dict.fromkeys(modality))
-    result = run_modality_validation(get_settings(), plan)
+    result = run_modality_validation(get_settings(), plan, fresh=fresh)
     table = Table(title=f"validation cold movies, seeds {plan.seeds} (mean ± sd)")
     for col in ("modalities", RECALL, NDCG):
         table.add_column(col)

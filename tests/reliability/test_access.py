@@ -240,6 +240,28 @@ def test_limiter_is_shared_between_replicas_and_lets_requests_through_without_re
     asyncio.run(run())
 
 
+@pytest.mark.integration
+def test_check_and_get_reads_keys_in_the_same_command():
+    """The gateway's cache read shares the limiter's one round trip (one EVALSHA)."""
+    prefix = f"ratelimit-test-{uuid.uuid4().hex}:"
+    key = f"{prefix}value"
+    redis.Redis.from_url(REDIS_URL).set(key, b"cached body", ex=60)
+
+    async def run():
+        import redis.asyncio as aioredis
+
+        limiter = RedisRateLimiter(aioredis.Redis.from_url(REDIS_URL), rate_per_s=0.1, burst=2, prefix=prefix)
+        replies = [await limiter.check_and_get("ip:10.0.0.2", [key, f"{prefix}absent"]) for _ in range(3)]
+        assert [d.allowed for d, _ in replies] == [True, True, False]
+        assert all(values == [b"cached body", None] for _, values in replies)  # read even when refused
+        down = RedisRateLimiter(aioredis.Redis.from_url("redis://127.0.0.1:9/0", socket_connect_timeout=0.2), rate_per_s=1, burst=1)
+        decision, values = await down.check_and_get("ip:10.0.0.2", [key])
+        assert decision.allowed and not decision.limited_by_redis and values is None
+        await limiter.client.aclose()
+
+    asyncio.run(run())
+
+
 def test_compose_publishes_only_the_gateway():
     from movierec.reliability.access_probe import compose_publishes_only_the_gateway
     from movierec.settings import REPO_ROOT

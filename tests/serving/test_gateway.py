@@ -223,6 +223,29 @@ def test_recommendations_are_rate_limited_per_client(make_gateway, monkeypatch):
     assert metric(gw, "movierec_access_refusals_total", code="rate_limited") == 2
 
 
+def test_a_cached_list_is_still_read_only_with_a_credential_when_reads_are_keyed(make_gateway, monkeypatch):
+    """The cache-hit shortcut answers before the route's access check: it must refuse just the same."""
+    from movierec.security import Authenticator, get_security_settings
+
+    monkeypatch.setenv("MOVIEREC_READ_ACCESS", "keyed")
+    get_security_settings.cache_clear()
+    try:
+        gw = make_gateway()
+        key = {"X-API-Key": Authenticator(get_security_settings()).api_key_for(23)}
+        first = gw.post("/v1/recommendations", json={"user_id": 23, "k": 3}, headers=key)
+        again = gw.post("/v1/recommendations", json={"user_id": 23, "k": 3}, headers=key)
+        anonymous = gw.post("/v1/recommendations", json={"user_id": 23, "k": 3})
+        forged = gw.post("/v1/recommendations", json={"user_id": 23, "k": 3}, headers={"X-API-Key": key["X-API-Key"][:-2] + "xx"})
+    finally:
+        get_security_settings.cache_clear()
+    assert first.status_code == 200 and not first.json()["cached"]
+    assert again.status_code == 200 and again.json()["cached"] and again.json()["items"] == first.json()["items"]
+    assert again.headers["content-type"] == "application/json" and again.headers["x-request-id"]
+    assert anonymous.status_code == 401 and forged.status_code == 401
+    assert metric(gw, "movierec_gateway_recommendations_total", source="cache") == 1
+    assert metric(gw, "http_requests_total", route="/v1/recommendations", status="200") == 2
+
+
 # --- feedback and user data ------------------------------------------------------------------
 
 

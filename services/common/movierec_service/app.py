@@ -10,11 +10,12 @@
 
 from __future__ import annotations
 
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
+from starlette.middleware import Middleware
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
@@ -62,7 +63,10 @@ def create_service_app(
     log_level: str = "INFO",
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
+    inner_middleware: Sequence[Middleware] = (),
 ) -> FastAPI:
+    """``inner_middleware``: the service's own ASGI layers, innermost first, inside the request
+    context and the body timeout (so they see the request id, and their answers are counted)."""
     configure_logging(service, log_level)
     app = FastAPI(title=f"movierec {service}", version=version, max_body_size=max_body_bytes)
     registry = CollectorRegistry()
@@ -75,6 +79,9 @@ def create_service_app(
         "http_request_duration_seconds", "HTTP request latency", ["service", "method", "route"], registry=registry,
         buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
     )
+
+    for layer in inner_middleware:
+        app.add_middleware(layer.cls, *layer.args, **layer.kwargs)
 
     # inside request_context (added first), so its 408 goes through FastAPI's exception handlers
     app.add_middleware(BodyTimeoutMiddleware, body_timeout_s=body_timeout_s)

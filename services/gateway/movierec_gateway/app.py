@@ -17,6 +17,7 @@ from fastapi import Depends, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.middleware import Middleware
 
 from movierec.clients import FeatureExtractorClient, FeedbackClient, NotFound, PolicyClient, RankerPool, ServiceRejected, ServiceUnavailable
 from movierec.clients.keepalive import KeepAliveTransport
@@ -29,7 +30,8 @@ from movierec.security import Principal, SecuritySettings, get_security_settings
 from movierec.security.dependencies import AccessControl
 from movierec.serving.catalog import CatalogMovie, MovieCatalog, poster_file
 from movierec_gateway.admin import AdminDeps, admin_router
-from movierec_gateway.cache import RateCheck, RecommendationCache
+from movierec_gateway.cache import CacheLookup, RateCheck, RecommendationCache
+from movierec_gateway.cache_hit import LOOKUP_STATE_KEY, CacheHitShortcut
 from movierec_gateway.recommend import CachedAnswer, Recommendations
 from movierec_gateway.settings import GatewaySettings
 from movierec_service import ServiceError, create_service_app
@@ -56,7 +58,19 @@ def create_app(settings: GatewaySettings | None = None, *, catalog: MovieCatalog
     async def redis_ready() -> str | None:
         return await cache.ping()
 
-    app = create_service_app("gateway", readiness=[catalog_loaded, redis_ready, ranker_ready], log_level=settings.log_level)
+    async def cached_lookup(request: RecommendationRequest, scope) -> CacheLookup | None:
+        """The cache-hit shortcut's round trip, for a known user whom ``access.reader`` lets read."""
+        recommender = state.get("recommendations")
+        if recommender is None or not state["catalog"].knows_user(int(request.user_id)):
+            return None
+        client = access.reader_client_id(Request(scope))
+        if client is None:
+            return None
+        return await recommender.lookup(request, RateCheck(access.limiter, client) if access.limiter is not None else None)
+
+    shortcut = Middleware(CacheHitShortcut, lookup=cached_lookup, on_hit=lambda: state["recommendations"].count_cache_hit())
+    app = create_service_app("gateway", readiness=[catalog_loaded, redis_ready, ranker_ready], log_level=settings.log_level,
+                             inner_middleware=[shortcut])
     registry = app.state.metrics_registry
     security = get_security_settings()  # refuses placeholder secrets outside development
     if settings.admin_api_key:  # MOVIEREC_GATEWAY_ADMIN_API_KEY: this gateway's admin credential
@@ -65,7 +79,8 @@ def create_app(settings: GatewaySettings | None = None, *, catalog: MovieCatalog
 
     # --- recommendations ----------------------------------------------------------------------
     # declared before access.install: it checks its rate limit itself, in the same Redis round
-    # trip as its cache read (tests/serving/test_gateway.py checks that it answers 429)
+    # trip as its cache read (tests/serving/test_gateway.py checks that it answers 429). A cache
+    # hit is answered before this route by the CacheHitShortcut (movierec_gateway.cache_hit).
 
     @app.post("/v1/recommendations", response_model=RecommendationResponse, tags=["recommendations"], responses=error_responses(400, 401, 404, 422, 503),
               dependencies=[Depends(access.reader)])
@@ -73,8 +88,9 @@ def create_app(settings: GatewaySettings | None = None, *, catalog: MovieCatalog
         """Top-k movies for a known ``user_id`` or a new user's ``liked_movie_ids``, with filters,
         scores, posters, the policy version and an explanation per movie."""
         the_catalog()
-        rate = RateCheck(access.limiter, access.client_id(request)) if access.limiter is not None else None
-        answer = await state["recommendations"].recommend(body, rate)
+        prefetched = getattr(request.state, LOOKUP_STATE_KEY, None)  # the cache-hit shortcut's round trip, on a miss
+        rate = RateCheck(access.limiter, access.client_id(request)) if access.limiter is not None and prefetched is None else None
+        answer = await state["recommendations"].recommend(body, rate, prefetched)
         # serialised once (a cache hit: not at all), not validated again against response_model
         content = answer.body if isinstance(answer, CachedAnswer) else answer.model_dump_json()
         return Response(content=content, media_type="application/json")

@@ -48,7 +48,9 @@ class RateCheck:
 
 @dataclass(frozen=True)
 class CacheLookup:
-    answer: str | None
+    digest: str
+    """The request's hash (``request_hash``), its key in the cache."""
+    answer: bytes | None
     """The cached answer's JSON body (a hit), or None."""
     history: list[dict] | None
     """The user's cached feedback events, or None when not cached."""
@@ -57,13 +59,14 @@ class CacheLookup:
 
 
 def request_hash(request: BaseModel) -> str:
-    body = request.model_dump(mode="json", exclude={"user_id"})
-    return hashlib.sha1(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+    """The request without its user, hashed: pydantic writes fields in their declared order, so
+    equal requests give equal text."""
+    return hashlib.sha1(request.model_dump_json(exclude={"user_id"}).encode()).hexdigest()[:16]
 
 
 class RecommendationCache:
     def __init__(self, url: str, *, ttl_s: int, stale_ttl_s: int, timeout_s: float, registry: CollectorRegistry):
-        self.redis = aioredis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, decode_responses=True)
+        self.redis = aioredis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
         self.ttl_s = ttl_s
         self.stale_ttl_s = stale_ttl_s
         self.requests = Counter("movierec_gateway_cache_requests_total", "Recommendation cache lookups", ["result"], registry=registry)
@@ -85,27 +88,21 @@ class RecommendationCache:
 
     async def lookup(self, user_id: int, digest: str, rate: RateCheck | None = None) -> CacheLookup:
         """The cached answer, the user's cached history and (with ``rate``) the rate limiter's
-        decision, in one round trip. A Redis error reads as nothing cached and lets the request
-        through."""
-        pipe = self.redis.pipeline(transaction=False)
+        decision, in one round trip (one command). A Redis error reads as nothing cached and lets
+        the request through."""
+        keys = (self.key(user_id, digest), self.history_key(user_id))
         if rate is not None:
-            rate.limiter.queue_check(pipe, rate.client_id)
-        pipe.mget(self.key(user_id, digest), self.history_key(user_id))
-        commands = len(pipe)
-        replies = await self._call("get", pipe.execute(raise_on_error=False))
-        failed = replies is _FAILED
-        if failed:
-            replies = [ConnectionError("Redis unreachable")] * commands
-        decision = rate.limiter.read_decision(replies[0]) if rate is not None else None
-        if isinstance(replies[-1], BaseException):
-            if not failed:
+            decision, values = await rate.limiter.check_and_get(rate.client_id, keys)
+            if values is None:
                 self.errors.labels("get").inc()
-                log.warning("redis get failed: %s", replies[-1])
+        else:
+            decision, values = None, await self._call("get", self.redis.mget(*keys))
+        if values is None or values is _FAILED:
             self._errors_read.inc()
-            return CacheLookup(None, None, decision)
-        answer, history = replies[-1]
+            return CacheLookup(digest, None, None, decision)
+        answer, history = values
         (self._hits if answer else self._misses).inc()
-        return CacheLookup(answer or None, json.loads(history) if history and not answer else None, decision)
+        return CacheLookup(digest, answer or None, json.loads(history) if history and not answer else None, decision)
 
     async def get_stale(self, user_id: int, digest: str) -> dict | None:
         raw = await self._call("get_stale", self.redis.get(self.stale_key(user_id, digest)))

@@ -47,7 +47,7 @@ through the admin API shows up without a restart)."""
 class CachedAnswer:
     """A cache hit: the answer's JSON body as the cache holds it, sent as it is."""
 
-    body: str
+    body: bytes
 
 
 @dataclass
@@ -89,13 +89,22 @@ class Recommendations:
         self._served_from_cache = self.served.labels("cache")
         self._served_versions: tuple[str | None, str] | None = None
 
-    async def recommend(self, request: RecommendationRequest, rate: RateCheck | None = None) -> RecommendationResponse | CachedAnswer:
+    async def lookup(self, request: RecommendationRequest, rate: RateCheck | None = None) -> CacheLookup:
+        """What the cache holds for a known user's request, and (with ``rate``) the caller's rate
+        limit, in one Redis round trip."""
+        return await self.cache.lookup(int(request.user_id), request_hash(request), rate)
+
+    def count_cache_hit(self) -> None:
+        self._served_from_cache.inc()
+
+    async def recommend(self, request: RecommendationRequest, rate: RateCheck | None = None,
+                        prefetched: CacheLookup | None = None) -> RecommendationResponse | CachedAnswer:
         """The list for ``request``: a ``CachedAnswer`` (the stored body) on a cache hit. ``rate``:
-        the caller's rate limit, checked first (for a known user in the cache's round trip)."""
-        found, digest = None, None
+        the caller's rate limit, checked first (for a known user in the cache's round trip);
+        ``prefetched``: that round trip's result when it was already made (``lookup``)."""
+        found = None
         if request.user_id is not None:
-            digest = request_hash(request)
-            found = await self.cache.lookup(int(request.user_id), digest, rate)
+            found = prefetched or await self.lookup(request, rate)
             decision = found.rate
         else:
             decision = await rate.limiter.check(rate.client_id) if rate is not None else None
@@ -109,17 +118,17 @@ class Recommendations:
         if unknown:
             raise ServiceError(f"movie{'s' if len(unknown) > 1 else ''} {', '.join(map(str, unknown))} not found (liked_movie_ids)", status=404, code="not_found")
         if request.user_id is not None:
-            return await self._known_user(request, digest, found)
+            return await self._known_user(request, found)
         return await self._new_user(request)
 
     # --- known user ---------------------------------------------------------------------------
 
-    async def _known_user(self, request: RecommendationRequest, digest: str, found: CacheLookup) -> RecommendationResponse | CachedAnswer:
-        uid = int(request.user_id)
+    async def _known_user(self, request: RecommendationRequest, found: CacheLookup) -> RecommendationResponse | CachedAnswer:
+        uid, digest = int(request.user_id), found.digest
         if not self.catalog.knows_user(uid):
             raise ServiceError(f"user {uid} not found", status=404, code="not_found")
         if found.answer is not None:
-            self._served_from_cache.inc()
+            self.count_cache_hit()
             return CachedAnswer(found.answer)
         history = await self._history(uid, found.history)
         exclude = set(request.exclude_movie_ids) | (history.watched if request.filters.exclude_watched else set())

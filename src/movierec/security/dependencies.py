@@ -91,6 +91,18 @@ class AccessControl:
             principal = self.authenticator.authenticate(request.headers.get("authorization"), request.headers.get("x-api-key"))
         except AccessError:
             principal = None
+        return self._client_id(request, principal)
+
+    def reader_client_id(self, request: Request) -> str | None:
+        """For code that runs before the route's dependencies (the gateway's cache-hit shortcut):
+        the rate-limit key when ``reader`` lets this caller read, None when it would ask for a
+        credential. Raises ``AccessError`` for a credential that does not verify."""
+        principal = self.authenticator.authenticate(request.headers.get("authorization"), request.headers.get("x-api-key"))
+        if principal is None and self.settings.read_access == "keyed":
+            return None
+        return self._client_id(request, principal)
+
+    def _client_id(self, request: Request, principal: Principal | None) -> str:
         if principal is not None:
             return principal.client_id
         forwarded = request.headers.get("x-forwarded-for") if self.settings.trust_forwarded_for else None

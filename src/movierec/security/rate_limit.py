@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Sequence
 
 import redis
 import redis.asyncio as aioredis
@@ -39,8 +40,14 @@ else
 end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
-return {allowed, tostring(retry), tostring(tokens)}
+local reply = {allowed, tostring(retry), tostring(tokens)}
+for i = 2, #KEYS do
+  reply[#reply + 1] = redis.call('GET', KEYS[i])
+end
+return reply
 """
+DECISION_FIELDS = 3
+"""The script's reply: the decision's fields, then the value of each further key (nil: absent)."""
 
 
 @dataclass(frozen=True)
@@ -64,17 +71,17 @@ class RedisRateLimiter:
 
     async def check(self, client_id: str, cost: float = 1.0) -> RateDecision:
         """Take ``cost`` tokens from ``client_id``'s bucket if it has them."""
-        try:
-            reply = await self._script(keys=[self.prefix + client_id], args=[self.rate_per_s, self.burst, cost])
-        except (redis.RedisError, OSError) as exc:
-            reply = exc
-        return self.read_decision(reply)
+        return (await self.check_and_get(client_id, (), cost))[0]
 
-    def queue_check(self, pipe, client_id: str, cost: float = 1.0) -> None:
-        """Queue the check of ``check`` on ``pipe`` (a pipeline of any Redis client) so that it
-        shares one round trip with the caller's own commands; ``read_decision`` reads its reply.
-        EVAL, not EVALSHA: a pipeline would first ask whether the script is loaded."""
-        pipe.eval(_TOKEN_BUCKET, 1, self.prefix + client_id, self.rate_per_s, self.burst, cost)
+    async def check_and_get(self, client_id: str, keys: Sequence[str], cost: float = 1.0) -> tuple[RateDecision, list | None]:
+        """``check``, and the values of ``keys`` (GET; None where absent) read in the same round
+        trip, in one command. When Redis cannot be asked the request is let through and the
+        values are None (not a list)."""
+        try:
+            reply = await self._script(keys=[self.prefix + client_id, *keys], args=[self.rate_per_s, self.burst, cost])
+        except (redis.RedisError, OSError) as exc:
+            return self.read_decision(exc), None
+        return self.read_decision(reply[:DECISION_FIELDS]), reply[DECISION_FIELDS:]
 
     def read_decision(self, reply) -> RateDecision:
         """The decision from the script's reply; an exception (Redis trouble) lets the request through."""

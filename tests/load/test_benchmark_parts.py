@@ -129,4 +129,4 @@ def test_report_renders_the_gpu_table_and_the_served_model_check(tmp_path: Path)
     md = render_markdown(result, headline(result, cpu, gpu), cpu, gpu, tmp_path / "figures" / "latency.png", "movierec bench serving", 1, served)
     assert "128-dimensional vectors" in md and "On the GPU (cuda" in md
     assert "p50 1.95 +- 0.30 ms" in md and "the same lists as on the CPU for 100% of requests" in md
-    assert "No GPU result" in render_markdown(result, headline(result, cpu), cpu, None, tmp_path / "figures" / "l.png", "c", 1)
+    assert "No GPU record" in render_markdown(result, headline(result, cpu), cpu, None, tmp_path / "figures" / "l.png", "c", 1)

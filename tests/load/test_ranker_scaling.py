@@ -71,3 +71,18 @@ def test_cli_served_without_a_model_fails_in_one_line(tmp_path):
     result = subprocess.run([MOVIEREC, "bench", "ranker", "--sizes", "1000", "--served"], capture_output=True, text=True, env=env)
     assert result.returncode == 2
     assert "--model-dir" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cli_saves_its_record_with_the_reports_it_feeds(tmp_path):
+    """The record lives in <reports-dir>/measurements/ (committed), where `bench serving` reads it."""
+    import json
+
+    from movierec.benchmarks.records import load_record, ranker_record_path
+
+    env = {**os.environ, "MOVIEREC_HOME": str(tmp_path / "home")}
+    result = subprocess.run([MOVIEREC, "bench", "ranker", "--sizes", "1000", "--repeats", "2", "--reports-dir", str(tmp_path / "reports")],
+                            capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    record = load_record(ranker_record_path(tmp_path / "reports", "cpu"))
+    assert record["device"] == "cpu" and [r["items"] for r in record["results"]] == [1000]
+    assert json.loads((tmp_path / "reports" / "measurements" / "ranker_cpu.json").read_text()) == record

@@ -295,8 +295,8 @@ def render_markdown(result: ServingBenchResult, h: dict, cpu_scaling: list[Scali
                         f"p95 {g['p95_ms_mean']:.2f} +- {g['p95_ms_std']:.2f} ms; the same lists as on the CPU for "
                         f"{g['same_lists_as_cpu']:.0%} of requests."]
     else:
-        out += ["", "No GPU result in this run: on a machine with one, `movierec bench ranker --device cuda` saves it and the next "
-                "`movierec bench serving` includes it."]
+        out += ["", "No GPU record in `reports/measurements/`: on a machine with a GPU, `movierec bench ranker --device cuda --served` "
+                "saves one there and the next `movierec bench serving` includes it."]
     if result.gateway_counters:
         out += ["", "## How the gateway answered during each path's runs (its Prometheus counters)", "",
                 "A cache error (Redis slower than the gateway's Redis timeout) is served as a miss, so a hit run that shows "

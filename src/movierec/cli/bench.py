@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from movierec.benchmarks.records import closed_loop_record_path, load_record, ranker_record_path, save_record
 from movierec.settings import get_settings
 
 app = typer.Typer(no_args_is_help=True, help="Serving benchmarks: ranker top-N scaling, the stack under load.")
@@ -45,10 +46,6 @@ def _parse_sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
-def ranker_results_path(device: str) -> Path:
-    return get_settings().home / "bench" / f"ranker_{device.replace(':', '_')}.json"
-
-
 @app.command()
 def ranker(
     sizes: str = typer.Option("10000,100000,1000000", help="Catalog sizes (synthetic items), comma-separated."),
@@ -63,6 +60,8 @@ def ranker(
     model_dir: Path = typer.Option(None, help="With --served: the model folder (default <home>/models/fusion/current)."),
     served_seeds: str = typer.Option("0,1,2", help="With --served: seeds (different users per seed), comma-separated."),
     served_k: int = typer.Option(100, min=1, max=1000, help="With --served: k (the gateway asks for 100 candidates)."),
+    reports_dir: Path = typer.Option(Path("reports"), help="The record goes to <reports-dir>/measurements/ranker_<device>.json "
+                                                         "(`bench serving` puts it in the performance report)."),
 ) -> None:
     """Top-k cost of the real ranker code over synthetic catalogs (and optionally the served model); prints tables and the goal."""
     import torch
@@ -106,9 +105,8 @@ def ranker(
     record = {"device": str(resolved), "threads": torch.get_num_threads(), "results": [r.as_dict() for r in results]}
     if served:
         record["served"] = _served(folder, resolved, seeds, served_k).as_dict()
-    out = ranker_results_path(str(resolved))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=2))
+    out = ranker_record_path(reports_dir, str(resolved))
+    save_record(out, record)
     console.print(f"saved {out}")
 
 
@@ -127,16 +125,15 @@ def _served(folder: Path, device, seeds: tuple[int, ...], k: int):
     return r
 
 
-def _load_ranker_record(device: str) -> dict | None:
+def _load_ranker_record(reports_dir: Path, device: str) -> dict | None:
     """What `movierec bench ranker --device DEVICE` saved last (results, and ``served`` with --served)."""
-    path = ranker_results_path(device)
-    return json.loads(path.read_text()) if path.exists() else None
+    return load_record(ranker_record_path(reports_dir, device))
 
 
-def _load_scaling(device: str):
+def _load_scaling(reports_dir: Path, device: str):
     from movierec.benchmarks.ranker_scaling import ScalingResult
 
-    record = _load_ranker_record(device)
+    record = _load_ranker_record(reports_dir, device)
     return None if record is None else [ScalingResult(**r) for r in record["results"]]
 
 
@@ -194,12 +191,13 @@ def serving(
     say(f"ranker top-20 scaling on the CPU ({torch.get_num_threads()} threads)")
     cpu = run_scaling(device="cpu", repeats=ranker_repeats,
                       progress=lambda r: say(f"  {r.items:>10,} items: filtered p50 {r.filtered_ms_p50:.2f} ms"))
-    gpu = _load_scaling("cuda") or _load_scaling("cuda:0")
+    gpu = _load_scaling(reports_dir, "cuda") or _load_scaling(reports_dir, "cuda:0")
     command = "movierec bench serving" + (f" --levels {levels}" if levels != "1,8,32,128" else "") + \
         (f" --duration {duration:g}" if duration != 15.0 else "")
-    gpu_record = _load_ranker_record("cuda") or _load_ranker_record("cuda:0") or {}
+    gpu_record = _load_ranker_record(reports_dir, "cuda") or _load_ranker_record(reports_dir, "cuda:0") or {}
     h = write_report(result, cpu, gpu, reports_dir, command, torch.get_num_threads(), gpu_served=gpu_record.get("served"),
-                     closed_loop=_saved_closed_loop(True), closed_loop_control=_saved_closed_loop(False))
+                     closed_loop=load_record(closed_loop_record_path(reports_dir, True)),
+                     closed_loop_control=load_record(closed_loop_record_path(reports_dir, False)))
     table = Table(title="goals (issue 7)")
     for col in ("goal", "target", "measured", "result"):
         table.add_column(col)
@@ -264,16 +262,6 @@ def locust(
         raise typer.Exit(1)
 
 
-def closed_loop_results_path(retrain: bool = True) -> Path:
-    """The last closed-loop run's results (``retrain=False``: the control run's)."""
-    return get_settings().home / "bench" / ("closed_loop.json" if retrain else "closed_loop_control.json")
-
-
-def _saved_closed_loop(retrain: bool) -> dict | None:
-    path = closed_loop_results_path(retrain)
-    return json.loads(path.read_text()) if path.exists() else None
-
-
 @app.command("closed-loop")
 def closed_loop(
     minutes: float = typer.Option(10.0, min=1.0, max=120.0, help="Length of the Locust run."),
@@ -289,7 +277,9 @@ def closed_loop(
     database_url: str = typer.Option(None, envvar="MOVIEREC_DATABASE_URL", help="PostgreSQL URL; default: an embedded server."),
     redis_url: str = typer.Option(None, envvar="MOVIEREC_REDIS_URL", help="Redis URL; default: an embedded server."),
     scratch_database: bool = typer.Option(True, help="With --database-url: run on a new database on that server, dropped afterwards."),
-    reports_dir: Path = typer.Option(Path("reports"), help="The plot goes to <reports-dir>/figures/performance_closed_loop.png."),
+    reports_dir: Path = typer.Option(Path("reports"), help="The record goes to <reports-dir>/measurements/closed_loop[_control].json "
+                                                         "(`bench serving` puts it in the performance report), the plot to "
+                                                         "<reports-dir>/figures/performance_closed_loop.png."),
 ) -> None:
     """Locust users' feedback flows into Celery retraining; CTR and watch time per minute, with policy versions.
 
@@ -330,11 +320,9 @@ def closed_loop(
         table.add_row(f"{b.start_s / 60:.1f}", str(b.lists), f"{b.ctr:.3f}", f"{b.watch_minutes_per_list:.1f}",
                       "" if b.mean_rating is None else f"{b.mean_rating:.2f}", ", ".join(b.policy_versions))
     console.print(table)
-    saved = closed_loop_results_path(retrain)
-    saved.parent.mkdir(parents=True, exist_ok=True)
-    saved.write_text((out / "closed_loop.json").read_text())
+    save_record(closed_loop_record_path(reports_dir, retrain), json.loads((out / "closed_loop.json").read_text()))
     figure = reports_dir / "figures" / "performance_closed_loop.png"
-    learning, control = _saved_closed_loop(True), _saved_closed_loop(False)
+    learning, control = load_record(closed_loop_record_path(reports_dir, True)), load_record(closed_loop_record_path(reports_dir, False))
     if learning is not None:
         plot_closed_loop([OutcomeBin(**b) for b in learning["bins"]], figure,
                          None if control is None else [OutcomeBin(**b) for b in control["bins"]])

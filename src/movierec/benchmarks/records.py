@@ -1,0 +1,32 @@
+"""The measurement records the performance report is assembled from, kept beside it.
+
+``movierec bench ranker`` (on a GPU, only where one is lent) and ``movierec bench closed-loop``
+(20 minutes with its control) are not rerun by ``movierec bench serving``; their last results
+are read from ``<reports-dir>/measurements/``. They live there, committed with the reports they
+feed, not under ``<home>``: a new checkout would lose them, and the report with them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+MEASUREMENTS = "measurements"
+
+
+def ranker_record_path(reports_dir: Path, device: str) -> Path:
+    return Path(reports_dir) / MEASUREMENTS / f"ranker_{device.replace(':', '_')}.json"
+
+
+def closed_loop_record_path(reports_dir: Path, retrain: bool = True) -> Path:
+    """The last closed-loop run (``retrain=False``: the control run)."""
+    return Path(reports_dir) / MEASUREMENTS / ("closed_loop.json" if retrain else "closed_loop_control.json")
+
+
+def load_record(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def save_record(path: Path, record: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2) + "\n")

@@ -24,7 +24,7 @@ BUCKETS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Redis", ("redis/",)),
     ("imports at request time (importlib)", ("importlib",)),
     ("HTTP client hops (httpx)", ("httpx/", "httpcore/", "clients/")),
-    ("HTTP server (uvicorn, starlette, h11)", ("uvicorn/", "starlette/", "h11/", "fastapi/", "anyio/")),
+    ("HTTP server (uvicorn, httptools, starlette, fastapi)", ("uvicorn/", "starlette/", "h11/", "httptools/", "fastapi/", "anyio/")),
     ("logging and metrics", ("logging/", "prometheus_client", "movierec_service/")),
     ("asyncio machinery", ("asyncio/",)),
 )

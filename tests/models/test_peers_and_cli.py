@@ -9,7 +9,7 @@ from movierec.evaluation import peers
 from movierec.evaluation.protocol import rating_metrics, topk_metrics
 
 
-@pytest.mark.parametrize("name", ["implicit_als", "implicit_bpr", "cornac_bpr"])
+@pytest.mark.parametrize("name", ["implicit_als", "implicit_bpr", "cornac_bpr", "cornac_ease"])
 def test_ranking_peers_score_only_movies_they_saw(name, tiny_ratings, tiny_catalog_ids):
     scorer = peers.fit_implicit(name, tiny_ratings, 0) if name.startswith("implicit") else peers.fit_cornac(name, tiny_ratings, 0)
     scores = scorer.rank_scores(np.array([1, 2]), tiny_catalog_ids)
@@ -18,6 +18,24 @@ def test_ranking_peers_score_only_movies_they_saw(name, tiny_ratings, tiny_catal
     assert np.all(np.isneginf(scores[:, unseen])) and np.isfinite(scores[:, ~unseen]).all()
     m = topk_metrics(scorer, tiny_ratings.iloc[::2], tiny_ratings.iloc[1::2], tiny_catalog_ids, k=5)
     assert 0.0 <= m["recall@5"] <= 1.0
+
+
+def test_ease_scores_are_the_users_ratings_times_its_item_item_weights():
+    """Cornac's EASE, reordered to our ids: a user's scores are their rating row times B, by hand."""
+    import pandas as pd
+
+    train = pd.DataFrame({"user_id": [1, 1, 2, 2, 3, 3, 3], "movie_id": [10, 20, 20, 30, 10, 20, 30],
+                          "rating": [5.0, 3.0, 4.0, 2.0, 1.0, 4.0, 5.0]})
+    scorer = peers.fit_cornac("cornac_ease", train, 0)
+    x = np.array([[5.0, 3.0, 0.0], [0.0, 4.0, 2.0], [1.0, 4.0, 5.0]])  # users 1, 2, 3 x movies 10, 20, 30
+    g = x.T @ x + 500 * np.eye(3)
+    p = np.linalg.inv(g)
+    b = p / -np.diag(p)
+    np.fill_diagonal(b, 0.0)
+    b[b < 0] = 0.0
+    scores = scorer.rank_scores(np.array([3, 1]), np.array([30, 10, 20, 40]))
+    np.testing.assert_allclose(scores[:, :3], (x[[2, 0]] @ b)[:, [2, 0, 1]], rtol=1e-6)
+    assert np.isneginf(scores[:, 3]).all()
 
 
 def test_vbpr_uses_poster_vectors(tiny_ratings, tiny_features):

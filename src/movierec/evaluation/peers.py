@@ -14,7 +14,7 @@ import scipy.sparse as sp
 from movierec.evaluation.protocol import LIKE, lookup
 
 RATING_PEERS = ("global_mean", "surprise_baselineonly", "surprise_svd", "surprise_svdpp", "surprise_knnbaseline")
-RANKING_PEERS = ("popularity", "implicit_als", "implicit_bpr", "cornac_bpr", "cornac_vbpr", "content_nn")
+RANKING_PEERS = ("popularity", "implicit_als", "implicit_bpr", "cornac_bpr", "cornac_vbpr", "cornac_ease", "content_nn")
 
 
 class IdIndex:
@@ -119,8 +119,28 @@ def fit_implicit(name: str, train: pd.DataFrame, seed: int, threads: int = 1) ->
     return scorer
 
 
-def fit_cornac(name: str, train: pd.DataFrame, seed: int, poster: tuple[np.ndarray, np.ndarray] | None = None) -> FactorScorer:
-    """Cornac BPR, or VBPR with poster vectors ``(movie_ids, matrix)`` (missing posters as zeros)."""
+class ItemItemScorer:
+    """Scores as the user's training row times an item-item matrix (``row @ B``), over the peer's id index."""
+
+    def __init__(self, index: IdIndex, user_rows: sp.csr_matrix, item_item: np.ndarray):
+        self.index, self.x, self.b = index, user_rows, np.asarray(item_item, np.float64)
+
+    def predict(self, user_ids, movie_ids):
+        raise NotImplementedError("this peer ranks, it does not predict ratings")
+
+    def rank_scores(self, user_ids: np.ndarray, movie_ids: np.ndarray) -> np.ndarray:
+        ur = lookup(np.asarray(user_ids), self.index.user_ids)
+        ir = lookup(np.asarray(movie_ids), self.index.movie_ids)
+        scores = np.asarray(self.x[np.maximum(ur, 0)] @ self.b)[:, np.maximum(ir, 0)]
+        scores[ur < 0] = 0.0
+        scores[:, ir < 0] = -np.inf
+        return scores
+
+
+def fit_cornac(name: str, train: pd.DataFrame, seed: int, poster: tuple[np.ndarray, np.ndarray] | None = None) -> FactorScorer | ItemItemScorer:
+    """Cornac BPR, VBPR with poster vectors ``(movie_ids, matrix)`` (missing posters as zeros), or
+    EASE (Steck 2019: a closed-form item-item model; Cornac's defaults, lambda 500 on the rating
+    matrix, negative weights dropped)."""
     import cornac
     from cornac.data import ImageModality
 
@@ -128,6 +148,8 @@ def fit_cornac(name: str, train: pd.DataFrame, seed: int, poster: tuple[np.ndarr
     train_set = cornac.data.Dataset.from_uir(triples, seed=seed)
     if name == "cornac_bpr":
         model = cornac.models.BPR(k=64, max_iter=100, learning_rate=0.01, lambda_reg=0.01, seed=seed, num_threads=1)
+    elif name == "cornac_ease":
+        model = cornac.models.EASE(lamb=500, posB=True, verbose=False, seed=seed)
     else:
         if poster is None:
             raise ValueError("VBPR needs poster features")
@@ -151,6 +173,8 @@ def fit_cornac(name: str, train: pd.DataFrame, seed: int, poster: tuple[np.ndarr
     index.user_ids, index.movie_ids = user_ids, movie_ids
     if name == "cornac_bpr":
         return FactorScorer(index, model.u_factors[uidx], model.i_factors[iidx], model.i_biases[iidx] if model.i_biases is not None else None)
+    if name == "cornac_ease":
+        return ItemItemScorer(index, model.U[uidx][:, iidx], model.B[np.ix_(iidx, iidx)])
     user = np.hstack([model.gamma_user, model.theta_user])[uidx]
     item = np.hstack([model.gamma_item, model.theta_item])[iidx]
     return FactorScorer(index, user, item, (model.beta_item + model.visual_bias)[iidx])

@@ -201,7 +201,7 @@ def run_quality(settings: Settings, plan: QualityPlan, fresh: bool = False, prog
             return peers.Popularity(train)
         if name.startswith("implicit_"):
             return peers.fit_implicit(name, train, seed)
-        if name == "cornac_bpr":
+        if name in ("cornac_bpr", "cornac_ease"):
             return peers.fit_cornac(name, train, seed)
         if name == "cornac_vbpr":
             return peers.fit_cornac(name, train, seed, poster=(poster.movie_ids[poster.mask], poster.matrix[poster.mask]))

@@ -152,7 +152,7 @@ def write_report(results: dict, reports_dir: Path, command: str) -> dict:
     meta = results["meta"]
     r = results
     rating_models = [m for m in ["ours", "mf", "global_mean", "surprise_baselineonly", "surprise_svd", "surprise_svdpp", "surprise_knnbaseline"] if m in r["random"]]
-    ranking_models = [m for m in ["ours", "mf", "popularity", "implicit_als", "implicit_bpr", "cornac_bpr", "cornac_vbpr", "content_nn"] if m in r["random"]]
+    ranking_models = [m for m in ["ours", "mf", "popularity", "implicit_als", "implicit_bpr", "cornac_bpr", "cornac_vbpr", "cornac_ease", "content_nn"] if m in r["random"]]
     md = [
         "# Quality report: fusion recommender vs peers",
         "",

@@ -9,6 +9,7 @@ import json
 
 import pytest
 
+from movierec.contracts.recommendations import RecommendationRequest
 from movierec.security.errors import InvalidCredential
 from movierec.security.rate_limit import RateDecision
 from movierec_gateway.cache import CacheLookup
@@ -140,3 +141,58 @@ def test_a_client_gone_before_the_body_reaches_the_route_as_a_disconnect():
     layer = CacheHitShortcut(route, lookup=lookup, on_hit=lambda: None)
     asyncio.run(layer({"type": "http", "method": "POST", "path": PATH, "headers": [(b"content-type", b"application/json")]}, receive, send))
     assert [m["type"] for m in seen] == ["http.request", "http.disconnect"]
+
+
+# --- inside a service app: the body limits answer as they do without the shortcut -----------------
+
+
+def _service(received: list):
+    from starlette.middleware import Middleware
+
+    from movierec_service import create_service_app
+
+    async def never_cached(request, scope):
+        return CacheLookup("d", None, None, None)
+
+    app = create_service_app("shortcut-test", max_body_bytes=1000, body_timeout_s=0.5,
+                             inner_middleware=[Middleware(CacheHitShortcut, lookup=never_cached, on_hit=lambda: None)])
+
+    @app.post(PATH)
+    async def recommendations(body: RecommendationRequest):
+        received.append(body)
+        return {"user_id": body.user_id}
+
+    return app
+
+
+def _post(app, **kwargs):
+    import httpx
+
+    async def go():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+            return await client.post(PATH, headers={"content-type": "application/json"}, **kwargs)
+
+    return asyncio.run(go())
+
+
+def test_too_large_and_stalled_bodies_still_get_413_and_408():
+    received: list = []
+    app = _service(received)
+    assert _post(app, content=b'{"user_id": 5}').json() == {"user_id": 5}  # a miss reaches the route, body intact
+    declared = _post(app, content=b'{"user_id": 5, "exclude_movie_ids": [' + b"1," * 600 + b"1]}")
+
+    async def chunks():
+        yield b'{"user_id": 5, "exclude_movie_ids": ['
+        for _ in range(100):
+            yield b"1," * 20
+        yield b"1]}"
+
+    async def stalled():
+        yield b'{"user_id": '
+        await asyncio.sleep(2.0)
+        yield b"5}"
+
+    streamed, slow = _post(app, content=chunks()), _post(app, content=stalled())
+    assert declared.status_code == 413 and streamed.status_code == 413
+    assert slow.status_code == 408 and slow.json()["error"]["code"] == "body_timeout"
+    assert len(received) == 1

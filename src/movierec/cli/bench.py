@@ -320,7 +320,8 @@ def closed_loop(
         table.add_row(f"{b.start_s / 60:.1f}", str(b.lists), f"{b.ctr:.3f}", f"{b.watch_minutes_per_list:.1f}",
                       "" if b.mean_rating is None else f"{b.mean_rating:.2f}", ", ".join(b.policy_versions))
     console.print(table)
-    save_record(closed_loop_record_path(reports_dir, retrain), json.loads((out / "closed_loop.json").read_text()))
+    saved = closed_loop_record_path(reports_dir, retrain)
+    save_record(saved, json.loads((out / "closed_loop.json").read_text()))
     figure = reports_dir / "figures" / "performance_closed_loop.png"
     learning, control = load_record(closed_loop_record_path(reports_dir, True)), load_record(closed_loop_record_path(reports_dir, False))
     if learning is not None:

@@ -92,6 +92,10 @@ def test_ablation_rows_can_share_one_collaborative_stage(tiny_ratings, tiny_feat
     for part in ("user_vector", "item_vector", "rank_item_vector", "history_vector"):
         assert torch.equal(getattr(both.net, part).weight, getattr(text.net, part).weight)
     assert text.content.names == ["text"]
+    # a reused stage gives the very model a full run gives (the content stage has its own random streams)
+    again = train_model(spec, spec.config({**small, "modalities": ["text", "poster"]}), tiny_ratings, tiny_catalog_ids, tiny_features,
+                        progress=False, collaborative=text)
+    np.testing.assert_array_equal(again.export("a", {}).item_vectors, both.export("b", {}).item_vectors)
     with pytest.raises(ValueError, match="other ratings or settings"):
         train_model(spec, spec.config({**small, "dim": 6}), tiny_ratings, tiny_catalog_ids, tiny_features, progress=False, collaborative=both)
 

@@ -273,6 +273,10 @@ def collaborative_key(cfg: FusionConfig) -> dict:
     return {k: v for k, v in cfg.model_dump().items() if k not in content_only}
 
 
+CONTENT_STAGE_SEED = 7919
+"""Offset of the content stage's random seeds from ``cfg.seed``."""
+
+
 def train_fusion(
     train: pd.DataFrame, content: ItemContent, cfg: FusionConfig, valid: pd.DataFrame | None = None, progress: bool = True,
     collaborative: TrainedFusion | None = None,
@@ -328,6 +332,10 @@ def _train_fusion(train: pd.DataFrame, content: ItemContent, cfg: FusionConfig, 
     else:
         _train_collaborative(net, cfg, global_mean, u, i, r, rated, rng, valid_t, curves, progress, label)
     if net.content is not None:
-        _train_content(net, cfg, content, np.bincount(i, minlength=n_items), rng, curves, progress, label)
+        # its own random streams, so a content stage gives the same model whether the collaborative
+        # stage ran just before (drawing from the streams) or was reused (ablation rows)
+        torch.manual_seed(cfg.seed + CONTENT_STAGE_SEED)
+        content_rng = np.random.default_rng([cfg.seed, CONTENT_STAGE_SEED])
+        _train_content(net, cfg, content, np.bincount(i, minlength=n_items), content_rng, curves, progress, label)
     net.eval()
     return TrainedFusion(net, cfg, content, user_ids, global_mean, u, i, curves, time.perf_counter() - started)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from movierec.rl.artifact import PolicyArtifactError, current_version, load_current, load_policy, publish_policy
+from movierec.rl.artifact import PolicyArtifactError, current_version, load_current, load_policy, publish_policy, use_version
 from movierec_policy.app import create_app
 from movierec_policy.settings import PolicySettings
 
@@ -38,6 +38,18 @@ def test_publish_writes_a_version_and_swaps_the_pointer(tmp_path, tiny_artifact_
     with pytest.raises(PolicyArtifactError, match="already exists"):
         publish_policy(tiny_artifact_factory("v-two"), tmp_path)
     assert current_version(tmp_path) == "v-two"
+
+
+def test_rollback_serves_a_published_version_again_and_refuses_others(tmp_path, tiny_artifact_factory):
+    publish_policy(tiny_artifact_factory("v-one"), tmp_path)
+    publish_policy(tiny_artifact_factory("v-two"), tmp_path)
+    assert use_version(tmp_path, "v-one").version == "v-one" and current_version(tmp_path) == "v-one"
+    (tmp_path / "v-broken").mkdir()
+    for bad in ("v-nine", "../v-one", "", "v-broken"):
+        with pytest.raises((FileNotFoundError, PolicyArtifactError)):
+            use_version(tmp_path, bad)
+    assert current_version(tmp_path) == "v-one"  # a refused version never becomes current
+    assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
 
 
 def test_without_a_policy_the_ranker_order_passes_through(tmp_path):
@@ -124,3 +136,23 @@ def test_a_broken_version_keeps_the_old_policy_serving(tmp_path, tiny_artifact_f
     r = client.post("/v1/rank", json=body)
     assert r.status_code == 200 and r.json()["policy_version"] == "v-good"
     assert "v-broken" in client.get("/v1/policy").json()["last_error"]
+
+
+def test_cli_use_names_what_is_published(tmp_path, tiny_artifact_factory, monkeypatch):
+    from typer.testing import CliRunner
+
+    from movierec.cli import app
+    from movierec.settings import get_settings
+
+    monkeypatch.setenv("MOVIEREC_HOME", str(tmp_path))
+    get_settings.cache_clear()
+    try:
+        policy_dir = get_settings().models_dir / "policy"
+        for version in ("v-one", "v-two"):
+            publish_policy(tiny_artifact_factory(version), policy_dir)
+        refused = CliRunner().invoke(app, ["rl", "use", "v-nine"])
+        used = CliRunner().invoke(app, ["rl", "use", "v-one"])
+    finally:
+        get_settings.cache_clear()
+    assert refused.exit_code == 2 and "v-one, v-two" in refused.output and "Traceback" not in refused.output
+    assert used.exit_code == 0 and "v-one (was v-two)" in used.output and current_version(policy_dir) == "v-one"

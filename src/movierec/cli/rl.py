@@ -162,6 +162,21 @@ def retrain(
 
 
 @app.command()
+def use(version: str = typer.Argument(..., help="A published version (`movierec rl status` names the current one).")) -> None:
+    """Serve an already published policy version again (a rollback); the policy service reloads it."""
+    from movierec.rl.artifact import PolicyArtifactError, current_version, use_version
+
+    policy_dir = get_settings().models_dir / "policy"
+    before = current_version(policy_dir)
+    try:
+        use_version(policy_dir, version)
+    except (FileNotFoundError, PolicyArtifactError) as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    console.print(f"current policy: {version} (was {before})")
+
+
+@app.command()
 def status() -> None:
     """The served policy version and its metadata."""
     from movierec.rl.artifact import current_version, load_policy

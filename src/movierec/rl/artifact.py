@@ -116,10 +116,27 @@ def publish_policy(artifact: PolicyArtifact, policy_dir: Path) -> Path:
     policy_dir.mkdir(parents=True, exist_ok=True)
     folder = policy_dir / artifact.version
     save_policy(artifact, folder)
-    tmp = policy_dir / f".{CURRENT_POINTER}.tmp-{uuid.uuid4().hex[:6]}"
-    tmp.write_text(artifact.version + "\n")
-    os.replace(tmp, policy_dir / CURRENT_POINTER)
+    _point_current(policy_dir, artifact.version)
     return folder
+
+
+def use_version(policy_dir: Path, version: str) -> PolicyArtifact:
+    """Serve an already published ``version`` again (a rollback): it is loaded first, so a
+    missing or broken version never becomes ``current``. Raises ``FileNotFoundError`` or the
+    loader's error."""
+    policy_dir = Path(policy_dir)
+    if not version or Path(version).name != version or not (policy_dir / version).is_dir():
+        known = sorted(p.name for p in policy_dir.glob("*") if p.is_dir() and not p.name.startswith("."))
+        raise FileNotFoundError(f"no published policy version {version!r} in {policy_dir}; published: {', '.join(known) or 'none'}")
+    artifact = load_policy(policy_dir / version)
+    _point_current(policy_dir, version)
+    return artifact
+
+
+def _point_current(policy_dir: Path, version: str) -> None:
+    tmp = policy_dir / f".{CURRENT_POINTER}.tmp-{uuid.uuid4().hex[:6]}"
+    tmp.write_text(version + "\n")
+    os.replace(tmp, policy_dir / CURRENT_POINTER)
 
 
 def artifact_from_learner(learner: DQNLearner, config: ExperimentConfig, items: ItemTable, user_ids, user_vectors,

@@ -88,8 +88,9 @@ class RecommendationCache:
 
     async def lookup(self, user_id: int, digest: str, rate: RateCheck | None = None) -> CacheLookup:
         """The cached answer, the user's cached history and (with ``rate``) the rate limiter's
-        decision, in one round trip (one command). A Redis error reads as nothing cached and lets
-        the request through."""
+        decision, in one round trip (one command: with ``rate`` the keys are read by the limiter's
+        script, on the limiter's connection, so both must use this cache's Redis, as the gateway
+        builds them). A Redis error reads as nothing cached and lets the request through."""
         keys = (self.key(user_id, digest), self.history_key(user_id))
         if rate is not None:
             decision, values = await rate.limiter.check_and_get(rate.client_id, keys)

@@ -136,9 +136,11 @@ was done or is proposed:
     95% lower bound of its SNIPS gain (paired bootstrap over the held-out users) is above zero.
     The closed-loop section below is the run made after both changes.
 16. **Cache hit: FastAPI's routing, dependencies and exception layers were half of it.**
-    py-spy on a hit (2026-11-23, a `wrk` run beside a features build): the route's own work was 27% of
-    the gateway's busy samples, FastAPI's request handling around it (dependency solving, body
-    parsing, the exception and exit-stack layers) about 45%, the redis-py pipeline 18%.
+    An ad-hoc py-spy recording of the gateway alone under `wrk` (2026-11-23, a features build
+    beside it; not this command's profile step, whose table above is the run after the change):
+    the route's own work was 27% of the gateway's busy samples, FastAPI's request handling around
+    it (dependency solving, body parsing, the exception and exit-stack layers) about 45%, the
+    redis-py pipeline 18%.
     **Done:** `CacheHitShortcut` (`movierec_gateway/cache_hit.py`), a pure ASGI layer inside
     the request context (request id, metrics and log line still apply), reads the body, checks
     the caller's credential and, for a known user, makes the one Redis round trip; a hit is sent

@@ -125,16 +125,9 @@ def _served(folder: Path, device, seeds: tuple[int, ...], k: int):
     return r
 
 
-def _load_ranker_record(reports_dir: Path, device: str) -> dict | None:
-    """What `movierec bench ranker --device DEVICE` saved last (results, and ``served`` with --served)."""
-    return load_record(ranker_record_path(reports_dir, device))
-
-
-def _load_scaling(reports_dir: Path, device: str):
-    from movierec.benchmarks.ranker_scaling import ScalingResult
-
-    record = _load_ranker_record(reports_dir, device)
-    return None if record is None else [ScalingResult(**r) for r in record["results"]]
+def _load_gpu_record(reports_dir: Path) -> dict | None:
+    """What `movierec bench ranker --device cuda[:N]` saved last (results, and ``served`` with --served)."""
+    return load_record(ranker_record_path(reports_dir, "cuda")) or load_record(ranker_record_path(reports_dir, "cuda:0"))
 
 
 @app.command()
@@ -159,7 +152,7 @@ def serving(
     import torch
 
     from movierec.benchmarks import scratch
-    from movierec.benchmarks.ranker_scaling import run_scaling
+    from movierec.benchmarks.ranker_scaling import ScalingResult, run_scaling
     from movierec.benchmarks.report import goals, verdict, write_report
     from movierec.benchmarks.serving import BenchmarkError, ServingBenchConfig, run_serving_benchmark
     from movierec.benchmarks.wrk_runner import WrkError
@@ -191,10 +184,10 @@ def serving(
     say(f"ranker top-20 scaling on the CPU ({torch.get_num_threads()} threads)")
     cpu = run_scaling(device="cpu", repeats=ranker_repeats,
                       progress=lambda r: say(f"  {r.items:>10,} items: filtered p50 {r.filtered_ms_p50:.2f} ms"))
-    gpu = _load_scaling(reports_dir, "cuda") or _load_scaling(reports_dir, "cuda:0")
+    gpu_record = _load_gpu_record(reports_dir) or {}
+    gpu = [ScalingResult(**r) for r in gpu_record["results"]] if gpu_record else None
     command = "movierec bench serving" + (f" --levels {levels}" if levels != "1,8,32,128" else "") + \
         (f" --duration {duration:g}" if duration != 15.0 else "")
-    gpu_record = _load_ranker_record(reports_dir, "cuda") or _load_ranker_record(reports_dir, "cuda:0") or {}
     h = write_report(result, cpu, gpu, reports_dir, command, torch.get_num_threads(), gpu_served=gpu_record.get("served"),
                      closed_loop=load_record(closed_loop_record_path(reports_dir, True)),
                      closed_loop_control=load_record(closed_loop_record_path(reports_dir, False)))

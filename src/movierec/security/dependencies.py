@@ -65,7 +65,7 @@ class AccessControl:
 
         async def reader(principal: Annotated[Principal | None, Depends(caller)]) -> Principal | None:
             """Public reads, or keyed ones when ``MOVIEREC_READ_ACCESS=keyed``."""
-            if self.settings.read_access == "keyed" and principal is None:
+            if not self._may_read(principal):
                 self._guard(lambda: self.authenticator.require_user(None, 0))
             return principal
 
@@ -98,9 +98,11 @@ class AccessControl:
         the rate-limit key when ``reader`` lets this caller read, None when it would ask for a
         credential. Raises ``AccessError`` for a credential that does not verify."""
         principal = self.authenticator.authenticate(request.headers.get("authorization"), request.headers.get("x-api-key"))
-        if principal is None and self.settings.read_access == "keyed":
-            return None
-        return self._client_id(request, principal)
+        return self._client_id(request, principal) if self._may_read(principal) else None
+
+    def _may_read(self, principal: Principal | None) -> bool:
+        """Reads are public, or need a credential when ``MOVIEREC_READ_ACCESS=keyed``."""
+        return principal is not None or self.settings.read_access != "keyed"
 
     def _client_id(self, request: Request, principal: Principal | None) -> str:
         if principal is not None:

@@ -3,6 +3,7 @@ the Redis broker, and the served version changes (then a policy service picks it
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -77,7 +78,7 @@ def test_a_celery_worker_retrains_from_postgres_feedback_and_the_version_changes
             while not app.control.ping(timeout=1.0):
                 assert proc.poll() is None, log_path.read_text()
                 assert time.monotonic() < deadline, "the worker did not answer within 120 s:\n" + log_path.read_text()
-            result = app.send_task(RETRAIN_TASK, kwargs={"min_slates": 20, "tolerance": 1.0}).get(timeout=300)
+            result = app.send_task(RETRAIN_TASK, kwargs={"min_slates": 20, "tolerance": 1.0, "min_held_out_users": 4}).get(timeout=300)
         finally:
             proc.terminate()
             proc.wait(timeout=30)
@@ -88,3 +89,45 @@ def test_a_celery_worker_retrains_from_postgres_feedback_and_the_version_changes
     assert (policy_dir / "retrain_state.json").read_text().count(str(store.last_seq())) == 1
     # the running service picks the new version up without a restart
     assert service.post("/v1/rank", json={"user_id": 1, "candidates": cand}).json()["policy_version"] == new
+
+
+@pytest.mark.integration
+def test_retraining_counts_the_checks_of_the_served_version(tmp_path, database_url, tiny_world, tiny_artifact_factory):
+    """Each kept check of the same served version is counted in the state file and the next one
+    demands more confidence; a publish or a rollback to another version starts the count again."""
+    from movierec.rl.artifact import use_version
+    from movierec.settings import Settings
+    from movierec.storage import FeedbackStore, create_engine_for
+    from movierec.tasks.policy import run_retraining
+
+    settings = Settings(home=tmp_path / "home", database_url=database_url)
+    policy_dir = settings.models_dir / "policy"
+    publish_policy(tiny_artifact_factory("v-base"), policy_dir)
+    store = FeedbackStore(create_engine_for(database_url))
+    for e in simulate_feedback_events(tiny_world, PolicyRanker(tiny_artifact_factory("v-base")), np.arange(12), seed=5):
+        store.record(e)
+
+    def retrain(tolerance: float, publish: bool = True) -> dict:
+        return run_retraining(min_slates=20, tolerance=tolerance, epochs=1, min_held_out_users=4, publish=publish,
+                              settings=settings, store=store)
+
+    def state() -> dict:
+        return json.loads((policy_dir / "retrain_state.json").read_text())
+
+    first, second = retrain(-100.0), retrain(-100.0)  # a gain no data can show: kept
+    assert first["status"] == second["status"] == "kept"
+    assert "96.96% lower bound of the gain (check 1 of v-base)" in first["reason"]
+    assert "99.24% lower bound of the gain (check 2 of v-base)" in second["reason"]
+    assert state() == {"last_seq": 0, "checked_version": "v-base", "checks": 2}
+    assert retrain(-100.0, publish=False)["status"] == "kept" and state()["checks"] == 2  # a dry run is not a check
+
+    published = retrain(1.0)
+    assert published["status"] == "published" and "(check 3 of v-base)" in published["reason"]
+    assert state() == {"last_seq": store.last_seq(), "version": published["version"], "checked_version": published["version"], "checks": 0}
+
+    more = simulate_feedback_events(tiny_world, PolicyRanker(tiny_artifact_factory("v-base")), np.arange(12), seed=6, id_prefix="later")
+    for e in more:
+        store.record(e)
+    use_version(policy_dir, "v-base")  # a rollback: the served version is no longer the one last checked
+    assert "96.96% lower bound of the gain (check 1 of v-base)" in retrain(-100.0)["reason"]
+    assert state()["checked_version"] == "v-base" and state()["checks"] == 1

@@ -7,7 +7,7 @@ import pytest
 
 from movierec.rl.artifact import current_version, publish_policy
 from movierec.rl.feedback_log import simulate_feedback_events
-from movierec.rl.online import retrain_from_events, served_slates, snips_gain_lower_bound, split_users
+from movierec.rl.online import check_alpha, retrain_from_events, served_slates, snips_gain_lower_bound, split_users
 from movierec.rl.ranking import PolicyRanker
 
 
@@ -33,7 +33,7 @@ def test_events_group_into_served_slates(logged):
 
 def test_retraining_publishes_a_new_version_when_not_worse(logged):
     policy_dir, events = logged
-    result = retrain_from_events(events, policy_dir, min_slates=20, epochs=5, tolerance=1.0, seed=0)
+    result = retrain_from_events(events, policy_dir, min_slates=20, epochs=5, tolerance=1.0, seed=0, min_held_out_users=4)
     assert result.status == "published", result.reason
     assert result.version != "v-base" and current_version(policy_dir) == result.version
     # transitions come from the fitting users only (12 users: 4 held out for the off-policy check)
@@ -58,7 +58,7 @@ def test_the_off_policy_check_uses_users_the_candidate_never_trained_on():
 def test_a_worse_candidate_is_not_published(logged):
     policy_dir, events = logged
     # a negative tolerance demands a strict improvement larger than any the check can show
-    result = retrain_from_events(events, policy_dir, min_slates=20, epochs=1, tolerance=-100.0)
+    result = retrain_from_events(events, policy_dir, min_slates=20, epochs=1, tolerance=-100.0, min_held_out_users=4)
     assert result.status == "kept"
     assert current_version(policy_dir) == "v-base"
 
@@ -67,6 +67,9 @@ def test_too_few_events_or_no_policy_skips(logged, tmp_path_factory):
     policy_dir, events = logged
     few = retrain_from_events(events[:8], policy_dir, min_slates=20)
     assert few.status == "skipped" and "fewer than" in few.reason
+    # 12 users hold out 4: too few to value a candidate on by default (20)
+    few_users = retrain_from_events(events, policy_dir, min_slates=20, tolerance=1.0)
+    assert few_users.status == "skipped" and "4 would be held out" in few_users.reason and "fewer than the 20" in few_users.reason
     empty_dir = tmp_path_factory.mktemp("no-policy")
     none = retrain_from_events(events, empty_dir)
     assert none.status == "skipped" and "movierec rl train" in none.reason
@@ -77,7 +80,7 @@ def test_slates_logged_without_impressions_are_still_valued(logged):
     """A client that logs only watches and ratings (with their position's propensity) is enough."""
     policy_dir, events = logged
     engaged_only = [e for e in events if e.kind != "impression"]
-    result = retrain_from_events(engaged_only, policy_dir, min_slates=10, epochs=2, tolerance=1.0)
+    result = retrain_from_events(engaged_only, policy_dir, min_slates=10, epochs=2, tolerance=1.0, min_held_out_users=4)
     assert result.status == "published", result.reason
     assert np.isfinite(result.candidate_snips)
 
@@ -99,3 +102,27 @@ def test_only_a_gain_the_held_out_slates_support_is_published():
         u[u[:, 0] > 0, 1] = 0.9  # puts more mass on the movies users engaged with
     assert snips_gain_lower_bound(better, same, seed=0) > 0.05
     assert snips_gain_lower_bound(same, better, seed=0) < -0.05
+
+
+def test_each_check_of_one_served_version_spends_a_shrinking_share_of_five_percent():
+    assert check_alpha(1) == pytest.approx(0.05 * 6 / np.pi ** 2)  # 3.04%
+    assert check_alpha(2) == pytest.approx(check_alpha(1) / 4)
+    assert sum(check_alpha(k) for k in range(1, 100_000)) == pytest.approx(0.05, abs=1e-6)  # the whole budget, never more
+    with pytest.raises(ValueError, match="start at 1"):
+        check_alpha(0)
+
+
+def test_a_later_check_needs_stronger_evidence_to_publish(logged):
+    """The same data and candidate: the first check's bound is higher than the tenth's, and the
+    reason names the check and its confidence."""
+    rng = np.random.default_rng(1)
+    base = [np.column_stack([(rng.random(10) < 0.3).astype(float), np.full(10, 0.5), np.full(10, 0.5)]) for _ in range(40)]
+    better = [u.copy() for u in base]
+    for u in better:
+        u[u[:, 0] > 0, 1] = 0.6
+    first, tenth = (snips_gain_lower_bound(better, base, seed=0, alpha=check_alpha(k)) for k in (1, 10))
+    assert tenth < first
+
+    policy_dir, events = logged
+    later = retrain_from_events(events, policy_dir, min_slates=20, epochs=1, tolerance=-100.0, min_held_out_users=4, check=10)
+    assert later.status == "kept" and "99.97% lower bound of the gain (check 10 of v-base)" in later.reason

@@ -151,7 +151,7 @@ def _print_summary(summary: dict) -> None:
 @fail_on_data_error
 def retrain(
     min_slates: int = typer.Option(20, min=1, help="Fewest usable served slates to fine-tune on."),
-    tolerance: float = typer.Option(0.0, min=0.0, help="Publish when the 95% lower bound of the candidate's SNIPS gain over the current policy (held-out users) is above -tolerance."),
+    tolerance: float = typer.Option(0.0, min=0.0, help="Publish when the lower bound of the candidate's SNIPS gain over the current policy (held-out users; 96.96% at the served version's first check, more at each later one) is above -tolerance."),
     dry_run: bool = typer.Option(False, help="Value the candidate but do not publish it."),
 ) -> None:
     """Fine-tune the served policy on recorded feedback now (what the Celery task does on a schedule)."""

@@ -4,7 +4,9 @@ after every ``retrain_after_events`` new events).
 The task reads the feedback recorded since the last published version's events, hands them to
 ``movierec.rl.online.retrain_from_events`` (fine-tune, value off-policy, publish only if not worse)
 and remembers how far it has read only when it publishes, so a kept candidate's events count again
-next time together with newer ones. A file lock keeps two workers from retraining at once; a
+next time together with newer ones. It also remembers how many checks the served version has had
+(``checks`` in the state file): each later check demands more confidence (``check_alpha``), so
+checking every few minutes does not publish noise. A file lock keeps two workers from retraining at once; a
 re-delivered task simply retrains again (a publish is atomic and versions are never overwritten).
 
 While it runs, the task reports its progress as Celery state ``PROGRESS`` (phase, updates done,
@@ -24,7 +26,8 @@ from pathlib import Path
 
 from celery import shared_task
 
-from movierec.rl.online import Progress, retrain_from_events
+from movierec.rl.artifact import current_version
+from movierec.rl.online import MIN_HELD_OUT_USERS, Progress, retrain_from_events
 from movierec.settings import Settings, get_settings
 from movierec.storage import FeedbackStore, create_engine_for
 
@@ -62,7 +65,7 @@ def read_events_since(store: FeedbackStore, seq: int, limit: int = MAX_EVENTS) -
 
 
 def run_retraining(*, min_slates: int = 20, tolerance: float = 0.0, publish: bool = True, epochs: int = 20,
-                   settings: Settings | None = None, store: FeedbackStore | None = None, progress: Progress | None = None) -> dict:
+                   min_held_out_users: int = MIN_HELD_OUT_USERS, settings: Settings | None = None, store: FeedbackStore | None = None, progress: Progress | None = None) -> dict:
     """One retraining round; returns the outcome as a dict (status, reason, versions, values)."""
     settings = settings or get_settings()
     policy_dir = settings.models_dir / "policy"
@@ -82,10 +85,15 @@ def run_retraining(*, min_slates: int = 20, tolerance: float = 0.0, publish: boo
             log.warning("policy retraining: remembered seq %d is past this database's last (%d); reading it all", since, store.last_seq())
             since = 0
         events = read_events_since(store, since)
+        # the checks of the served version so far: each one spends part of the error budget
+        served = current_version(policy_dir)
+        checks = int(state.get("checks", 0)) if state.get("checked_version") == served else 0
         result = retrain_from_events(events, policy_dir, min_slates=min_slates, tolerance=tolerance, epochs=epochs, publish=publish,
-                                      progress=progress)
+                                      check=checks + 1, min_held_out_users=min_held_out_users, progress=progress)
         if result.status == "published" and result.last_seq is not None:
-            _write_state(policy_dir, {"last_seq": result.last_seq, "version": result.version})
+            _write_state(policy_dir, {"last_seq": result.last_seq, "version": result.version, "checked_version": result.version, "checks": 0})
+        elif result.status == "kept" and publish:  # a real check that did not publish (a dry run is not counted)
+            _write_state(policy_dir, {**state, "checked_version": served, "checks": checks + 1})
     out = result.as_dict()
     out["events"] = len(events)
     log.info("policy retraining: %s", json.dumps(out, default=str))
@@ -120,12 +128,15 @@ class TaskProgress:
 
 
 @shared_task(name=RETRAIN_TASK, bind=True)
-def retrain_policy(self, min_slates: int = 20, tolerance: float = 0.0, epochs: int = 20) -> dict:
+def retrain_policy(self, min_slates: int = 20, tolerance: float = 0.0, epochs: int = 20,
+                   min_held_out_users: int = MIN_HELD_OUT_USERS) -> dict:
     """Fine-tune the served policy on new feedback; publish it only if held-out slates show a gain off-policy.
 
-    ``epochs``: passes over the new transitions (more: a longer, slower fine-tune)."""
+    ``epochs``: passes over the new transitions (more: a longer, slower fine-tune);
+    ``min_held_out_users``: fewest users whose slates value the candidate."""
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
     progress = TaskProgress(self)
-    out = run_retraining(min_slates=min_slates, tolerance=tolerance, epochs=epochs, progress=progress)
+    out = run_retraining(min_slates=min_slates, tolerance=tolerance, epochs=epochs, min_held_out_users=min_held_out_users,
+                         progress=progress)
     return {**out, "run": progress.run, "pid": os.getpid()}

@@ -114,3 +114,13 @@ def test_default_modalities_give_way_to_the_store_but_an_explicit_list_is_strict
     assert resolve_modalities(FusionConfig(modalities=["trailer_ivector"]), store) == ["trailer_ivector"]
     with pytest.raises(ModelConfigError, match="poster"):
         resolve_modalities(FusionConfig(modalities=["text", "poster"]), store)
+
+
+def test_a_trained_model_records_the_modalities_it_fused(tiny_ratings, tiny_catalog_ids, tiny_features):
+    """The default list narrowed to the store (here without trailers) is what the saved config says."""
+    small = {"epochs": 1, "content_epochs": 1, "dim": 4, "rank_dim": 4, "token_dim": 4, "heads": 1}
+    trained = train_model(get_model("fusion"), FusionConfig(**small), tiny_ratings, tiny_catalog_ids, tiny_features, progress=False)
+    assert trained.cfg.modalities == ["text", "poster"] and trained.content.names == ["text", "poster"]
+    id_only = train_model(get_model("mf"), get_model("mf").config(small), tiny_ratings, tiny_catalog_ids, tiny_features,
+                          progress=False)
+    assert id_only.cfg.modalities == []

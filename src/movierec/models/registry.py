@@ -81,5 +81,6 @@ def train_model(spec: ModelSpec, cfg: FusionConfig, train: pd.DataFrame, catalog
     names = resolve_modalities(cfg, features) if "features" in spec.requires else []
     if "features" in spec.requires and not names and not cfg.use_item_ids:
         raise ModelConfigError(f"{spec.name} needs at least one modality; the feature store has none (run `movierec features build`)")
+    cfg = cfg.model_copy(update={"modalities": names})  # the saved config names what was fused, not a default list
     content = build_item_content(features, catalog_ids, names)
     return train_fusion(train, content, cfg, valid=valid, progress=progress, collaborative=collaborative)

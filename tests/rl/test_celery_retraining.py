@@ -94,7 +94,8 @@ def test_a_celery_worker_retrains_from_postgres_feedback_and_the_version_changes
 @pytest.mark.integration
 def test_retraining_counts_the_checks_of_the_served_version(tmp_path, database_url, tiny_world, tiny_artifact_factory):
     """Each kept check of the same served version is counted in the state file and the next one
-    demands more confidence; a publish or a rollback to another version starts the count again."""
+    demands more confidence and more evidence; a publish or a rollback to another version starts
+    the count again."""
     from movierec.rl.artifact import use_version
     from movierec.settings import Settings
     from movierec.storage import FeedbackStore, create_engine_for
@@ -104,8 +105,11 @@ def test_retraining_counts_the_checks_of_the_served_version(tmp_path, database_u
     policy_dir = settings.models_dir / "policy"
     publish_policy(tiny_artifact_factory("v-base"), policy_dir)
     store = FeedbackStore(create_engine_for(database_url))
-    for e in simulate_feedback_events(tiny_world, PolicyRanker(tiny_artifact_factory("v-base")), np.arange(12), seed=5):
-        store.record(e)
+
+    def log_sessions(seed: int) -> None:
+        ranker = PolicyRanker(tiny_artifact_factory("v-base"))
+        for e in simulate_feedback_events(tiny_world, ranker, np.arange(12), seed=seed, id_prefix=f"batch-{seed}"):
+            store.record(e)
 
     def retrain(tolerance: float, publish: bool = True) -> dict:
         return run_retraining(min_slates=20, tolerance=tolerance, epochs=1, min_held_out_users=4, publish=publish,
@@ -114,20 +118,27 @@ def test_retraining_counts_the_checks_of_the_served_version(tmp_path, database_u
     def state() -> dict:
         return json.loads((policy_dir / "retrain_state.json").read_text())
 
-    first, second = retrain(-100.0), retrain(-100.0)  # a gain no data can show: kept
-    assert first["status"] == second["status"] == "kept"
-    assert "96.96% lower bound of the gain (check 1 of v-base)" in first["reason"]
-    assert "99.24% lower bound of the gain (check 2 of v-base)" in second["reason"]
-    assert state() == {"last_seq": 0, "checked_version": "v-base", "checks": 2}
+    log_sessions(5)
+    first = retrain(-100.0)  # a gain no data can show: kept
+    assert first["status"] == "kept" and "96.96% lower bound of the gain (check 1 of v-base)" in first["reason"]
+    assert state() == {"last_seq": 0, "checked_version": "v-base", "checks": 1, "checked_slates": first["slates"]}
+    same = retrain(-100.0)  # nothing new: not checked again on the same evidence
+    assert same["status"] == "skipped" and f"fewer than the {-(-3 * first['slates'] // 2)} needed" in same["reason"]
+    assert state()["checks"] == 1
+
+    log_sessions(6)
+    second = retrain(-100.0)
+    assert second["status"] == "kept" and "99.24% lower bound of the gain (check 2 of v-base)" in second["reason"]
+    assert state()["checks"] == 2 and state()["checked_slates"] == second["slates"] > first["slates"]
+    log_sessions(7)
     assert retrain(-100.0, publish=False)["status"] == "kept" and state()["checks"] == 2  # a dry run is not a check
 
     published = retrain(1.0)
     assert published["status"] == "published" and "(check 3 of v-base)" in published["reason"]
     assert state() == {"last_seq": store.last_seq(), "version": published["version"], "checked_version": published["version"], "checks": 0}
 
-    more = simulate_feedback_events(tiny_world, PolicyRanker(tiny_artifact_factory("v-base")), np.arange(12), seed=6, id_prefix="later")
-    for e in more:
-        store.record(e)
+    log_sessions(8)
     use_version(policy_dir, "v-base")  # a rollback: the served version is no longer the one last checked
-    assert "96.96% lower bound of the gain (check 1 of v-base)" in retrain(-100.0)["reason"]
+    again = retrain(-100.0)
+    assert again["status"] == "kept" and "96.96% lower bound of the gain (check 1 of v-base)" in again["reason"]
     assert state()["checked_version"] == "v-base" and state()["checks"] == 1

@@ -157,8 +157,9 @@ was done or is proposed:
     publish, on a few hundred events): repeated tests let noise through.
     **Done:** the k-th check of one served version uses a one-sided bound at 5% x 6/(pi^2 k^2)
     (96.96% first, 99.24% next; 5% over all checks together), counted in the retraining state
-    file, and a check needs at least 20 held-out users. The closed-loop section below is the
-    run made after this change.
+    file; a check needs at least 20 held-out users, and the same version is checked again only
+    on 1.5 times the slates of its last check. The closed-loop section below is the run made
+    after this change.
 """
 
 

@@ -6,7 +6,9 @@ The task reads the feedback recorded since the last published version's events, 
 and remembers how far it has read only when it publishes, so a kept candidate's events count again
 next time together with newer ones. It also remembers how many checks the served version has had
 (``checks`` in the state file): each later check demands more confidence (``check_alpha``), so
-checking every few minutes does not publish noise. A file lock keeps two workers from retraining at once; a
+checking again and again does not publish noise, and it checks again only once the usable slates
+have grown by ``EVIDENCE_GROWTH`` (the feedback service asks for a retraining every few hundred
+events, seconds apart under load). A file lock keeps two workers from retraining at once; a
 re-delivered task simply retrains again (a publish is atomic and versions are never overwritten).
 
 While it runs, the task reports its progress as Celery state ``PROGRESS`` (phase, updates done,
@@ -19,6 +21,7 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
+import math
 import os
 import time
 import uuid
@@ -36,6 +39,8 @@ log = logging.getLogger(__name__)
 RETRAIN_TASK = "movierec.tasks.policy.retrain_policy"
 PROGRESS_STATE = "PROGRESS"
 STATE_FILE = "retrain_state.json"
+EVIDENCE_GROWTH = 1.5
+"""The served version is checked again only on at least this many times the slates of its last check."""
 MAX_EVENTS = 200_000
 
 
@@ -87,13 +92,17 @@ def run_retraining(*, min_slates: int = 20, tolerance: float = 0.0, publish: boo
         events = read_events_since(store, since)
         # the checks of the served version so far: each one spends part of the error budget
         served = current_version(policy_dir)
-        checks = int(state.get("checks", 0)) if state.get("checked_version") == served else 0
-        result = retrain_from_events(events, policy_dir, min_slates=min_slates, tolerance=tolerance, epochs=epochs, publish=publish,
+        again = state.get("checked_version") == served
+        checks = int(state.get("checks", 0)) if again else 0
+        # a new check only once the evidence has grown by EVIDENCE_GROWTH: checks every few seconds
+        # would spend the error budget on nearly the same data
+        needed = max(min_slates, math.ceil(EVIDENCE_GROWTH * int(state.get("checked_slates", 0)))) if again else min_slates
+        result = retrain_from_events(events, policy_dir, min_slates=needed, tolerance=tolerance, epochs=epochs, publish=publish,
                                       check=checks + 1, min_held_out_users=min_held_out_users, progress=progress)
         if result.status == "published" and result.last_seq is not None:
             _write_state(policy_dir, {"last_seq": result.last_seq, "version": result.version, "checked_version": result.version, "checks": 0})
         elif result.status == "kept" and publish:  # a real check that did not publish (a dry run is not counted)
-            _write_state(policy_dir, {**state, "checked_version": served, "checks": checks + 1})
+            _write_state(policy_dir, {**state, "checked_version": served, "checks": checks + 1, "checked_slates": result.slates})
     out = result.as_dict()
     out["events"] = len(events)
     log.info("policy retraining: %s", json.dumps(out, default=str))

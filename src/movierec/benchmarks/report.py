@@ -149,7 +149,8 @@ was done or is proposed:
     so nothing is asked twice. The rate limit and the cache read are now one command (the
     token-bucket script GETs the keys after its check: one EVALSHA instead of a pipeline of
     EVAL + MGET), and FastAPI's OpenTelemetry hooks are off (they looked for providers on every
-    request, ~8% of a hit). The tables above are the run after these changes.
+    request, ~8% of a hit in the same ad-hoc recording). The tables above are the run after
+    these changes.
 17. **Closed loop: the gate still published worse versions.** With the 95% bound, a retraining
     run published three versions within two minutes (the second 26 s after the first) and CTR
     fell from 0.695 to 0.639 while the control's held (0.731 to 0.714). The same served version

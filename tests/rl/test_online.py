@@ -7,7 +7,8 @@ import pytest
 
 from movierec.rl.artifact import current_version, publish_policy
 from movierec.rl.feedback_log import simulate_feedback_events
-from movierec.rl.online import check_alpha, retrain_from_events, served_slates, snips_gain_lower_bound, split_users
+from movierec.rl.online import (check_alpha, propensity_gap, retrain_from_events, served_slates, snips_gain_lower_bound,
+                                 split_users)
 from movierec.rl.ranking import PolicyRanker
 
 
@@ -43,6 +44,7 @@ def test_retraining_publishes_a_new_version_when_not_worse(logged):
 
     meta = load_policy(policy_dir / result.version).metadata
     assert meta["parent_version"] == "v-base" and meta["off_policy"]["units"] > 0
+    assert meta["off_policy"]["current_propensity_gap"] == result.current_propensity_gap
     assert meta["off_policy"]["valued_on_held_out_users"] == 4
 
 
@@ -126,3 +128,15 @@ def test_a_later_check_needs_stronger_evidence_to_publish(logged):
     policy_dir, events = logged
     later = retrain_from_events(events, policy_dir, min_slates=20, epochs=1, tolerance=-100.0, min_held_out_users=4, check=10)
     assert later.status == "kept" and "99.97% lower bound of the gain (check 10 of v-base)" in later.reason
+
+
+def test_the_propensity_gap_says_how_far_the_check_is_from_the_logged_decisions(logged):
+    same = [np.array([[1.0, 0.5, 0.5], [0.0, 0.2, 0.2]]), np.array([[0.0, 0.9, 0.9]])]
+    assert propensity_gap(same) == 0.0  # the check sees the decisions as they were made
+    assert propensity_gap([np.array([[1.0, 0.5, 0.1], [0.0, 0.2, 0.4]])]) == pytest.approx(0.3)
+    assert propensity_gap([]) is None
+    # every check reports it (the simulated log's slates were drawn among the world's candidates,
+    # which the check does not see, so here it is about 0.37)
+    policy_dir, events = logged
+    result = retrain_from_events(events, policy_dir, min_slates=20, epochs=1, tolerance=-100.0, min_held_out_users=4)
+    assert result.current_propensity_gap is not None and 0.0 <= result.current_propensity_gap <= 1.0

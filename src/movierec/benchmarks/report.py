@@ -170,6 +170,9 @@ was done or is proposed:
     shown movies, with its own item scores and a state rebuilt from the log, while the served
     slate was drawn from 100 candidates with the ranker's scores and the gateway's recent
     movies. Logging each decision's inputs with its slate would let the check value exactly it.
+    Each check now reports that mismatch as `current_propensity_gap` (mean |recomputed -
+    logged propensity|; 0 when the check sees the decision as made), in the retraining result
+    and a published version's metadata. On the tests' simulated log it is 0.37.
 """
 
 

@@ -28,6 +28,12 @@ it). Steps:
    ``check_alpha(check)`` = 5% x 6 / (pi^2 check^2) of the error budget (these sum to 5% over
    all checks): the first check uses a 96.96% bound, the second 99.24%, the tenth 99.97%. A
    closed-loop run published three worse versions within two minutes before this.
+
+Known limit: the check rebuilds each decision from the log (the state from the logged events,
+the shown movies scored with the policy's own item table), not as the service made it (among
+the ranker's candidates, with the ranker's scores and the gateway's recent movies), so the
+policies' propensities and SNIPS values are not those of the decisions made;
+``RetrainResult.current_propensity_gap`` says by how much.
 """
 
 from __future__ import annotations
@@ -96,6 +102,13 @@ class RetrainResult:
     current_snips: float | None = None
     candidate_ips: float | None = None
     current_ips: float | None = None
+    current_propensity_gap: float | None = None
+    """Mean |propensity the served policy gets when recomputed from the log - the one it logged|
+    over the held-out units: 0 when the check sees the decision as it was made. The check
+    rebuilds the state from the logged events and scores only the shown movies with the policy's
+    own item table, while the service chose among the ranker's candidates with the ranker's
+    scores and the gateway's recent movies, so in a live stack this is far from 0 and the SNIPS
+    values are not those of the decisions made."""
     last_seq: int | None = None
 
     def as_dict(self) -> dict:
@@ -229,6 +242,12 @@ def _estimates(per_user: list[np.ndarray]) -> tuple[float, float, int]:
     return snips(units[:, 0], units[:, 1], units[:, 2]), ips(units[:, 0], units[:, 1], units[:, 2]), len(units)
 
 
+def propensity_gap(per_user: list[np.ndarray]) -> float | None:
+    """Mean |target propensity - logging propensity| over the units (None without units)."""
+    units = np.concatenate(per_user) if per_user else np.zeros((0, 3))
+    return float(np.abs(units[:, 1] - units[:, 2]).mean()) if len(units) else None
+
+
 def check_alpha(check: int) -> float:
     """The error budget the ``check``-th check of one current version may spend (1-based):
     ``FAMILY_ALPHA`` x 6 / (pi^2 check^2), which sums to ``FAMILY_ALPHA`` over all checks."""
@@ -306,6 +325,7 @@ def retrain_from_events(
     cand_units, cur_units = _logged_units(learner, held_out, d.serving_epsilon), _logged_units(base_learner, held_out, d.serving_epsilon)
     cand_snips, cand_ips, units = _estimates(cand_units)
     cur_snips, cur_ips, _ = _estimates(cur_units)
+    base.current_propensity_gap = propensity_gap(cur_units)
     base.transitions = len(buffer)
     base.candidate_snips, base.current_snips, base.candidate_ips, base.current_ips = cand_snips, cur_snips, cand_ips, cur_ips
     if units == 0:
@@ -324,7 +344,8 @@ def retrain_from_events(
         "last_seq": last_seq, "off_policy": {"candidate_snips": cand_snips, "current_snips": cur_snips,
                                               "candidate_ips": cand_ips, "current_ips": cur_ips, "units": units,
                                               "valued_on_held_out_users": len(held_out), "gain_lower_bound": gain_low,
-                                              "check": check, "alpha": alpha},
+                                              "check": check, "alpha": alpha,
+                                              "current_propensity_gap": base.current_propensity_gap},
     })
     artifact = artifact_from_learner(learner, current.config, current.items, current.user_ids, current.user_vectors, metadata)
     base.version = artifact.version

@@ -124,6 +124,7 @@ def test_retraining_counts_the_checks_of_the_served_version(tmp_path, database_u
     assert state() == {"last_seq": 0, "checked_version": "v-base", "checks": 1, "checked_slates": first["slates"]}
     same = retrain(-100.0)  # nothing new: not checked again on the same evidence
     assert same["status"] == "skipped" and f"fewer than the {-(-3 * first['slates'] // 2)} needed" in same["reason"]
+    assert f"(1.5x the {first['slates']} of check 1 of v-base)" in same["reason"]
     assert state()["checks"] == 1
 
     log_sessions(6)

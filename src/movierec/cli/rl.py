@@ -153,11 +153,12 @@ def retrain(
     min_slates: int = typer.Option(20, min=1, help="Fewest usable served slates to fine-tune on."),
     tolerance: float = typer.Option(0.0, min=0.0, help="Publish when the lower bound of the candidate's SNIPS gain over the current policy (held-out users; 96.96% at the served version's first check, more at each later one) is above -tolerance."),
     dry_run: bool = typer.Option(False, help="Value the candidate but do not publish it."),
+    min_held_out_users: int = typer.Option(20, min=1, help="Fewest held-out users whose slates value the candidate."),
 ) -> None:
     """Fine-tune the served policy on recorded feedback now (what the Celery task does on a schedule)."""
     from movierec.tasks.policy import run_retraining
 
-    result = run_retraining(min_slates=min_slates, tolerance=tolerance, publish=not dry_run)
+    result = run_retraining(min_slates=min_slates, tolerance=tolerance, publish=not dry_run, min_held_out_users=min_held_out_users)
     console.print_json(json.dumps(result))
 
 

@@ -70,7 +70,8 @@ def read_events_since(store: FeedbackStore, seq: int, limit: int = MAX_EVENTS) -
 
 
 def run_retraining(*, min_slates: int = 20, tolerance: float = 0.0, publish: bool = True, epochs: int = 20,
-                   min_held_out_users: int = MIN_HELD_OUT_USERS, settings: Settings | None = None, store: FeedbackStore | None = None, progress: Progress | None = None) -> dict:
+                   min_held_out_users: int = MIN_HELD_OUT_USERS, settings: Settings | None = None,
+                   store: FeedbackStore | None = None, progress: Progress | None = None) -> dict:
     """One retraining round; returns the outcome as a dict (status, reason, versions, values)."""
     settings = settings or get_settings()
     policy_dir = settings.models_dir / "policy"
@@ -99,6 +100,8 @@ def run_retraining(*, min_slates: int = 20, tolerance: float = 0.0, publish: boo
         needed = max(min_slates, math.ceil(EVIDENCE_GROWTH * int(state.get("checked_slates", 0)))) if again else min_slates
         result = retrain_from_events(events, policy_dir, min_slates=needed, tolerance=tolerance, epochs=epochs, publish=publish,
                                       check=checks + 1, min_held_out_users=min_held_out_users, progress=progress)
+        if result.status == "skipped" and needed > min_slates and result.slates < needed:
+            result.reason += f" ({EVIDENCE_GROWTH:g}x the {state['checked_slates']} of check {checks} of {served})"
         if result.status == "published" and result.last_seq is not None:
             _write_state(policy_dir, {"last_seq": result.last_seq, "version": result.version, "checked_version": result.version, "checks": 0})
         elif result.status == "kept" and publish:  # a real check that did not publish (a dry run is not counted)

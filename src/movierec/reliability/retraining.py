@@ -298,7 +298,8 @@ def retraining_drill(stack: FaultStack, kill: str = KILL_POOL_PROCESS, *, epochs
     app = make_celery(stack.redis_url)
     try:
         time.sleep(1.0)
-        sent = app.send_task(RETRAIN_TASK, kwargs={"min_slates": 20, "tolerance": OPEN_GATE, "min_held_out_users": 1, "epochs": epochs}, queue=DRILL_QUEUE)
+        sent = app.send_task(RETRAIN_TASK, kwargs={"min_slates": 20, "tolerance": OPEN_GATE, "min_held_out_users": 1, "epochs": epochs},
+                             queue=DRILL_QUEUE)
         run.task = TaskWatcher(AsyncResult(sent.id, app=app), load.now)
         _interrupt(stack, worker, run, load.now, timeout_s)
         if run.published:  # the service checks the pointer every couple of seconds

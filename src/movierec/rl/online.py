@@ -234,9 +234,14 @@ def _logged_units(learner: DQNLearner, users: list[list[_Decision]], epsilon: fl
     return out
 
 
+def _stacked(per_user: list[np.ndarray]) -> np.ndarray:
+    """Every user's units as one (units, 3) array."""
+    return np.concatenate(per_user) if per_user else np.zeros((0, 3))
+
+
 def _estimates(per_user: list[np.ndarray]) -> tuple[float, float, int]:
     """SNIPS, IPS and the number of units."""
-    units = np.concatenate(per_user) if per_user else np.zeros((0, 3))
+    units = _stacked(per_user)
     if not len(units):
         return float("nan"), float("nan"), 0
     return snips(units[:, 0], units[:, 1], units[:, 2]), ips(units[:, 0], units[:, 1], units[:, 2]), len(units)
@@ -244,7 +249,7 @@ def _estimates(per_user: list[np.ndarray]) -> tuple[float, float, int]:
 
 def propensity_gap(per_user: list[np.ndarray]) -> float | None:
     """Mean |target propensity - logging propensity| over the units (None without units)."""
-    units = np.concatenate(per_user) if per_user else np.zeros((0, 3))
+    units = _stacked(per_user)
     return float(np.abs(units[:, 1] - units[:, 2]).mean()) if len(units) else None
 
 

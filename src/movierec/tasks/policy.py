@@ -105,7 +105,9 @@ def run_retraining(*, min_slates: int = 20, tolerance: float = 0.0, publish: boo
         if result.status == "published" and result.last_seq is not None:
             _write_state(policy_dir, {"last_seq": result.last_seq, "version": result.version, "checked_version": result.version, "checks": 0})
         elif result.status == "kept" and publish:  # a real check that did not publish (a dry run is not counted)
-            _write_state(policy_dir, {**state, "checked_version": served, "checks": checks + 1, "checked_slates": result.slates})
+            # the version the check loaded (a publish by someone else in between starts a new count)
+            done = checks + 1 if result.base_version == served else 1
+            _write_state(policy_dir, {**state, "checked_version": result.base_version, "checks": done, "checked_slates": result.slates})
     out = result.as_dict()
     out["events"] = len(events)
     log.info("policy retraining: %s", json.dumps(out, default=str))

@@ -56,7 +56,9 @@ def test_every_registered_model_trains_one_step_on_tiny_data(name, tiny_ratings,
     after = trained.net.state_dict()
     assert len(trained.curves["train_rmse"]) == 1 and np.isfinite(trained.curves["train_rmse"][0])
     art = trained.export("t", {})
-    assert art.item_vectors.shape == (len(tiny_catalog_ids), 6) and art.rating.item_vectors.shape == (len(tiny_catalog_ids), 4)
+    # served width: the ranking head's 6, then the item-item term's 128 (none for mf and content)
+    assert art.item_vectors.shape == (len(tiny_catalog_ids), cfg.served_dim) and art.rating.item_vectors.shape == (len(tiny_catalog_ids), 4)
+    assert cfg.served_dim == (6 if name in ("mf", "content") else 6 + 128)
     assert np.isfinite(art.item_vectors).all() and np.isfinite(art.user_vectors).all()
     # the one step moved the parameters away from their initialisation
     torch.manual_seed(cfg.seed)  # train_fusion seeds the same way before building the net

@@ -24,7 +24,11 @@ def test_artifact_scores_match_the_trained_model(saved_model):
     folder, trained = saved_model
     artifact = ServingArtifact.load(folder)
     tables = trained.item_tables()
-    np.testing.assert_allclose(artifact.item_vectors, tables["rank_vector"], rtol=1e-6)
+    # served item vectors: the ranking head's, then the item-item term's part
+    width = tables["rank_vector"].shape[1]
+    np.testing.assert_allclose(artifact.item_vectors[:, :width], tables["rank_vector"], rtol=1e-6)
+    np.testing.assert_array_equal(artifact.item_vectors[:, width:], trained.item_item.item)
+    assert artifact.dim == trained.cfg.served_dim
     np.testing.assert_allclose(artifact.rating.item_vectors, tables["vector"], rtol=1e-6)
     # the artifact predicts with the rating head exactly as the trained network does
     u, i = trained.history_rows[:5], trained.history_cols[:5]
@@ -78,9 +82,12 @@ def test_fold_in_gives_a_new_user_what_training_gives_a_user_without_id(saved_mo
     user = tiny_ratings[tiny_ratings["user_id"] == 3]
     vector, bias = rec.fold_in(dict(zip(user["movie_id"], user["rating"])))
     assert vector.shape == (rec.artifact.dim,) and bias == 0.0
-    # the served vector of user 3 is their user embedding plus exactly this history part
+    # the served vector of user 3 is their user embedding plus exactly this history part, in the
+    # ranking head's columns and in the item-item term's
     row = int(np.flatnonzero(trained.user_ids == 3)[0])
-    id_part = trained.net.rank_user_vector.weight[row].detach().numpy()
+    id_part = np.zeros(rec.artifact.dim, np.float32)
+    id_part[: trained.cfg.rank_dim] = trained.net.rank_user_vector.weight[row].detach().numpy()
+    assert np.abs(vector[trained.cfg.rank_dim:]).max() > 0
     np.testing.assert_allclose(rec.artifact.user_vectors[row] - id_part, vector, rtol=1e-4, atol=1e-5)
 
 

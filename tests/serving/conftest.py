@@ -23,6 +23,8 @@ from movierec.settings import Settings
 
 TEXT_DIM = 16
 POSTER_DIM = 12
+MODEL_CONFIG = FusionConfig(epochs=2, content_epochs=2, dim=16, rank_dim=16, item_item_rank=8, token_dim=8, heads=2)
+"""The services' test model: served vectors are 16 + 8 wide."""
 
 
 @pytest.fixture(scope="session")
@@ -47,7 +49,7 @@ def trained_fusion_dir(catalog_dataset, tmp_path_factory) -> Path:
         "poster": ModalityFeatures("poster", ids, rng.normal(size=(n, POSTER_DIM)).astype(np.float32), rng.random(n) < 0.7, {"encoder": "synthetic"}),
     }
     content = build_item_content(features, ids, ["text", "poster"])
-    trained = train_fusion(catalog_dataset.ratings, content, FusionConfig(epochs=2, content_epochs=2, dim=16, rank_dim=16, token_dim=8, heads=2), progress=False)
+    trained = train_fusion(catalog_dataset.ratings, content, MODEL_CONFIG, progress=False)
     root = tmp_path_factory.mktemp("models") / "fusion"
     save_trained(trained, root, "v1", {"data_version": "test"})
     return root
@@ -79,6 +81,11 @@ def publish():
 @pytest.fixture
 def text_dim() -> int:
     return TEXT_DIM
+
+
+@pytest.fixture
+def served_dim() -> int:
+    return MODEL_CONFIG.served_dim
 
 
 # --- services on loopback ports ----------------------------------------------------------------

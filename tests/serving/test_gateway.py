@@ -144,14 +144,14 @@ def test_known_user_gets_policy_order_with_explanations(make_gateway, services, 
     assert metric(gw, "movierec_gateway_cache_requests_total", result="hit") == 1
 
 
-def test_new_user_from_liked_movies(make_gateway, services):
+def test_new_user_from_liked_movies(make_gateway, services, served_dim):
     gw = make_gateway()
     services["policy_calls"].clear()
     body = recs(gw, liked_movie_ids=[1, 3114, 2355], k=8).json()
     assert len(body["items"]) == 8 and body["user_id"] is None and not body["degraded"]
     assert not {1, 3114, 2355} & {i["movie_id"] for i in body["items"]}
     _, sent = services["policy_calls"][-1]
-    assert sent.user_id is None and sent.user_vector and len(sent.user_vector) == 16
+    assert sent.user_id is None and sent.user_vector and len(sent.user_vector) == served_dim
     assert all(i["explanation"]["because_you_liked"]["movie_id"] in {1, 3114, 2355} for i in body["items"])
 
 

@@ -25,7 +25,7 @@ def client(catalog, model_folder, tmp_path):
         yield c
 
 
-def test_top_n_and_errors(client):
+def test_top_n_and_errors(client, served_dim):
     assert client.get("/readyz").status_code == 200
     body = client.post("/v1/topn", json={"user_id": 1, "k": 7, "filters": {"genres_include": ["Drama"]}}).json()
     assert body["model_version"] == "v1" and len(body["items"]) == 7
@@ -42,7 +42,7 @@ def test_top_n_and_errors(client):
         response = client.post("/v1/topn", json=request)
         assert response.status_code == status and named in response.json()["error"]["message"], (request, response.text)
     info = client.get("/v1/info").json()
-    assert info["model_version"] == "v1" and info["device"] == "cpu" and info["items"] == 9742 and info["dim"] == 16
+    assert info["model_version"] == "v1" and info["device"] == "cpu" and info["items"] == 9742 and info["dim"] == served_dim
 
 
 def test_add_item_over_http(client, text_dim, tmp_path):

@@ -28,8 +28,8 @@ GENRES = ("Action", "Adventure", "Animation", "Children", "Comedy", "Crime", "Do
 FILTERS = MovieFilters(genres_include=["Comedy", "Drama", "Action"], genres_exclude=["Horror"], year_min=1980, min_avg_rating=2.5)
 WATCHED = 300
 """Movies excluded per request, as for a user who has rated this many."""
-SERVED_DIM = FusionConfig().rank_dim
-"""The width of the vectors the ranker serves (the fusion model's ranking head)."""
+SERVED_DIM = FusionConfig().served_dim
+"""The width of the vectors the ranker serves (the fusion model's ranking head and item-item term)."""
 
 
 @dataclass(frozen=True)

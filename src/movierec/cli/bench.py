@@ -50,7 +50,7 @@ def _parse_sizes(text: str) -> tuple[int, ...]:
 def ranker(
     sizes: str = typer.Option("10000,100000,1000000", help="Catalog sizes (synthetic items), comma-separated."),
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:N or auto (CUDA when available)."),
-    dim: int = typer.Option(None, min=2, max=4096, help="Item vector dimension (default: the fusion model's served width, rank_dim)."),
+    dim: int = typer.Option(None, min=2, max=4096, help="Item vector dimension (default: the fusion model's served width, rank_dim + item_item_rank)."),
     k: int = typer.Option(20, min=1, max=1000),
     repeats: int = typer.Option(50, min=1, max=10_000, help="Timed requests per size (after 5 warm-up requests)."),
     threads: int = typer.Option(1, min=0, max=256, help="torch CPU threads (the ranker service runs with 1; 0: torch's default)."),

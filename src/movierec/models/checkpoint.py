@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from movierec.models.config import FusionConfig
 from movierec.models.fusion import FusionNet
 from movierec.models.item_content import ModalityScaling
+from movierec.models.item_item import ItemItemFactors
 from movierec.models.serving import ArtifactError, ServingArtifact
 from movierec.models.training import TrainedFusion
 
@@ -40,6 +41,8 @@ def save_trained(trained: TrainedFusion, model_dir: Path, version: str, metadata
     torch.save({k: v.cpu() for k, v in trained.net.state_dict().items()}, tmp / "state.pt")
     arrays = {"user_ids": trained.user_ids, "movie_ids": trained.movie_ids, "has_id": trained.has_id,
               "history_rows": trained.history_rows, "history_cols": trained.history_cols}
+    if trained.item_item is not None:
+        arrays.update(item_item_history=trained.item_item.history, item_item_item=trained.item_item.item)
     for k, s in enumerate(content.scaling):
         arrays.update(s.as_arrays(f"scaling{k}_"))
     np.savez(tmp / "arrays.npz", **arrays)
@@ -67,6 +70,7 @@ class LoadedCheckpoint:
     movie_ids: np.ndarray
     history_vectors: np.ndarray | None
     info: dict
+    item_item: ItemItemFactors | None = None
 
 
 def load_checkpoint(folder: Path) -> LoadedCheckpoint:
@@ -90,4 +94,6 @@ def load_checkpoint(folder: Path) -> LoadedCheckpoint:
     net.load_state_dict(torch.load(folder / "state.pt", map_location="cpu", weights_only=True))
     net.eval()
     history = net.history_vector.weight.detach().numpy() if net.history_vector is not None else None
-    return LoadedCheckpoint(net, cfg, list(info["modality_names"]), scaling, arrays["user_ids"], arrays["movie_ids"], history, info)
+    item_item = ItemItemFactors(arrays["item_item_history"], arrays["item_item_item"]) if "item_item_history" in arrays else None
+    return LoadedCheckpoint(net, cfg, list(info["modality_names"]), scaling, arrays["user_ids"], arrays["movie_ids"], history, info,
+                            item_item)

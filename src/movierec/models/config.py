@@ -77,6 +77,15 @@ class FusionConfig(BaseModel):
     """kappa of the ranking head: a movie with n training ratings is served (n * ID + kappa * content) / (n + kappa)."""
     rating_shrinkage: float = Field(1.0, ge=0.0)
     """kappa of the rating head, the same blend for predicted ratings."""
+    item_item_rank: int = Field(128, ge=0)
+    """Width of the ranking head's item-item term (``movierec.models.item_item``), served beside
+    ``rank_dim``; 0 turns it off."""
+    item_item_l2: float = Field(300.0, gt=0.0)
+    """lambda of the item-item term's ridge regression."""
+    item_item_weight: float = Field(30.0, ge=0.0)
+    """Scale of the item-item term against the learned ranking head's scores."""
+    item_item_max_items: int = Field(20_000, ge=1)
+    """The item-item term covers the most-rated movies up to this many (its solve is dense)."""
     fold_in_l2: float = Field(1.0, gt=0.0)
     """Ridge strength when a new user's rating vector is solved from a few ratings."""
     seed: int = 0
@@ -84,3 +93,8 @@ class FusionConfig(BaseModel):
     cpu_threads: int = Field(1, ge=1)
     """Torch threads while training on the CPU: the steps are small, and on a shared 2-core
     machine two threads made an epoch five times slower than one."""
+
+    @property
+    def served_dim(self) -> int:
+        """Width of the vectors the ranker multiplies: the ranking head's plus the item-item term's."""
+        return self.rank_dim + self.item_item_rank

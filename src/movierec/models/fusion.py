@@ -4,6 +4,8 @@
 - **Ranking head** (top-K, what the ranker serves): ``r_u . s_i + c_i`` trained with a full
   softmax over the catalog; the user side is a user embedding plus the normalised sum of history
   embeddings of the movies the user rated, so a brand-new user is served from their history alone.
+  The served vectors add a closed-form item-item term of the rated history beside it
+  (``movierec.models.item_item``, fitted after training; not a parameter of this network).
 - **Content encoder**: modality tokens -> Transformer -> attention pooling, projected to both
   heads' item vectors and biases. Missing modalities are masked, never zero-filled as present.
 

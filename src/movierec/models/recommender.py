@@ -84,7 +84,10 @@ class Recommender:
         with torch.no_grad():
             out = self.checkpoint.net.content([torch.from_numpy(x) for x in inputs], torch.from_numpy(mask))
         attention = {n: float(out.attention[0, k]) for k, n in enumerate(names) if mask[0, k]}
-        return NewItem(out.rank_vector[0].numpy().astype(np.float32), float(out.rank_bias[0]), attention)
+        # no one rated it, so its part of the item-item term (the served columns after the ranking head's) is zero
+        vector = np.zeros(self.artifact.dim, np.float32)
+        vector[: out.rank_vector.shape[1]] = out.rank_vector[0].numpy()
+        return NewItem(vector, float(out.rank_bias[0]), attention)
 
     def _known_rows(self, ratings: dict[int, float]) -> tuple[np.ndarray, np.ndarray]:
         if not ratings:
@@ -101,18 +104,20 @@ class Recommender:
         """A new user's served (ranking) vector and bias from a few movies they rated or liked.
 
         With history embeddings (the fusion model), the vector is exactly what training gives a
-        user the model has no ID for: the normalised sum of the movies' history embeddings. Without
-        them, it is the normalised sum of the movies' served vectors. The values only need to be
-        finite here (every rated movie is history); unknown movie ids are ignored.
+        user the model has no ID for: the normalised sum of the movies' history embeddings, then the
+        item-item term's part (the sum of the movies' rows of it). Without them, it is the
+        normalised sum of the movies' served vectors. The values only need to be finite here (every
+        rated movie is history); unknown movie ids are ignored.
         """
         rows, _ = self._known_rows(ratings)
         history = self.checkpoint.history_vectors if self.checkpoint is not None else None
-        if history is not None:
-            hist_rows = [self._history_row[int(m)] for m in ratings if int(m) in self._history_row]
-            vector = history[hist_rows].sum(axis=0) / np.sqrt(len(hist_rows))
-        else:
-            vector = self.artifact.item_vectors[rows].sum(axis=0) / np.sqrt(len(rows))
-        return vector.astype(np.float32), 0.0
+        if history is None:
+            return (self.artifact.item_vectors[rows].sum(axis=0) / np.sqrt(len(rows))).astype(np.float32), 0.0
+        hist_rows = [self._history_row[int(m)] for m in ratings if int(m) in self._history_row]
+        parts = [history[hist_rows].sum(axis=0) / np.sqrt(len(hist_rows))]
+        if self.checkpoint.item_item is not None:
+            parts.append(self.checkpoint.item_item.history[hist_rows].sum(axis=0))
+        return np.concatenate(parts).astype(np.float32), 0.0
 
     def fold_in_rating(self, ratings: dict[int, float]) -> tuple[np.ndarray, float]:
         """A new user's rating-head vector and bias from a few (movie id -> rating) pairs.

@@ -43,12 +43,12 @@ class ModelSpec:
 REGISTRY: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
-        ModelSpec("fusion", "modality tokens + Transformer + attention pooling, with user/item IDs and rated history",
+        ModelSpec("fusion", "modality tokens + Transformer + attention pooling, with user/item IDs, rated history and an item-item term",
                   frozenset({"ratings", "features"})),
         ModelSpec("mf", "ID-only biased matrix factorisation (no content, no history): the collaborative baseline",
-                  frozenset({"ratings"}), {"modalities": [], "use_history": False}),
+                  frozenset({"ratings"}), {"modalities": [], "use_history": False, "item_item_rank": 0}),
         ModelSpec("content", "content-only items (no item IDs): every movie is scored from its modalities alone",
-                  frozenset({"ratings", "features"}), {"use_item_ids": False, "use_history": False}),
+                  frozenset({"ratings", "features"}), {"use_item_ids": False, "use_history": False, "item_item_rank": 0}),
     )
 }
 

@@ -10,6 +10,10 @@ Two stages, each cheap on two CPU cores:
    biases both heads learned for it, weighting a movie by how much evidence its vectors rest on,
    with random modalities hidden. A movie no one rated is then placed where rated movies like it are.
 
+After the collaborative stage, the ranking head's low-rank item-item term is solved in closed form
+from the same ratings (``movierec.models.item_item``); the served vectors carry it after the
+ranking head's columns.
+
 Running the content encoder over the whole catalog on every collaborative step would cost a
 second per step on a CPU; the two stages keep training to minutes.
 """
@@ -27,6 +31,7 @@ from tqdm import tqdm
 from movierec.models.config import FusionConfig
 from movierec.models.fusion import ContentOut, FusionNet
 from movierec.models.item_content import ItemContent
+from movierec.models.item_item import ItemItemFactors, fit_item_item
 from movierec.models.serving import RatingHead, ServingArtifact
 
 
@@ -63,6 +68,8 @@ class TrainedFusion:
     history_cols: np.ndarray
     curves: dict[str, list[float]] = field(default_factory=dict)
     train_seconds: float = 0.0
+    item_item: ItemItemFactors | None = None
+    """The ranking head's item-item term (None when ``cfg.item_item_rank`` is 0)."""
 
     @property
     def movie_ids(self) -> np.ndarray:
@@ -112,10 +119,18 @@ class TrainedFusion:
 
     @torch.no_grad()
     def rank_user_vectors(self) -> np.ndarray:
+        """Served user vectors: the ranking head's, then the item-item term's part."""
         self.net.eval()
         dev = self._device()
         history = history_matrix(self.history_rows, self.history_cols, len(self.user_ids), len(self.movie_ids), dev)
-        return self.net.rank_user_side(history).cpu().numpy()
+        learned = self.net.rank_user_side(history).cpu().numpy()
+        if self.item_item is None:
+            return learned
+        return np.hstack([learned, self.item_item.user_vectors(self.history_rows, self.history_cols, len(self.user_ids))])
+
+    def rank_item_vectors(self, items: dict[str, np.ndarray | None]) -> np.ndarray:
+        """Served item vectors from ``item_tables()``: the ranking head's, then the item-item term's part."""
+        return items["rank_vector"] if self.item_item is None else np.hstack([items["rank_vector"], self.item_item.item])
 
     def export(self, version: str, metadata: dict) -> ServingArtifact:
         items = self.item_tables()
@@ -125,7 +140,7 @@ class TrainedFusion:
             item_vectors=items["vector"], item_bias=items["bias"],
         )
         return ServingArtifact(
-            version=version, movie_ids=self.movie_ids, item_vectors=items["rank_vector"], item_bias=items["rank_bias"],
+            version=version, movie_ids=self.movie_ids, item_vectors=self.rank_item_vectors(items), item_bias=items["rank_bias"],
             user_ids=self.user_ids, user_vectors=self.rank_user_vectors(), user_bias=np.zeros(len(self.user_ids), np.float32),
             global_mean=self.global_mean, modality_names=list(self.content.names), modality_attention=items["attention"],
             rating=rating, metadata=metadata,
@@ -329,8 +344,13 @@ def _train_fusion(train: pd.DataFrame, content: ItemContent, cfg: FusionConfig, 
         state = collaborative.net.state_dict()
         net.load_state_dict({k: v for k, v in state.items() if k.split(".")[0] in COLLABORATIVE_PARTS}, strict=False)
         curves.update({k: list(v) for k, v in collaborative.curves.items() if k != "content_loss"})
+        item_item = collaborative.item_item
     else:
         _train_collaborative(net, cfg, global_mean, u, i, r, rated, rng, valid_t, curves, progress, label)
+        item_item = None
+        if cfg.item_item_rank > 0:
+            item_item = fit_item_item(u, i, n_users, n_items, rank=cfg.item_item_rank, l2=cfg.item_item_l2,
+                                      weight=cfg.item_item_weight, max_items=cfg.item_item_max_items, seed=cfg.seed)
     if net.content is not None:
         # its own random streams, so a content stage gives the same model whether the collaborative
         # stage ran just before (drawing from the streams) or was reused (ablation rows)
@@ -338,4 +358,4 @@ def _train_fusion(train: pd.DataFrame, content: ItemContent, cfg: FusionConfig, 
         content_rng = np.random.default_rng([cfg.seed, CONTENT_STAGE_SEED])
         _train_content(net, cfg, content, np.bincount(i, minlength=n_items), content_rng, curves, progress, label)
     net.eval()
-    return TrainedFusion(net, cfg, content, user_ids, global_mean, u, i, curves, time.perf_counter() - started)
+    return TrainedFusion(net, cfg, content, user_ids, global_mean, u, i, curves, time.perf_counter() - started, item_item)

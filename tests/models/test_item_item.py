@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from scipy import sparse
+
+from movierec.models.item_item import EaseWeights, fit_item_item, truncated_svd
+
+
+def _ease_by_definition(x: np.ndarray, l2: float) -> np.ndarray:
+    """Steck's closed form, written out: B = I - P diag(1 / diag(P)), P = (X^T X + lambda I)^-1."""
+    p = np.linalg.inv(x.T @ x + l2 * np.eye(x.shape[1]))
+    return np.eye(x.shape[1]) - p / np.diag(p)[None, :]
+
+
+@pytest.mark.parametrize("shape", [(6, 15), (30, 8)], ids=["fewer-users-than-movies", "more-users-than-movies"])
+def test_ease_weights_match_the_closed_form_on_both_sides(shape):
+    x = (np.random.default_rng(0).random(shape) < 0.4).astype(float)
+    b = EaseWeights(sparse.csr_matrix(x), l2=2.0)
+    expected = _ease_by_definition(x, 2.0)
+    np.testing.assert_allclose(b.toarray(), expected, atol=1e-10)
+    q = np.random.default_rng(1).standard_normal((shape[1], 3))
+    np.testing.assert_allclose(b.transpose_matmul(q), expected.T @ q, atol=1e-10)
+    np.testing.assert_allclose(np.diag(b.toarray()), 0, atol=1e-12)
+
+
+def test_ease_scores_a_movie_by_the_movies_it_is_rated_with():
+    # movies 0 and 1 are always rated together, movie 2 never with them
+    x = np.array([[1, 1, 0], [1, 1, 0], [0, 0, 1], [1, 1, 0]], float)
+    b = EaseWeights(sparse.csr_matrix(x), l2=0.5).toarray()
+    assert b[0, 1] > 0.5 and b[1, 0] > 0.5
+    assert b[0, 2] == pytest.approx(0.0, abs=1e-12) and b[2, 0] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_truncated_svd_finds_the_top_singular_triplets():
+    rng = np.random.default_rng(1)
+    # a matrix with a clear spectrum: 5 strong directions and small noise
+    m = rng.standard_normal((40, 5)) @ np.diag([9, 7, 5, 3, 2]) @ rng.standard_normal((5, 30)) + 0.01 * rng.standard_normal((40, 30))
+    u, s, v = truncated_svd(m, 5, seed=0)
+    np.testing.assert_allclose(s, np.linalg.svd(m, compute_uv=False)[:5], rtol=1e-8)
+    best = np.linalg.svd(m)
+    np.testing.assert_allclose(u * s @ v.T, best[0][:, :5] * best[1][:5] @ best[2][:5], atol=1e-8)
+
+
+def test_full_rank_factors_reproduce_ease_scores_and_leave_unrated_movies_out():
+    rng = np.random.default_rng(2)
+    n_users, n_items = 12, 9
+    x = (rng.random((n_users, n_items)) < 0.5).astype(float)
+    x[:, 4] = 0  # nobody rated movie 4
+    rows, cols = np.nonzero(x)
+    f = fit_item_item(rows, cols, n_users, n_items, rank=10, l2=3.0, weight=2.0, max_items=100, seed=0)
+    assert f.history.shape == f.item.shape == (n_items, 10)  # zero-padded to the configured width
+    kept = [c for c in range(n_items) if c != 4]
+    expected = np.zeros((n_users, n_items))
+    expected[:, kept] = 2.0 * x[:, kept] @ _ease_by_definition(x[:, kept], 3.0)
+    np.testing.assert_allclose(f.user_vectors(rows, cols, n_users) @ f.item.T, expected, atol=1e-4)
+    assert not f.item[4].any() and not f.history[4].any()
+
+
+def test_the_dense_solve_keeps_only_the_most_rated_movies():
+    # movie k is rated by k + 1 users
+    n_users, n_items = 8, 6
+    x = np.array([[u <= k for k in range(n_items)] for u in range(n_users)], float)
+    rows, cols = np.nonzero(x)
+    f = fit_item_item(rows, cols, n_users, n_items, rank=3, l2=1.0, weight=1.0, max_items=3, seed=0)
+    assert not f.item[:3].any() and not f.history[:3].any()
+    assert f.item[3:].any(axis=1).all()

@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import numpy as np
 import psutil
 import pytest
 
@@ -125,3 +126,17 @@ def test_pipeline_skips_done_steps_and_missing_commands(tmp_path: Path):
     assert all("already there" in line for line in said) and len(said) == len(PIPELINE)
     assert command_exists(("data", "splits"))
     assert not command_exists(("no-such-group", "run"))
+
+
+def test_a_policy_trained_for_another_ranker_width_is_trained_again(tmp_path: Path):
+    settings = Settings(home=tmp_path / "home")
+    policy = next(step for step in PIPELINE if step.args == ("rl", "train"))
+    fusion, versions = settings.models_dir / "fusion" / "current", settings.models_dir / "policy" / "v1"
+    fusion.mkdir(parents=True)
+    versions.mkdir(parents=True)
+    np.savez(fusion / "artifact.npz", item_vectors=np.zeros((3, 8), np.float32))
+    np.savez(versions / "tables.npz", item_vectors=np.zeros((3, 4), np.float32))
+    policy.output(settings).write_text("v1\n")
+    assert not policy.done(settings)
+    np.savez(versions / "tables.npz", item_vectors=np.zeros((3, 8), np.float32))
+    assert policy.done(settings)

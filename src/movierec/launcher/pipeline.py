@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from movierec.settings import Settings
 
 
@@ -44,11 +46,26 @@ def _every_modality_built(report: Path) -> bool:
     return all(m in built for m in MODALITIES)
 
 
+def _policy_fits_the_ranker(current: Path) -> bool:
+    """The published policy was trained on vectors as wide as the fusion model serves now; a fusion
+    model retrained at another width needs a new policy. Files that cannot be read count as
+    fitting: the policy service reports those itself."""
+    models = current.parent.parent
+    try:
+        with np.load(models / "policy" / current.read_text().strip() / "tables.npz") as z:
+            policy_width = z["item_vectors"].shape[1]
+        with np.load(models / "fusion" / "current" / "artifact.npz") as z:
+            ranker_width = z["item_vectors"].shape[1]
+    except (OSError, KeyError, ValueError):
+        return True
+    return policy_width == ranker_width
+
+
 PIPELINE: tuple[PipelineStep, ...] = (
     PipelineStep("data splits", ("data", "splits"), lambda s: s.splits_dir),
     PipelineStep("item features", ("features", "build"), lambda s: s.features_dir / "build_report.json", _every_modality_built),
     PipelineStep("fusion model", ("model", "train"), lambda s: s.models_dir / "fusion" / "current"),
-    PipelineStep("RL policy", ("rl", "train"), lambda s: s.models_dir / "policy" / "current"),
+    PipelineStep("RL policy", ("rl", "train"), lambda s: s.models_dir / "policy" / "current", _policy_fits_the_ranker),
 )
 
 

@@ -174,6 +174,16 @@ was done or is proposed:
     logged propensity|; 0 when the check sees the decision as made), in the retraining result
     and a published version's metadata. On the tests' simulated log (the `logged` fixture of
     `tests/rl/test_online.py`, read out ad hoc) it is about 0.37.
+18. **The served width doubled, on a machine four times slower.** The fusion model's served
+    vectors now carry a rank-128 item-item (EASE) term after the ranking head's 128 columns
+    (issue 4: warm Recall@20 0.309 -> 0.333, `reports/quality.md`), so the ranker multiplies
+    256-wide vectors and the policy's inputs grow with them. The tables above are the first run
+    at 256, on a machine whose bare endpoint served 1,458 req/s (the run before: 5,993). Back
+    to back on it, `movierec bench ranker --sizes 1000000 --repeats 30 --dim 128` and `--dim
+    256` gave a filtered p50 of 95.3 and 125.4 ms (the session before, on the faster machine:
+    28.6 and 38.2 ms): the width costs about 1.3x, the machine the rest, and at either width
+    this machine misses the 50 ms goal. The closed-loop section above was run before this
+    change, with the 128-wide model and its policy.
 """
 
 

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from scipy import sparse
 
 from movierec.models.item_item import EaseWeights, fit_item_item, truncated_svd

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from movierec.evaluation.metrics import like_classification, mae, mean_and_spread, ndcg_at_k, recall_at_k, rmse, top_k
-from movierec.evaluation.protocol import cold_item_metrics, topk_metrics
+from movierec.evaluation.protocol import cold_item_metrics, cold_split_metrics, topk_metrics
 
 
 def test_rmse_and_mae_by_hand():
@@ -78,6 +78,19 @@ def test_cold_item_protocol_ranks_only_held_out_movies():
     # only user 1 liked a cold movie; movie 9 ranks first and is not liked
     assert m["users"] == 1
     assert m["recall@1"] == 0.0
+
+
+def test_cold_split_also_ranks_the_held_out_movies_among_the_whole_catalog():
+    # scores are the movie ids: higher ids rank first; movies 5 and 6 are the cold ones
+    train = pd.DataFrame({"user_id": [1], "movie_id": [9], "rating": [4.0]})
+    test = pd.DataFrame({"user_id": [1, 1], "movie_id": [5, 8], "rating": [4.5, 5.0]})
+    m = cold_split_metrics(FixedScores(), train, test, np.array([5, 6]), np.arange(1, 10), k=2)
+    # among the cold movies alone, user 1 sees 6 then 5: their liked 5 is found at rank 2
+    assert m["cold_recall@2"] == pytest.approx(1.0)
+    assert m["cold_ndcg@2"] == pytest.approx(1 / np.log2(3))
+    # in the whole catalog (minus 9, rated in training) the warm 8 and 7 come first; the liked
+    # warm movie 8 is not a positive of this view, so nothing is found
+    assert m["cold_catalog_recall@2"] == 0.0 and m["cold_catalog_ndcg@2"] == 0.0
 
 
 def test_like_classification_can_cut_predictions_below_the_like_threshold():

@@ -147,7 +147,7 @@ def validate_modalities(
 ) -> None:
     """Choose the default modalities on validation cold movies of the cold-item training part, never on test."""
     from movierec.evaluation.modality_validation import (
-        NDCG, RECALL, ModalityValidationPlan, format_cell, run_modality_validation, write_modality_validation,
+        METRICS, ModalityValidationPlan, format_cell, run_modality_validation, write_modality_validation,
     )
 
     plan = ModalityValidationPlan(seeds=list(seeds), overrides=parse_overrides(set_, config))
@@ -155,10 +155,10 @@ def validate_modalities(
         plan.modalities = list(dict.fromkeys(modality))
     result = run_modality_validation(get_settings(), plan, fresh=fresh)
     table = Table(title=f"validation cold movies, seeds {plan.seeds} (mean ± sd)")
-    for col in ("modalities", RECALL, NDCG):
+    for col in ("modalities", *METRICS):
         table.add_column(col)
     for name, s in result["subsets"].items():
-        table.add_row(name, format_cell(s["mean"][RECALL], s["sd"][RECALL]), format_cell(s["mean"][NDCG], s["sd"][NDCG]))
+        table.add_row(name, *(format_cell(s["mean"][k], s["sd"][k]) for k in METRICS))
     console.print(table)
     command = rerun_command(sys.argv[1:], ("--out",), ("--fresh", "--no-fresh"))
     json_path, md_path = write_modality_validation(result, out, command)

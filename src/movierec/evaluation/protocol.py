@@ -3,7 +3,9 @@
 - Rating: predicted ratings for the test pairs -> RMSE, MAE and the rating >= 4 "like" view.
 - Top-K: for each user with a test rating >= 4, rank every catalog movie they did not rate in
   training (no sampled negatives); positives are their test ratings >= 4.
-- Cold items: rank only the held-out movies of a cold-item split for each user who liked one.
+- Cold items: rank only the held-out movies of a cold-item split for each user who liked one;
+  and, as a new movie meets users in the service, rank them among the whole catalog (every movie
+  the user did not rate in training), positives being the held-out movies the user liked.
 """
 
 from __future__ import annotations
@@ -110,3 +112,15 @@ def cold_item_metrics(scorer: Scorer, test: pd.DataFrame, cold_ids: np.ndarray, 
     positives = {int(u): set(g["movie_id"].astype(int)) for u, g in liked.groupby("user_id")}
     users = np.array(sorted(positives), dtype=np.int64)
     return _ranking(scorer, users, np.asarray(cold_ids), {}, positives, k)
+
+
+def cold_split_metrics(scorer: Scorer, train: pd.DataFrame, test: pd.DataFrame, cold_ids: np.ndarray, catalog_ids: np.ndarray,
+                       k: int = K) -> dict[str, float]:
+    """A cold-item split's figures: the held-out movies ranked among themselves (``cold_*``) and
+    among the whole catalog (``cold_catalog_*``), where they compete with the movies seen in training;
+    ``users``: how many users liked a held-out movie."""
+    alone = cold_item_metrics(scorer, test, cold_ids, k)
+    among_all = topk_metrics(scorer, train, test[test["movie_id"].isin(cold_ids)], catalog_ids, k)
+    return {f"cold_recall@{k}": alone[f"recall@{k}"], f"cold_ndcg@{k}": alone[f"ndcg@{k}"],
+            f"cold_catalog_recall@{k}": among_all[f"recall@{k}"], f"cold_catalog_ndcg@{k}": among_all[f"ndcg@{k}"],
+            "users": alone["users"]}

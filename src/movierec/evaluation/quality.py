@@ -23,7 +23,7 @@ from movierec.data import Dataset, load_dataset
 from movierec.data.splits import get_split
 from movierec.evaluation import peers
 from movierec.evaluation.new_users import new_user_metrics
-from movierec.evaluation.protocol import LIKE_CUT, ArtifactScorer, cold_item_metrics, rating_metrics, topk_metrics
+from movierec.evaluation.protocol import LIKE_CUT, ArtifactScorer, cold_split_metrics, rating_metrics, topk_metrics
 from movierec.features.store import FeatureStore, ModalityFeatures
 from movierec.models.item_content import available_features
 from movierec.models.config import FusionConfig
@@ -160,8 +160,7 @@ def run_quality(settings: Settings, plan: QualityPlan, fresh: bool = False, prog
                 scorer = ArtifactScorer(trained.export("eval", {}))
                 out = {"train_seconds": trained.train_seconds}
                 if split_kind == "cold-item":
-                    m = cold_item_metrics(scorer, test, split.cold_movie_ids)
-                    out.update({"cold_recall@20": m["recall@20"], "cold_ndcg@20": m["ndcg@20"]})
+                    out.update(cold_split_metrics(scorer, train, test, split.cold_movie_ids, catalog))
                 else:
                     out.update(rating_metrics(scorer, test))
                     out.update(topk_metrics(scorer, train, test, catalog))
@@ -223,8 +222,7 @@ def run_quality(settings: Settings, plan: QualityPlan, fresh: bool = False, prog
 
             def compute() -> dict:
                 scorer = peers.RandomRanker(seed) if name == "random" else peers.ContentNearestNeighbour(train, text.movie_ids, text.matrix, text.mask)
-                m = cold_item_metrics(scorer, test, split.cold_movie_ids)
-                return {"cold_recall@20": m["recall@20"], "cold_ndcg@20": m["ndcg@20"]}
+                return cold_split_metrics(scorer, train, test, split.cold_movie_ids, catalog)
 
             record("cold", name, cache.run(f"{name}-cold-{seed}", unit_key(ds.version, name, seed, _peer_inputs(name)), compute))
         return go

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from movierec.data import load_dataset
 from movierec.data.splits import COLD_ITEM_SHARE, cold_validation_split, get_split
-from movierec.evaluation.protocol import K, ArtifactScorer, cold_split_metrics
+from movierec.evaluation.protocol import COLD_SPLIT_METRICS, K, ArtifactScorer, cold_split_metrics
 from movierec.evaluation.quality import CollaborativeStages, UnitCache, unit_key
 from movierec.features.store import FeatureStore, FeatureStoreError, ModalityFeatures
 from movierec.models.item_content import available_features
@@ -138,7 +138,7 @@ def run_modality_validation(settings: Settings, plan: ModalityValidationPlan, fr
                 trained = train_model(spec, cfg, fit, catalog, features, progress=progress, collaborative=collaborative)
                 return cold_split_metrics(ArtifactScorer(trained.export("validate", {})), fit, held, split.cold_movie_ids, catalog)
 
-            key = unit_key(ds.version, split.kind, seed, [features[m].provenance for m in subset], cfg.model_dump())
+            key = unit_key(ds.version, split.kind, seed, [features[m].provenance for m in subset], cfg.model_dump(), COLD_SPLIT_METRICS)
             m = cache.run(f"{label(subset)}-seed{seed}", key, compute)
             for metric in METRICS:
                 per_seed[label(subset)][metric].append(m[metric])

@@ -23,7 +23,7 @@ from movierec.data import Dataset, load_dataset
 from movierec.data.splits import get_split
 from movierec.evaluation import peers
 from movierec.evaluation.new_users import new_user_metrics
-from movierec.evaluation.protocol import LIKE_CUT, ArtifactScorer, cold_split_metrics, rating_metrics, topk_metrics
+from movierec.evaluation.protocol import COLD_SPLIT_METRICS, LIKE_CUT, ArtifactScorer, cold_split_metrics, rating_metrics, topk_metrics
 from movierec.features.store import FeatureStore, ModalityFeatures
 from movierec.models.item_content import available_features
 from movierec.models.config import FusionConfig
@@ -170,7 +170,8 @@ def run_quality(settings: Settings, plan: QualityPlan, fresh: bool = False, prog
                     out["curve_rank_loss"] = trained.curves["rank_loss"]
                 return out
 
-            m = cache.run(f"{name}-{split_kind}-{seed}", unit_key(base_key, name, split_kind, seed, c.model_dump()), compute)
+            measured = COLD_SPLIT_METRICS if split_kind == "cold-item" else ()
+            m = cache.run(f"{name}-{split_kind}-{seed}", unit_key(base_key, name, split_kind, seed, c.model_dump(), *measured), compute)
             if "attention" in m:
                 results["attention"][split_kind] = m.pop("attention")
                 results["curves"][f"{split_kind}_train_rmse"] = m.pop("curve_train_rmse")
@@ -224,7 +225,7 @@ def run_quality(settings: Settings, plan: QualityPlan, fresh: bool = False, prog
                 scorer = peers.RandomRanker(seed) if name == "random" else peers.ContentNearestNeighbour(train, text.movie_ids, text.matrix, text.mask)
                 return cold_split_metrics(scorer, train, test, split.cold_movie_ids, catalog)
 
-            record("cold", name, cache.run(f"{name}-cold-{seed}", unit_key(ds.version, name, seed, _peer_inputs(name)), compute))
+            record("cold", name, cache.run(f"{name}-cold-{seed}", unit_key(ds.version, name, seed, _peer_inputs(name), COLD_SPLIT_METRICS), compute))
         return go
 
     def new_users() -> None:

@@ -31,9 +31,8 @@ from movierec.settings import Settings
 
 CANDIDATE_MODALITIES: tuple[str, ...] = ("text", "poster", "trailer_ivector", "trailer_avf")
 """The modalities the default is chosen among (audio has no built features yet)."""
-RECALL, NDCG = f"cold_recall@{K}", f"cold_ndcg@{K}"
-CATALOG_RECALL, CATALOG_NDCG = f"cold_catalog_recall@{K}", f"cold_catalog_ndcg@{K}"
-METRICS = (RECALL, NDCG, CATALOG_RECALL, CATALOG_NDCG)
+METRICS = COLD_SPLIT_METRICS
+RECALL, NDCG = METRICS[:2]
 """The decision uses ``RECALL``; the whole-catalog figures are recorded beside it."""
 DECISION_RULE = (
     f"The default modality set is the subset with the highest mean validation cold Recall@{K} among "

@@ -114,9 +114,9 @@ def cold_item_metrics(scorer: Scorer, test: pd.DataFrame, cold_ids: np.ndarray, 
     return _ranking(scorer, users, np.asarray(cold_ids), {}, positives, k)
 
 
-COLD_SPLIT_METRICS = ("cold_recall", "cold_ndcg", "cold_catalog_recall", "cold_catalog_ndcg")
-"""What ``cold_split_metrics`` measures: part of a cached cold unit's key, so a result cached
-before a metric was added is computed again instead of lacking it."""
+COLD_SPLIT_METRICS = (f"cold_recall@{K}", f"cold_ndcg@{K}", f"cold_catalog_recall@{K}", f"cold_catalog_ndcg@{K}")
+"""What ``cold_split_metrics`` measures (at ``K``). Also part of a cached cold unit's key, so a
+result cached before a metric was added is computed again instead of lacking it."""
 
 
 def cold_split_metrics(scorer: Scorer, train: pd.DataFrame, test: pd.DataFrame, cold_ids: np.ndarray, catalog_ids: np.ndarray,

@@ -3,8 +3,9 @@
 - Known users (most traffic) ask for recommendations, a third of the time with filters; the RL
   simulator's user model (``movierec.rl.simulator`` via ``movierec.benchmarks.simulated_users``)
   decides whether they click one of the first movies shown, how long they watch and how they rate,
-  and that is sent back as feedback (click, watch, rating) with the list, position, propensity and
-  policy version. They also open movie pages, search titles and look at their profile.
+  and that is sent back as feedback (click, watch, rating) with the list, position, propensity,
+  policy version and the list's decision id. They also open movie pages, search titles and look
+  at their profile.
 - New users like a few well-known movies and ask for recommendations from them.
 
 Headless, with Locust's CSV and HTML reports (gateway already running on port 8000):
@@ -136,6 +137,8 @@ class KnownUser(_Visitor):
                   "policy_version": answer.get("policy_version")}
         if served.get("propensity"):
             common["propensity"] = served["propensity"]
+        if answer.get("decision_id"):  # the policy values its decision as made (movierec.contracts.decisions)
+            common["decision_id"] = answer["decision_id"]
         for extra in ({"kind": "click"}, {"kind": "watch", "watch_seconds": reaction.watch_seconds}, {"kind": "rating", "rating": reaction.rating}):
             self.client.post("/v1/feedback", json={"event_id": _event_id(), **common, **extra}, name=f"/v1/feedback ({extra['kind']})")
 

@@ -125,11 +125,14 @@ def exercise(stack: LocalStack) -> None:
         invalidations_before = _worker_task_count(stack, "invalidate_user_recs")
         top = first["items"][0]["movie_id"]
         event = {"event_id": f"e2e-{uuid.uuid4().hex}", "user_id": KNOWN_USER, "movie_id": top, "kind": "rating", "rating": 2.0,
-                 "slate": [i["movie_id"] for i in first["items"]], "position": 0, "policy_version": first["policy_version"]}
+                 "slate": [i["movie_id"] for i in first["items"]], "position": 0, "policy_version": first["policy_version"],
+                 "decision_id": first["decision_id"]}
+        assert first["decision_id"], "the policy's list was not logged as a decision"
         assert client.post("/v1/feedback", json=event).status_code in (200, 201, 202)
         assert client.post("/v1/feedback", json=event).status_code in (200, 201, 202)  # a client retry
         stored = httpx.get(f"{stack.url('feedback')}/v1/users/{KNOWN_USER}/events", timeout=10).json()["events"]
         assert [e["event_id"] for e in stored].count(event["event_id"]) == 1
+        assert next(e for e in stored if e["event_id"] == event["event_id"])["decision_id"] == event["decision_id"]
 
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

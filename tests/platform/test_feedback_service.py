@@ -27,13 +27,13 @@ def _event(user_id: int, movie_id: int = 1, kind: str = "click", **extra) -> dic
 
 
 def test_first_post_creates_and_a_repeat_returns_the_stored_event(client: TestClient):
-    body = _event(201, 7, "rating", rating=4.5)
+    body = _event(201, 7, "rating", rating=4.5, decision_id=uuid.uuid4().hex)
     first = client.post("/v1/events", json=body)
     again = client.post("/v1/events", json=body)
     assert first.status_code == 201 and again.status_code == 200
     assert again.json()["seq"] == first.json()["seq"]
     events = client.get("/v1/users/201/events").json()["events"]
-    assert [e["event_id"] for e in events] == [body["event_id"]]
+    assert [e["event_id"] for e in events] == [body["event_id"]] and events[0]["decision_id"] == body["decision_id"]
 
 
 def test_a_reused_event_id_with_other_content_is_409(client: TestClient):
@@ -45,7 +45,8 @@ def test_a_reused_event_id_with_other_content_is_409(client: TestClient):
     assert "movie_id" in response.json()["error"]["message"]
 
 
-@pytest.mark.parametrize("field,value", [("rating", 7), ("watch_seconds", -3), ("user_id", 0), ("kind", "like"), ("event_id", "short")])
+@pytest.mark.parametrize("field,value", [("rating", 7), ("watch_seconds", -3), ("user_id", 0), ("kind", "like"), ("event_id", "short"),
+                                         ("decision_id", "not-a-decision")])
 def test_bad_fields_are_422_naming_the_field(client: TestClient, field: str, value):
     response = client.post("/v1/events", json={**_event(203), field: value})
     assert response.status_code == 422

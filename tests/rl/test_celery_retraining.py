@@ -136,10 +136,52 @@ def test_retraining_counts_the_checks_of_the_served_version(tmp_path, database_u
 
     published = retrain(1.0)
     assert published["status"] == "published" and "(check 3 of v-base)" in published["reason"]
-    assert state() == {"last_seq": store.last_seq(), "version": published["version"], "checked_version": published["version"], "checks": 0}
+    assert state() == {"last_seq": store.last_seq(), "decisions_since": "0-0", "version": published["version"],
+                       "checked_version": published["version"], "checks": 0}
 
     log_sessions(8)
     use_version(policy_dir, "v-base")  # a rollback: the served version is no longer the one last checked
     again = retrain(-100.0)
     assert again["status"] == "kept" and "96.96% lower bound of the gain (check 1 of v-base)" in again["reason"]
     assert state()["checked_version"] == "v-base" and state()["checks"] == 1
+
+
+@pytest.mark.integration
+def test_the_decision_log_is_read_since_the_last_publish_and_forgets_deleted_users(
+        tmp_path, database_url, redis_url, tiny_world, tiny_artifact_factory):
+    """The gateway's decision log in real Redis: read in order after a stream id, joined with the
+    PostgreSQL events by the retraining, and read again only from the publish on."""
+    from movierec.settings import Settings
+    from movierec.storage import FeedbackStore, create_engine_for
+    from movierec.storage.decisions import DECISIONS_STREAM, decision_entry, read_decisions_since, user_entry_ids
+    from movierec.tasks.policy import run_retraining
+
+    client = redis.Redis.from_url(redis_url)
+    settings = Settings(home=tmp_path / "home", database_url=database_url)
+    policy_dir = settings.models_dir / "policy"
+    publish_policy(tiny_artifact_factory("v-base"), policy_dir)
+    store = FeedbackStore(create_engine_for(database_url))
+    decisions: list = []
+    for e in simulate_feedback_events(tiny_world, PolicyRanker(tiny_artifact_factory("v-base")), np.arange(12), seed=2, decisions=decisions):
+        if e.kind != "impression":  # the gateway's clients send only what users did
+            store.record(e)
+    for d in decisions:
+        client.xadd(DECISIONS_STREAM, decision_entry(d))
+
+    read, last = read_decisions_since(client)
+    assert [d.decision_id for d in read] == [d.decision_id for d in decisions]
+    assert read_decisions_since(client, last) == ([], last)
+    assert len(read_decisions_since(client, "99999999999999-0")[0]) == len(decisions)  # an id from another Redis: read it all
+    entries = client.xrange(DECISIONS_STREAM)
+    assert len(user_entry_ids(entries, decisions[0].user_id)) == sum(d.user_id == decisions[0].user_id for d in decisions)
+
+    published = run_retraining(min_slates=20, tolerance=1.0, epochs=1, min_held_out_users=4, settings=settings, store=store, decision_log=client)
+    assert published["status"] == "published", published["reason"]
+    assert published["decisions_read"] == len(decisions) == published["decisions"] == published["slates"]
+    assert published["current_propensity_gap"] == pytest.approx(0.0, abs=1e-6)
+    assert json.loads((policy_dir / "retrain_state.json").read_text())["decisions_since"] == last
+    after = run_retraining(min_slates=20, tolerance=1.0, epochs=1, settings=settings, store=store, decision_log=client)
+    assert after["status"] == "skipped" and after["decisions_read"] == 0
+    without_redis = run_retraining(min_slates=20, tolerance=1.0, epochs=1, settings=settings, store=store,
+                                   decision_log=redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2))
+    assert without_redis["decisions_read"] == 0  # the events alone, and a warning

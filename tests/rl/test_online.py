@@ -142,3 +142,39 @@ def test_the_propensity_gap_says_how_far_the_check_is_from_the_logged_decisions(
     policy_dir, events = logged
     result = retrain_from_events(events, policy_dir, min_slates=20, epochs=1, tolerance=-100.0, min_held_out_users=4)
     assert result.current_propensity_gap is not None and 0.0 <= result.current_propensity_gap <= 1.0
+
+
+def test_logged_decisions_are_valued_as_the_policy_made_them(tmp_path, tiny_world, tiny_artifact_factory):
+    """With the gateway's decision log every served list is a slate, skipped ones included, and
+    the check recomputes the served policy's propensities exactly (gap 0), where slates rebuilt
+    from events are far off."""
+    publish_policy(tiny_artifact_factory("v-base"), tmp_path)
+    decisions: list = []
+    events = simulate_feedback_events(tiny_world, PolicyRanker(tiny_artifact_factory("v-base")), np.arange(12), seed=3, decisions=decisions)
+    assert decisions and all(e.decision_id in {d.decision_id for d in decisions} for e in events)
+    engaged_only = [e for e in events if e.kind != "impression"]  # a client that logs only what users did
+    slates = served_slates(engaged_only, decisions)
+    assert len(slates) == len(decisions) and all(g.decision is not None for g in slates)
+    assert sum(g.clicked for g in slates) == sum(e.kind == "watch" for e in events) < len(decisions)  # skipped lists are there too
+    assert all(len(g.propensities) == len(g.slate) for g in slates)
+
+    exact = retrain_from_events(engaged_only, tmp_path, decisions=decisions, min_slates=20, epochs=1, tolerance=-100.0, min_held_out_users=4)
+    assert exact.decisions == exact.slates == len(decisions)
+    assert exact.current_propensity_gap == pytest.approx(0.0, abs=1e-6)
+    rebuilt = retrain_from_events(events, tmp_path, min_slates=20, epochs=1, tolerance=-100.0, min_held_out_users=4)
+    assert rebuilt.decisions == 0 and rebuilt.current_propensity_gap > 0.1
+
+
+def test_events_of_a_logged_decision_join_it_and_others_are_grouped_as_before(tmp_path, tiny_world, tiny_artifact_factory):
+    decisions: list = []
+    events = simulate_feedback_events(tiny_world, PolicyRanker(tiny_artifact_factory("v-base")), np.arange(3), seed=1, decisions=decisions)
+    kept = decisions[1:]  # the first decision was trimmed from the log: its events are grouped by slate
+    slates = served_slates(events, kept)
+    assert sum(g.decision is not None for g in slates) == len(kept)
+    orphans = [g for g in slates if g.decision is None]
+    assert len(orphans) == 1 and orphans[0].slate == decisions[0].slate
+    by_decision = {g.decision.decision_id: g for g in slates if g.decision is not None}
+    for e in events:
+        if e.kind == "watch" and e.decision_id in by_decision:
+            g = by_decision[e.decision_id]
+            assert g.engaged == e.movie_id and g.watch_seconds == e.watch_seconds

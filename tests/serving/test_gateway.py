@@ -12,9 +12,11 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 
+from movierec.contracts.decisions import ServedDecision
 from movierec.contracts.features import ModalityVector, MovieFeatures
 from movierec.contracts.policy import RankedItem, RankRequest, RankResponse
 from movierec.serving.catalog import MovieCatalog
+from movierec.storage.decisions import DECISIONS_STREAM
 from movierec_feedback.app import create_app as create_feedback_app
 from movierec_feedback.settings import FeedbackSettings
 from movierec_gateway.app import create_app as create_gateway_app
@@ -118,7 +120,7 @@ def event(user_id: int, movie_id: int, kind: str, **extra) -> dict:
 # --- the main flows ----------------------------------------------------------------------------
 
 
-def test_known_user_gets_policy_order_with_explanations(make_gateway, services, catalog_dataset):
+def test_known_user_gets_policy_order_with_explanations(make_gateway, services, catalog_dataset, redis_db):
     gw = make_gateway()
     services["policy_calls"].clear()
     response = gw.post("/v1/recommendations", json={"user_id": 1, "k": 5}, headers={"X-Request-ID": "req-known-user-1"})
@@ -142,6 +144,14 @@ def test_known_user_gets_policy_order_with_explanations(make_gateway, services, 
     again = recs(gw, user_id=1, k=5).json()
     assert again["cached"] and [i["movie_id"] for i in again["items"]] == [i["movie_id"] for i in body["items"]]
     assert metric(gw, "movierec_gateway_cache_requests_total", result="hit") == 1
+    # the policy's decision is logged as it was made, under the id the answer carries (a hit serves it again)
+    assert again["decision_id"] == body["decision_id"] and len(body["decision_id"]) == 32
+    (entry_id, fields), = redis_db.xrange(DECISIONS_STREAM)
+    logged = ServedDecision.model_validate_json(fields["d"])
+    assert logged.decision_id == body["decision_id"] and logged.user_id == 1 and logged.policy_version == "test-reverse"
+    assert logged.candidates == [c.movie_id for c in sent.candidates] and logged.scores == [c.score for c in sent.candidates]
+    assert logged.recent_movie_ids == sent.recent_movie_ids and logged.session_step == sent.session_step
+    assert logged.slate == [i["movie_id"] for i in body["items"]] and logged.propensities == [0.5] * 5
 
 
 def test_new_user_from_liked_movies(make_gateway, services, served_dim):
@@ -149,6 +159,7 @@ def test_new_user_from_liked_movies(make_gateway, services, served_dim):
     services["policy_calls"].clear()
     body = recs(gw, liked_movie_ids=[1, 3114, 2355], k=8).json()
     assert len(body["items"]) == 8 and body["user_id"] is None and not body["degraded"]
+    assert body["decision_id"] is None  # only known users' decisions are logged: the policy cannot rebuild a folded-in user
     assert not {1, 3114, 2355} & {i["movie_id"] for i in body["items"]}
     _, sent = services["policy_calls"][-1]
     assert sent.user_id is None and sent.user_vector and len(sent.user_vector) == served_dim
@@ -270,12 +281,15 @@ def test_delete_user_removes_events_and_cached_lists(make_gateway, redis_db, ser
 
     gw = make_gateway()
     recs(gw, user_id=3, k=4)
+    recs(gw, user_id=9, k=4)
     assert redis_db.keys("recs:3:*") and redis_db.keys("recs_stale:3:*")
     assert gw.post("/v1/feedback", json=event(3, 1, "click")).status_code == 201
     deleted = gw.delete("/v1/users/3")
     assert deleted.status_code == 200, deleted.text
     assert deleted.json()["deleted_events"] >= 1 and deleted.json()["deleted_cache_entries"] >= 1  # the stale copy (the event dropped the fresh one)
     assert not redis_db.keys("recs:3:*") and not redis_db.keys("recs_stale:3:*")
+    assert deleted.json()["deleted_decisions"] == 1  # user 3's logged decision; user 9's stays
+    assert [ServedDecision.model_validate_json(f["d"]).user_id for _, f in redis_db.xrange(DECISIONS_STREAM)] == [9]
     left = httpx.get(f"{services['feedback']}/v1/users/3/events").json()["events"]
     assert left == []
 
@@ -302,6 +316,7 @@ def test_ranker_down_serves_last_list_then_popular_with_zero_5xx(make_gateway, r
     down = make_gateway(ranker_urls=down_url)
     stale = recs(down, user_id=6, k=5).json()
     assert stale["degraded"] and "last list" in stale["degraded_reason"]
+    assert fresh["decision_id"] and stale["decision_id"] is None  # not the decision made then: feedback is not credited to it
     assert [i["movie_id"] for i in stale["items"]] == [i["movie_id"] for i in fresh["items"]]
     popular = recs(down, user_id=8, k=5, filters={"genres_include": ["Horror"]}).json()
     assert popular["degraded"] and popular["policy_version"] == "popular" and len(popular["items"]) == 5

@@ -17,9 +17,11 @@ import pytest
 import websocket
 from fastapi import FastAPI
 
+from movierec.contracts.decisions import ServedDecision
 from movierec.contracts.policy import RankedItem, RankRequest, RankResponse
 from movierec.serving.catalog import MovieCatalog
 from movierec.settings import REPO_ROOT
+from movierec.storage.decisions import DECISIONS_STREAM
 from movierec_feedback.app import create_app as create_feedback_app
 from movierec_feedback.settings import FeedbackSettings
 from movierec_gateway.app import create_app as create_gateway_app
@@ -143,7 +145,7 @@ def browser(tmp_path):
 CARD_IDS = "Array.from(document.querySelectorAll('#cards .card')).map(c => Number(c.dataset.movieId))"
 
 
-def test_known_user_watches_a_movie_and_the_list_changes(browser, page_url):
+def test_known_user_watches_a_movie_and_the_list_changes(browser, page_url, redis_db):
     browser.goto(f"{page_url}/?user=1")
     browser.wait_for("document.querySelectorAll('#cards .card').length === 12")
     first = browser.js(CARD_IDS)
@@ -159,6 +161,10 @@ def test_known_user_watches_a_movie_and_the_list_changes(browser, page_url):
     browser.wait_for(f"JSON.stringify({CARD_IDS}) !== {json.dumps(json.dumps(first, separators=(',', ':')))}")
     after = browser.js(CARD_IDS)
     assert first[0] not in after and len(after) == 12
+    # the watch went back with the list's decision id (the new list's miss cached the user's events)
+    logged = [ServedDecision.model_validate_json(f["d"]) for _, f in redis_db.xrange(DECISIONS_STREAM)]
+    watched = [e for e in json.loads(redis_db.get("recs:1:history")) if e["kind"] == "watch"]
+    assert len(watched) == 1 and watched[0]["decision_id"] == logged[0].decision_id and logged[0].slate[0] == first[0]
     browser.js("(() => { const s = document.querySelector('#cards .card select'); s.value = '5'; s.dispatchEvent(new Event('change')); })()")
     browser.wait_for(f"!{CARD_IDS}.includes({after[0]})")
     assert not browser.js("!document.getElementById('error').hidden")

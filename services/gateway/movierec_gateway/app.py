@@ -105,7 +105,7 @@ def create_app(settings: GatewaySettings | None = None, *, catalog: MovieCatalog
     features = FeatureExtractorClient(settings.features_url, timeout=settings.features_timeout_s, connect_timeout=2.0, request_id=rid)
     cache = RecommendationCache(
         settings.resolved_redis_url(), ttl_s=settings.cache_ttl_s, stale_ttl_s=settings.stale_ttl_s,
-        timeout_s=settings.redis_timeout_s, registry=registry,
+        timeout_s=settings.redis_timeout_s, registry=registry, decision_log_max=settings.decision_log_max,
     )
     poster_dir = settings.resolved_poster_dir()
     added_poster_dir = settings.resolved_added_poster_dir()
@@ -212,7 +212,7 @@ def create_app(settings: GatewaySettings | None = None, *, catalog: MovieCatalog
 
     @app.delete("/v1/users/{user_id}", tags=["users"], responses=error_responses(401, 403, 422, 503), dependencies=[Depends(access.own_user)])
     async def delete_user(user_id: UserId):
-        """Delete every piece of the user's data: feedback events and cached lists."""
+        """Delete every piece of the user's data: feedback events, cached lists and logged decisions."""
         try:
             body = await feedback.delete_user(user_id)
         except NotFound:
@@ -222,7 +222,8 @@ def create_app(settings: GatewaySettings | None = None, *, catalog: MovieCatalog
         except ServiceUnavailable:
             raise ServiceError("feedback service unavailable: nothing was deleted, retry", status=503, code="feedback_unavailable", headers={"Retry-After": "2"}) from None
         cached = await cache.forget_user(user_id, stale_too=True)
-        return {**body, "user_id": user_id, "deleted_cache_entries": cached}
+        decisions = await cache.forget_user_decisions(user_id)
+        return {**body, "user_id": user_id, "deleted_cache_entries": cached, "deleted_decisions": decisions}
 
     # --- admin and page -----------------------------------------------------------------------
 

@@ -13,6 +13,8 @@ Key format (shared with ``movierec.tasks.cache``, which invalidates by deleting
 - ``recs_stale:{user_id}:{request_hash}``: the same list kept ``stale_ttl_s`` and NOT removed by
   invalidation: read only when the ranker is down (served marked degraded), deleted with the
   user's data;
+- ``decisions`` (stream): the decision log, ``movierec.storage.decisions``; a miss appends its
+  decision in the same round trip as its list;
 - ``movies:added`` (hash movie_id -> JSON): movies added through the admin route, so every
   gateway replica knows them.
 
@@ -31,7 +33,9 @@ import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel
 
+from movierec.contracts.decisions import ServedDecision
 from movierec.security.rate_limit import RateDecision, RedisRateLimiter
+from movierec.storage.decisions import DECISIONS_STREAM, DEFAULT_MAX_LEN, decision_entry, user_entry_ids
 
 log = logging.getLogger("movierec.gateway.cache")
 
@@ -65,10 +69,12 @@ def request_hash(request: BaseModel) -> str:
 
 
 class RecommendationCache:
-    def __init__(self, url: str, *, ttl_s: int, stale_ttl_s: int, timeout_s: float, registry: CollectorRegistry):
+    def __init__(self, url: str, *, ttl_s: int, stale_ttl_s: int, timeout_s: float, registry: CollectorRegistry,
+                 decision_log_max: int = DEFAULT_MAX_LEN):
         self.redis = aioredis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
         self.ttl_s = ttl_s
         self.stale_ttl_s = stale_ttl_s
+        self.decision_log_max = decision_log_max
         self.requests = Counter("movierec_gateway_cache_requests_total", "Recommendation cache lookups", ["result"], registry=registry)
         self.errors = Counter("movierec_gateway_cache_errors_total", "Redis calls that failed (read as a miss)", ["op"], registry=registry)
         # label lookups resolved once: they were a visible share of the hit path
@@ -109,15 +115,19 @@ class RecommendationCache:
         raw = await self._call("get_stale", self.redis.get(self.stale_key(user_id, digest)))
         return json.loads(raw) if raw and raw is not _FAILED else None
 
-    async def put(self, user_id: int, digest: str, response: BaseModel, *, history: list[dict] | None = None) -> None:
+    async def put(self, user_id: int, digest: str, response: BaseModel, *, history: list[dict] | None = None,
+                  decision: ServedDecision | None = None) -> None:
         """Keep ``response`` as the body a later hit answers (the same list with ``cached``
-        true), and the user's ``history`` when it was just read from the feedback service."""
+        true), the user's ``history`` when it was just read from the feedback service, and log
+        the policy's ``decision``."""
         text = response.model_copy(update={"cached": True}).model_dump_json()
         pipe = self.redis.pipeline(transaction=False)
         pipe.set(self.key(user_id, digest), text, ex=self.ttl_s)
         pipe.set(self.stale_key(user_id, digest), text, ex=self.stale_ttl_s)
         if history is not None:
             pipe.set(self.history_key(user_id), json.dumps(history), ex=self.ttl_s)
+        if decision is not None:
+            pipe.xadd(DECISIONS_STREAM, decision_entry(decision), maxlen=self.decision_log_max, approximate=True)
         await self._call("put", pipe.execute())
 
     async def forget_user(self, user_id: int, *, stale_too: bool) -> int:
@@ -129,6 +139,25 @@ class RecommendationCache:
             return await self.redis.delete(*keys) if keys else 0
 
         deleted = await self._call("forget", run())
+        return 0 if deleted is _FAILED else int(deleted)
+
+    async def forget_user_decisions(self, user_id: int, page: int = 2000) -> int:
+        """Delete the user's decisions from the decision log (a scan of the stream, made only when a
+        user's data is deleted)."""
+
+        async def run() -> int:
+            deleted, start = 0, "-"
+            while True:
+                entries = await self.redis.xrange(DECISIONS_STREAM, min=start, count=page)
+                if not entries:
+                    return deleted
+                ids = user_entry_ids(entries, user_id)
+                if ids:
+                    deleted += await self.redis.xdel(DECISIONS_STREAM, *ids)
+                last = entries[-1][0]
+                start = "(" + (last.decode() if isinstance(last, bytes) else last)
+
+        deleted = await self._call("forget_decisions", run())
         return 0 if deleted is _FAILED else int(deleted)
 
     async def added_movies(self) -> dict[int, dict]:

@@ -9,12 +9,18 @@
   ``degraded``, counted with reason ``ranker_unavailable_stale`` or ``ranker_unavailable_popular``;
 - feedback service down: the user's history from the dataset alone (counted, not degraded).
 A dependency's failure is never a 5xx.
+
+A list the policy chose for a known user is logged as a ``ServedDecision`` (its candidates, the
+ranker's scores, the recent movies sent, the slate and its propensities) in the cache's write
+round trip; the answer carries its ``decision_id`` for feedback to send back, so the retraining
+values the decision as it was made. A cache hit serves the same decision again.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Callable
 
@@ -22,6 +28,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from movierec_service import ServiceError
 
 from movierec.clients import FeedbackClient, NotFound, PolicyClient, RankerPool, ServiceRejected, ServiceUnavailable
+from movierec.contracts.decisions import ServedDecision
 from movierec.contracts.policy import RankRequest
 from movierec.contracts.ranker import ScoredMovie, TopNRequest, TopNResponse
 from movierec.contracts.recommendations import RecommendationRequest, RecommendationResponse, RecommendedMovie
@@ -141,11 +148,12 @@ class Recommendations:
             if stale is not None:
                 self.fallbacks.labels("ranker_unavailable_stale").inc()
                 self.served.labels("stale").inc()
-                return RecommendationResponse.model_validate({**stale, "degraded": True, "degraded_reason": "ranker unavailable: your last list", "cached": True})
+                return RecommendationResponse.model_validate({**stale, "degraded": True, "degraded_reason": "ranker unavailable: your last list",
+                                                              "cached": True, "decision_id": None})
             exclude |= set(self.catalog.rated_by(uid)) if request.filters.exclude_watched else set()
             return self._popular(request, exclude)
-        response = await self._ranked(request, top, liked=top.liked_movie_ids, recent=history.recent, user_id=uid)
-        await self.cache.put(uid, digest, response, history=history.events)
+        response, decision = await self._ranked(request, top, liked=top.liked_movie_ids, recent=history.recent, user_id=uid)
+        await self.cache.put(uid, digest, response, history=history.events, decision=decision)
         return response
 
     async def _history(self, user_id: int, cached_events: list[dict] | None) -> UserHistory:
@@ -182,7 +190,8 @@ class Recommendations:
         ))
         if top is None:
             return self._popular(request, exclude)
-        return await self._ranked(request, top, liked=request.liked_movie_ids, recent=request.liked_movie_ids[-RECENT:], user_vector=top.user_vector)
+        response, _ = await self._ranked(request, top, liked=request.liked_movie_ids, recent=request.liked_movie_ids[-RECENT:], user_vector=top.user_vector)
+        return response
 
     # --- shared steps -------------------------------------------------------------------------
 
@@ -201,8 +210,9 @@ class Recommendations:
     async def _ranked(
         self, request: RecommendationRequest, top: TopNResponse, *, liked: list[int], recent: list[int],
         user_id: int | None = None, user_vector: list[float] | None = None,
-    ) -> RecommendationResponse:
-        """Re-rank the candidates with the policy (the ranker's order when it cannot) and explain."""
+    ) -> tuple[RecommendationResponse, ServedDecision | None]:
+        """Re-rank the candidates with the policy (the ranker's order when it cannot) and explain;
+        with the policy's decision for a known user, to be logged."""
         by_id = {s.movie_id: s for s in top.items}
         order: list[tuple[ScoredMovie, float | None]] = [(s, None) for s in top.items[: request.k]]
         policy_version = RANKER_ORDER
@@ -234,7 +244,16 @@ class Recommendations:
             self._served_versions = (top.model_version, policy_version)
             self.versions.clear()
             self.versions.labels(top.model_version, policy_version).set(1)
-        return RecommendationResponse(user_id=request.user_id, items=items, policy_version=policy_version, model_version=top.model_version)
+        decision = None
+        if policy_version != RANKER_ORDER and user_id is not None and len(items) == len(order):
+            decision = ServedDecision.model_construct(  # built from validated parts: no second validation on the miss path
+                decision_id=uuid.uuid4().hex, user_id=user_id, policy_version=policy_version, served_at=time.time(),
+                recent_movie_ids=policy_request.recent_movie_ids, session_step=policy_request.session_step,
+                candidates=[s.movie_id for s in top.items], scores=[s.score for s in top.items],
+                slate=[s.movie_id for s, _ in order], propensities=[p for _, p in order])
+        response = RecommendationResponse(user_id=request.user_id, items=items, policy_version=policy_version, model_version=top.model_version,
+                                          decision_id=decision.decision_id if decision else None)
+        return response, decision
 
     def _popular(self, request: RecommendationRequest, exclude: set[int]) -> RecommendationResponse:
         self.fallbacks.labels("ranker_unavailable_popular").inc()

@@ -9,6 +9,7 @@ from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from movierec.settings import get_settings
+from movierec.storage.decisions import DEFAULT_MAX_LEN
 
 
 class GatewaySettings(BaseSettings):
@@ -34,6 +35,8 @@ class GatewaySettings(BaseSettings):
     cache_ttl_s: int = 600
     stale_ttl_s: int = 86_400
     """How long a user's last list is kept to answer with when the ranker is down."""
+    decision_log_max: int = DEFAULT_MAX_LEN
+    """Decisions the log keeps for the policy's retraining (``movierec.storage.decisions``), ~2 KB each."""
 
     admin_api_key: str | None = None
     """This gateway's admin credential (``X-API-Key``) in place of ``MOVIEREC_ADMIN_API_KEY``; the

@@ -156,9 +156,11 @@ def retrain(
     min_held_out_users: int = typer.Option(20, min=1, help="Fewest held-out users whose slates value the candidate."),
 ) -> None:
     """Fine-tune the served policy on recorded feedback now (what the Celery task does on a schedule)."""
+    from movierec.tasks.cache import broker_redis
     from movierec.tasks.policy import run_retraining
 
-    result = run_retraining(min_slates=min_slates, tolerance=tolerance, publish=not dry_run, min_held_out_users=min_held_out_users)
+    result = run_retraining(min_slates=min_slates, tolerance=tolerance, publish=not dry_run, min_held_out_users=min_held_out_users,
+                            decision_log=broker_redis())
     console.print_json(json.dumps(result))
 
 

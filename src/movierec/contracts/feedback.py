@@ -2,7 +2,9 @@
 
 One event per action. ``event_id`` is chosen by the client, so a retried request is stored once.
 ``slate``/``position``/``propensity``/``policy_version`` say what was served and with what
-probability, so policies can be valued off-policy from the log.
+probability, so policies can be valued off-policy from the log. ``decision_id`` is the list's
+``decision_id`` as the recommendations answer gave it: the retraining then values the decision as
+the policy made it (``movierec.contracts.decisions``).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from datetime import datetime, timezone
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from movierec.contracts.decisions import DECISION_ID_PATTERN
 
 FeedbackKind = Literal["impression", "click", "watch", "rating"]
 MAX_ID = 2**31 - 1
@@ -31,4 +35,5 @@ class FeedbackEvent(BaseModel):
     position: int | None = Field(default=None, ge=0, le=199)
     propensity: float | None = Field(default=None, gt=0, le=1)
     policy_version: str | None = Field(default=None, max_length=64)
+    decision_id: str | None = Field(default=None, pattern=DECISION_ID_PATTERN, description="The served list's decision_id, from the recommendations answer.")
     occurred_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))

@@ -65,6 +65,7 @@ class RecommendationResponse(BaseModel):
     items: list[RecommendedMovie]
     policy_version: str
     model_version: str | None
+    decision_id: str | None = Field(default=None, description="Send it back with feedback about these items (set when the policy chose the list for a known user).")
     degraded: bool = False
     degraded_reason: str | None = None
     cached: bool = False

@@ -82,9 +82,11 @@ class DQNLearner:
         self.optimizer = torch.optim.Adam(self.online.parameters(), lr=lr)
 
     @torch.no_grad()
-    def q_values(self, states: np.ndarray, rows: np.ndarray, scores: np.ndarray) -> np.ndarray:
-        """Q for candidates (B, M) given states (B, S), ranker scores and candidate order."""
-        ranks = np.broadcast_to(np.arange(rows.shape[1], dtype=np.float32), rows.shape)
+    def q_values(self, states: np.ndarray, rows: np.ndarray, scores: np.ndarray, ranks: np.ndarray | None = None) -> np.ndarray:
+        """Q for candidates (B, M) given states (B, S), ranker scores and each candidate's rank in
+        the ranker's order (default: the candidates are in that order)."""
+        if ranks is None:
+            ranks = np.broadcast_to(np.arange(rows.shape[1], dtype=np.float32), rows.shape)
         items = self.f.item_inputs(states, rows, scores, ranks, self.top_n)
         return self.online(torch.from_numpy(states), torch.from_numpy(items)).numpy()
 

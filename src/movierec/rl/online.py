@@ -3,12 +3,18 @@
 ``retrain_from_events`` is a pure library function (the Celery task only fetches events and calls
 it). Steps:
 
-1. Group events into *served slates*: events sharing (user, policy version, slate). A slate's
-   logged propensities come from its events' ``position``/``propensity``; the movie the user
-   engaged with (click/watch/rating events) gets the step reward of its watch time and rating.
-2. Per user, in time order, slates become transitions: the state before (user vector, movies
-   watched earlier in the log), the engaged movie (or, for a skipped slate, every shown movie with
-   the skip reward), the state after, and the user's next served slate as next candidates.
+1. Group events into *served slates*. With the gateway's decision log
+   (``movierec.contracts.decisions``), every logged decision is a served slate, whether anyone
+   reacted to it or not, and the events naming its ``decision_id`` say what the user did with it.
+   Without it (an older log, or events without ``decision_id``), events sharing (user, policy
+   version, slate) form a slate and its logged propensities come from the events'
+   ``position``/``propensity``. The movie the user engaged with (click/watch/rating events) gets
+   the step reward of its watch time and rating.
+2. Per user, in time order, slates become transitions: the state before, the engaged movie (or,
+   for a skipped slate, every shown movie with the skip reward), the state after, and the user's
+   next served slate's candidates. A logged decision gives its state and candidates exactly as
+   the policy service had them; an event-only slate is rebuilt (the state from the movies watched
+   earlier in the log, the shown movies as the only candidates).
 3. The current Q-network is fine-tuned on them (double DQN, target network from the current one).
    Only the *fitting* users' slates are used: a seeded share of the logged users
    (``HELD_OUT_SHARE``) is held out.
@@ -29,11 +35,11 @@ it). Steps:
    all checks): the first check uses a 96.96% bound, the second 99.24%, the tenth 99.97%. A
    closed-loop run published three versions within two minutes before this.
 
-Known limit: the check rebuilds each decision from the log (the state from the logged events,
-the shown movies scored with the policy's own item table), not as the service made it (among
-the ranker's candidates, with the ranker's scores and the gateway's recent movies), so the
-policies' propensities and SNIPS values are not those of the decisions made;
-``RetrainResult.current_propensity_gap`` says by how much.
+When any served slate comes from the decision log, only such slates are used (the event-only
+ones are the lists someone reacted to, a biased sample). Rebuilt slates are not the decisions as
+made (finding 17 of ``reports/performance.md``), so their propensities and SNIPS values are not
+those of the served policy; ``RetrainResult.current_propensity_gap`` says by how much (about 0
+on logged decisions of the current version).
 """
 
 from __future__ import annotations
@@ -43,18 +49,21 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from datetime import datetime, timezone
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
 
+from movierec.contracts.decisions import ServedDecision
 from movierec.contracts.feedback import FeedbackEvent
 from movierec.rl.artifact import PolicyArtifact, artifact_from_learner, load_current, publish_policy
 from movierec.rl.dqn import DQNLearner, ReplayBuffer
 from movierec.rl.off_policy import ips, snips
+from movierec.rl.ranking import request_state, score_ranks
 from movierec.rl.reward import step_reward
 from movierec.rl.slate import slate_position_propensities
-from movierec.rl.state import Observation
+from movierec.rl.state import Featurizer, Observation
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +93,8 @@ class ServedSlate:
     engaged: int | None = None
     watch_seconds: float | None = None
     rating: float | None = None
+    decision: ServedDecision | None = None
+    """The gateway's record of this decision, when it was logged."""
 
     @property
     def clicked(self) -> bool:
@@ -102,6 +113,8 @@ class RetrainResult:
     current_snips: float | None = None
     candidate_ips: float | None = None
     current_ips: float | None = None
+    decisions: int = 0
+    """Served slates taken from the decision log (the rest, if used, are rebuilt from events)."""
     current_propensity_gap: float | None = None
     """Mean |propensity the served policy gets when recomputed from the log - the one it logged|
     over the held-out units: 0 when the check sees the decision as it was made. The check
@@ -115,12 +128,21 @@ class RetrainResult:
         return dict(self.__dict__)
 
 
-def served_slates(events: list[FeedbackEvent]) -> list[ServedSlate]:
-    """Events grouped into served slates, in the order they were first seen."""
+def served_slates(events: list[FeedbackEvent], decisions: Iterable[ServedDecision] = ()) -> list[ServedSlate]:
+    """Events grouped into served slates, in the order they were first seen: one per logged
+    decision (with the events that name it), then the rest grouped by (user, version, slate)."""
+    logged: dict[str, ServedSlate] = {}
+    for d in decisions:
+        served_at = datetime.fromtimestamp(d.served_at, timezone.utc)
+        logged[d.decision_id] = ServedSlate(d.user_id, d.policy_version, list(d.slate), (served_at, -1),
+                                            dict(enumerate(d.propensities)), decision=d)
     latest: dict[tuple, ServedSlate] = {}
-    groups: list[ServedSlate] = []
+    groups: list[ServedSlate] = list(logged.values())
     ordered = sorted(events, key=lambda e: (e.occurred_at, getattr(e, "seq", 0)))
     for i, e in enumerate(ordered):
+        if e.decision_id in logged:
+            _engage(logged[e.decision_id], e)
+            continue
         if not e.slate:
             continue
         key = (e.user_id, e.policy_version, tuple(e.slate))
@@ -132,15 +154,22 @@ def served_slates(events: list[FeedbackEvent]) -> list[ServedSlate]:
             groups.append(g)
         if pos is not None and e.propensity is not None:
             g.propensities[pos] = e.propensity
-        if e.kind in ENGAGED_KINDS and e.movie_id in e.slate:
-            if g.engaged is None:
-                g.engaged = e.movie_id
-            if e.movie_id == g.engaged:
-                if e.kind == "watch" and e.watch_seconds is not None:
-                    g.watch_seconds = max(g.watch_seconds or 0.0, e.watch_seconds)
-                if e.kind == "rating" and e.rating is not None:
-                    g.rating = e.rating
+        _engage(g, e)
     return sorted(groups, key=lambda g: g.first_seen)
+
+
+def _engage(g: ServedSlate, e: FeedbackEvent) -> None:
+    """What ``e`` says the user did with the slate: its first engaged movie, that movie's longest
+    watch and its rating."""
+    if e.kind not in ENGAGED_KINDS or e.movie_id not in g.slate:
+        return
+    if g.engaged is None:
+        g.engaged = e.movie_id
+    if e.movie_id == g.engaged:
+        if e.kind == "watch" and e.watch_seconds is not None:
+            g.watch_seconds = max(g.watch_seconds or 0.0, e.watch_seconds)
+        if e.kind == "rating" and e.rating is not None:
+            g.rating = e.rating
 
 
 def _slate_reward(policy: PolicyArtifact, g: ServedSlate) -> float:
@@ -152,18 +181,37 @@ def _slate_reward(policy: PolicyArtifact, g: ServedSlate) -> float:
 class _Decision:
     slate: ServedSlate
     state: np.ndarray
-    rows: np.ndarray  # item rows of the slate (all known)
-    scores: np.ndarray
+    rows: np.ndarray  # item rows of the candidates the policy chose among (all known)
+    scores: np.ndarray  # the ranker's score of each candidate
+    ranks: np.ndarray  # each candidate's rank in the ranker's order
+    shown: np.ndarray  # the served slate: indices into rows, in position order
     reward: float
 
 
+def _logged_decision(policy: PolicyArtifact, f: Featurizer, g: ServedSlate, vec: np.ndarray) -> _Decision | None:
+    """The decision as the policy service made it (None when it names a movie this policy does not know)."""
+    d = g.decision
+    rows = policy.items.index_of(d.candidates)
+    history = policy.items.index_of(d.recent_movie_ids) if d.recent_movie_ids else np.zeros(0, np.int64)
+    where = {m: i for i, m in enumerate(d.candidates)}
+    if np.any(rows < 0) or np.any(history < 0) or any(m not in where for m in d.slate):
+        return None
+    scores = np.asarray(d.scores, np.float32)
+    state = request_state(f, vec, history, d.session_step)
+    shown = np.array([where[m] for m in d.slate], np.int64)
+    return _Decision(g, state, rows, scores, score_ranks(scores), shown, _slate_reward(policy, g))
+
+
 def _decisions(policy: PolicyArtifact, slates: list[ServedSlate]) -> list[list[_Decision]]:
-    """Per user, their usable served slates with the state before each (known users and movies only)."""
+    """Per user, their usable served slates with the state before each (known users and movies
+    only): the logged decisions when there are any, else slates rebuilt from events."""
     f = policy.featurizer()
     items = policy.items
+    from_log = any(g.decision is not None for g in slates)
     by_user: dict[int, list[ServedSlate]] = defaultdict(list)
     for g in slates:
-        by_user[g.user_id].append(g)
+        if (g.decision is not None) == from_log:
+            by_user[g.user_id].append(g)
     out = []
     for user_id, gs in by_user.items():
         vec = policy.user_vector(user_id)
@@ -172,11 +220,17 @@ def _decisions(policy: PolicyArtifact, slates: list[ServedSlate]) -> list[list[_
         obs = Observation(vec)
         seq = []
         for g in gs:
+            if from_log:
+                d = _logged_decision(policy, f, g, vec)
+                if d is not None:
+                    seq.append(d)
+                continue
             rows = items.index_of(g.slate)
             if np.any(rows < 0):
                 continue
             scores = (items.vectors[rows] @ vec + items.bias[rows]).astype(np.float32)
-            seq.append(_Decision(g, f.state(obs), rows, scores, _slate_reward(policy, g)))
+            order = np.arange(len(rows))
+            seq.append(_Decision(g, f.state(obs), rows, scores, order.astype(np.float32), order, _slate_reward(policy, g)))
             watched_row = int(rows[g.slate.index(g.engaged)]) if g.clicked else None
             fraction = 0.0
             if watched_row is not None and g.watch_seconds is not None:
@@ -198,7 +252,7 @@ def split_users(users: list[list[_Decision]], held_out_share: float, seed: int) 
 
 def _fill_buffer(policy: PolicyArtifact, users: list[list[_Decision]], seed: int) -> ReplayBuffer:
     top_n = policy.config.dqn.top_n
-    n = sum(len(ds) * max(len(d.rows) for d in ds) for ds in users)
+    n = sum(len(ds) * max(len(d.shown) for d in ds) for ds in users)
     buf = ReplayBuffer(max(n, 1), policy.featurizer().state_dim, top_n, seed=seed)
     for ds in users:
         for j, d in enumerate(ds):
@@ -208,10 +262,11 @@ def _fill_buffer(policy: PolicyArtifact, users: list[list[_Decision]], seed: int
             if d.slate.clicked:
                 acted = [d.slate.slate.index(d.slate.engaged)]
             else:
-                acted = list(range(len(d.rows)))
+                acted = list(range(len(d.shown)))
             for p in acted:
+                c = d.shown[p]
                 # the user's future beyond the log is unknown: the last slate is terminal
-                buf.add(d.state, d.rows[p], d.scores[p], p, d.reward, last, nxt.state, next_rows, next_scores)
+                buf.add(d.state, d.rows[c], d.scores[c], d.ranks[c], d.reward, last, nxt.state, next_rows, next_scores)
     return buf
 
 
@@ -222,12 +277,12 @@ def _logged_units(learner: DQNLearner, users: list[list[_Decision]], epsilon: fl
     for ds in users:
         units = []
         for d in ds:
-            logged = sorted(p for p in d.slate.propensities if p < len(d.rows))
+            logged = sorted(p for p in d.slate.propensities if p < len(d.shown))
             if not logged:
                 continue  # nothing says how likely this slate was: it cannot be valued
             # positions without a logged propensity (e.g. a client that logs only watches) are left out
-            q = learner.q_values(d.state[None], d.rows[None], d.scores[None])[0]
-            props = slate_position_propensities(q, np.arange(len(d.rows)), epsilon)
+            q = learner.q_values(d.state[None], d.rows[None], d.scores[None], d.ranks[None])[0]
+            props = slate_position_propensities(q, d.shown, epsilon)
             engaged = d.slate.slate.index(d.slate.engaged) if d.slate.clicked else None
             units += [(d.reward if p == engaged else 0.0, props[p], d.slate.propensities[p]) for p in logged]
         out.append(np.asarray(units, np.float64).reshape(-1, 3))
@@ -280,6 +335,7 @@ def retrain_from_events(
     events: list[FeedbackEvent],
     policy_dir: Path,
     *,
+    decisions: Iterable[ServedDecision] = (),
     min_slates: int = 20,
     epochs: int = 20,
     tolerance: float = 0.0,
@@ -294,6 +350,7 @@ def retrain_from_events(
     ``check``: how many times the current version has now been checked, this time included (the
     bound's confidence grows with it, ``check_alpha``); the caller counts, ``run_retraining`` in
     its state file.
+    ``decisions``: the gateway's decision log over the same period (see ``served_slates``).
     ``progress`` (optional) is told the phase and, while training, every update done; whoever
     passes it decides how often to forward that (it is called once per gradient step)."""
     progress = progress or (lambda phase, done, total: None)
@@ -301,10 +358,11 @@ def retrain_from_events(
     last_seq = max((getattr(e, "seq", 0) for e in events), default=None)
     if current is None:
         return RetrainResult("skipped", "no published DQN policy to fine-tune (run `movierec rl train`)", last_seq=last_seq)
-    slates = served_slates(events)
+    slates = served_slates(events, decisions)
     users = _decisions(current, slates)
     n_slates = sum(len(ds) for ds in users)
-    base = RetrainResult("skipped", "", base_version=current.version, slates=n_slates, last_seq=last_seq)
+    from_log = sum(d.slate.decision is not None for ds in users for d in ds)
+    base = RetrainResult("skipped", "", base_version=current.version, slates=n_slates, decisions=from_log, last_seq=last_seq)
     if n_slates < min_slates:
         base.reason = f"{n_slates} usable served slates, fewer than the {min_slates} needed"
         return base
@@ -346,7 +404,7 @@ def retrain_from_events(
     metadata = copy.deepcopy(current.metadata)
     metadata.update({
         "parent_version": current.version, "trained_on": "feedback", "slates": n_slates, "transitions": len(buffer),
-        "last_seq": last_seq, "off_policy": {"candidate_snips": cand_snips, "current_snips": cur_snips,
+        "last_seq": last_seq, "logged_decisions": from_log, "off_policy": {"candidate_snips": cand_snips, "current_snips": cur_snips,
                                               "candidate_ips": cand_ips, "current_ips": cur_ips, "units": units,
                                               "valued_on_held_out_users": len(held_out), "gain_lower_bound": gain_low,
                                               "check": check, "alpha": alpha,

@@ -11,11 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from movierec.rl.artifact import PolicyArtifact
 from movierec.rl.slate import epsilon_greedy_slate
-from movierec.rl.state import Observation
+from movierec.rl.state import Featurizer, Observation
 
 GREEDY_VERSION = "greedy"
 
@@ -92,14 +91,24 @@ class PolicyRanker:
         _check_candidates(movie_ids)
         vec = self.user_vector(user_id, user_vector)
         cand = self.rows("candidates", movie_ids)
-        history = list(self.rows("recent_movie_ids", recent_movie_ids)) if recent_movie_ids else []
-        obs = Observation(vec, history=[int(r) for r in history], step=session_step, last_fraction=1.0 if history else 0.0)
-        state = self.featurizer.state(obs)[None]
-        order = np.argsort(-np.asarray(scores, np.float64), kind="stable")
-        ranks = np.empty(len(order), np.float32)
-        ranks[order] = np.arange(len(order))
-        items = self.featurizer.item_inputs(state, cand[None], np.asarray(scores, np.float32)[None], ranks[None], self.top_n)
-        with torch.no_grad():
-            q = self.learner.online(torch.from_numpy(state), torch.from_numpy(items)).numpy()[0]
+        history = self.rows("recent_movie_ids", recent_movie_ids) if recent_movie_ids else np.zeros(0, np.int64)
+        state = request_state(self.featurizer, vec, history, session_step)
+        scores = np.asarray(scores, np.float32)
+        q = self.learner.q_values(state[None], cand[None], scores[None], score_ranks(scores)[None])[0]
         chosen, props = epsilon_greedy_slate(q, k, self.epsilon, rng)
         return [RankedMovie(int(movie_ids[i]), float(q[i]), float(p)) for i, p in zip(chosen, props)]
+
+
+def request_state(featurizer: Featurizer, user_vector: np.ndarray, history_rows: np.ndarray, session_step: int) -> np.ndarray:
+    """The state the policy service sees for one request: the user, the recent movies it was sent
+    (their watch fractions unknown: taken as fully watched) and the session step."""
+    history = [int(r) for r in history_rows]
+    return featurizer.state(Observation(user_vector, history=history, step=session_step, last_fraction=1.0 if history else 0.0))
+
+
+def score_ranks(scores: np.ndarray) -> np.ndarray:
+    """Each candidate's rank in the ranker's order (by score, stable), as the Q-network reads it."""
+    order = np.argsort(-np.asarray(scores, np.float64), kind="stable")
+    ranks = np.empty(len(order), np.float32)
+    ranks[order] = np.arange(len(order))
+    return ranks

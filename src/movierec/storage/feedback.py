@@ -20,7 +20,7 @@ from movierec.contracts.feedback import FeedbackEvent
 from movierec.storage.tables import FeedbackEventRow
 
 _INSERT_LOCK_KEY = 0x6D6F7669  # pg_advisory_xact_lock key that serializes event inserts
-_COMPARED_FIELDS = ("user_id", "movie_id", "kind", "watch_seconds", "rating", "slate", "position", "propensity", "policy_version")
+_COMPARED_FIELDS = ("user_id", "movie_id", "kind", "watch_seconds", "rating", "slate", "position", "propensity", "policy_version", "decision_id")
 
 
 class StoredFeedbackEvent(FeedbackEvent):
@@ -43,7 +43,7 @@ def _to_stored(row: FeedbackEventRow) -> StoredFeedbackEvent:
     return StoredFeedbackEvent(
         event_id=row.event_id, user_id=row.user_id, movie_id=row.movie_id, kind=row.kind,
         watch_seconds=row.watch_seconds, rating=row.rating, slate=list(row.slate or []),
-        position=row.position, propensity=row.propensity, policy_version=row.policy_version,
+        position=row.position, propensity=row.propensity, policy_version=row.policy_version, decision_id=row.decision_id,
         occurred_at=row.occurred_at, seq=row.seq, received_at=row.received_at,
     )
 

@@ -29,5 +29,6 @@ class FeedbackEventRow(Base):
     position: Mapped[int | None] = mapped_column(Integer)
     propensity: Mapped[float | None] = mapped_column(Float)
     policy_version: Mapped[str | None] = mapped_column(String(64))
+    decision_id: Mapped[str | None] = mapped_column(String(32))
     occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())

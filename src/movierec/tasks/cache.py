@@ -38,7 +38,7 @@ def delete_user_cache(client: redis.Redis, user_id: int) -> int:
     return deleted
 
 
-def _redis() -> redis.Redis:
+def broker_redis() -> redis.Redis:
     from movierec.tasks.app import celery_app  # the broker URL is the cache URL
 
     return redis.Redis.from_url(celery_app.conf.broker_url, socket_timeout=5, socket_connect_timeout=5)
@@ -50,7 +50,7 @@ def _redis() -> redis.Redis:
 )
 def invalidate_user_recs(user_id: int, refresh: bool = False) -> int:
     """Drop ``user_id``'s cached lists (and, with ``refresh``, warm them again). Idempotent."""
-    deleted = delete_user_cache(_redis(), int(user_id))
+    deleted = delete_user_cache(broker_redis(), int(user_id))
     log.info("invalidated %d cached lists of user %s", deleted, user_id)
     if refresh:
         refresh_user_recs.delay(int(user_id))

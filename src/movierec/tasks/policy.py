@@ -1,7 +1,9 @@
 """Online policy retraining as a Celery task (scheduled by beat, or sent by the feedback service
 after every ``retrain_after_events`` new events).
 
-The task reads the feedback recorded since the last published version's events, hands them to
+The task reads the feedback recorded since the last published version's events and the gateway's
+decision log since the same publish (``movierec.storage.decisions``; without Redis it goes on
+with the events alone), hands them to
 ``movierec.rl.online.retrain_from_events`` (fine-tune, value off-policy, publish only if not worse)
 and remembers how far it has read only when it publishes, so a kept candidate's events count again
 next time together with newer ones. It also remembers how many checks the served version has had
@@ -27,12 +29,15 @@ import time
 import uuid
 from pathlib import Path
 
+import redis
 from celery import shared_task
 
 from movierec.rl.artifact import current_version
 from movierec.rl.online import MIN_HELD_OUT_USERS, Progress, retrain_from_events
 from movierec.settings import Settings, get_settings
 from movierec.storage import FeedbackStore, create_engine_for
+from movierec.storage.decisions import START, read_decisions_since
+from movierec.tasks.cache import broker_redis
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +74,23 @@ def read_events_since(store: FeedbackStore, seq: int, limit: int = MAX_EVENTS) -
     return events[-limit:]
 
 
+def read_decisions(client: redis.Redis | None, since: str) -> tuple[list, str]:
+    """The decision log after stream id ``since`` and the last id read; none when Redis cannot be read."""
+    if client is None:
+        return [], since
+    try:
+        return read_decisions_since(client, since)
+    except (redis.RedisError, OSError) as exc:
+        log.warning("policy retraining without the decision log: %s", exc)
+        return [], since
+
+
 def run_retraining(*, min_slates: int = 20, tolerance: float = 0.0, publish: bool = True, epochs: int = 20,
                    min_held_out_users: int = MIN_HELD_OUT_USERS, settings: Settings | None = None,
-                   store: FeedbackStore | None = None, progress: Progress | None = None) -> dict:
-    """One retraining round; returns the outcome as a dict (status, reason, versions, values)."""
+                   store: FeedbackStore | None = None, decision_log: redis.Redis | None = None,
+                   progress: Progress | None = None) -> dict:
+    """One retraining round; returns the outcome as a dict (status, reason, versions, values).
+    ``decision_log``: the Redis holding the gateway's decision log (the task passes the broker's)."""
     settings = settings or get_settings()
     policy_dir = settings.models_dir / "policy"
     policy_dir.mkdir(parents=True, exist_ok=True)
@@ -91,6 +109,7 @@ def run_retraining(*, min_slates: int = 20, tolerance: float = 0.0, publish: boo
             log.warning("policy retraining: remembered seq %d is past this database's last (%d); reading it all", since, store.last_seq())
             since = 0
         events = read_events_since(store, since)
+        decisions, decisions_read = read_decisions(decision_log, str(state.get("decisions_since", START)))
         # the checks of the served version so far: each one spends part of the error budget
         served = current_version(policy_dir)
         again = state.get("checked_version") == served
@@ -98,18 +117,20 @@ def run_retraining(*, min_slates: int = 20, tolerance: float = 0.0, publish: boo
         # a new check only once the evidence has grown by EVIDENCE_GROWTH: checks every few seconds
         # would spend the error budget on nearly the same data
         needed = max(min_slates, math.ceil(EVIDENCE_GROWTH * int(state.get("checked_slates", 0)))) if again else min_slates
-        result = retrain_from_events(events, policy_dir, min_slates=needed, tolerance=tolerance, epochs=epochs, publish=publish,
+        result = retrain_from_events(events, policy_dir, decisions=decisions, min_slates=needed, tolerance=tolerance, epochs=epochs, publish=publish,
                                       check=checks + 1, min_held_out_users=min_held_out_users, progress=progress)
         if result.status == "skipped" and needed > min_slates and result.slates < needed:
             result.reason += f" ({EVIDENCE_GROWTH:g}x the {state['checked_slates']} of check {checks} of {served})"
         if result.status == "published" and result.last_seq is not None:
-            _write_state(policy_dir, {"last_seq": result.last_seq, "version": result.version, "checked_version": result.version, "checks": 0})
+            _write_state(policy_dir, {"last_seq": result.last_seq, "decisions_since": decisions_read, "version": result.version,
+                                      "checked_version": result.version, "checks": 0})
         elif result.status == "kept" and publish:  # a real check that did not publish (a dry run is not counted)
             # the version the check loaded (a publish by someone else in between starts a new count)
             done = checks + 1 if result.base_version == served else 1
             _write_state(policy_dir, {**state, "checked_version": result.base_version, "checks": done, "checked_slates": result.slates})
     out = result.as_dict()
     out["events"] = len(events)
+    out["decisions_read"] = len(decisions)
     log.info("policy retraining: %s", json.dumps(out, default=str))
     return out
 
@@ -152,5 +173,5 @@ def retrain_policy(self, min_slates: int = 20, tolerance: float = 0.0, epochs: i
         raise ValueError(f"epochs must be at least 1, got {epochs}")
     progress = TaskProgress(self)
     out = run_retraining(min_slates=min_slates, tolerance=tolerance, epochs=epochs, min_held_out_users=min_held_out_users,
-                         progress=progress)
+                         decision_log=broker_redis(), progress=progress)
     return {**out, "run": progress.run, "pid": os.getpid()}

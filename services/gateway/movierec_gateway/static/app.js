@@ -74,10 +74,10 @@ function render(data) {
   const cards = $("cards");
   cards.innerHTML = "";
   const slate = data.items.map((i) => i.movie_id);
-  data.items.forEach((item, position) => cards.appendChild(card(item, position, slate, data.policy_version)));
+  data.items.forEach((item, position) => cards.appendChild(card(item, position, slate, data.policy_version, data.decision_id)));
 }
 
-function card(item, position, slate, policyVersion) {
+function card(item, position, slate, policyVersion, decisionId) {
   const el = document.createElement("div");
   el.className = "card";
   el.dataset.movieId = item.movie_id;
@@ -99,14 +99,14 @@ function card(item, position, slate, policyVersion) {
         </select>
       </div>
     </div>`;
-  const send = (kind, extra) => feedback(item, kind, extra, position, slate, policyVersion, el);
+  const send = (kind, extra) => feedback(item, kind, extra, position, slate, policyVersion, decisionId, el);
   el.querySelector('[data-act="click"]').onclick = () => send("click", {});
   el.querySelector('[data-act="watch"]').onclick = () => send("watch", { watch_seconds: 45 * 60 });
   el.querySelector('[data-act="rate"]').onchange = (e) => e.target.value && send("rating", { rating: Number(e.target.value) });
   return el;
 }
 
-async function feedback(item, kind, extra, position, slate, policyVersion, el) {
+async function feedback(item, kind, extra, position, slate, policyVersion, decisionId, el) {
   showError(null);
   const changesList = kind !== "click";
   if (!state.userId) {
@@ -118,7 +118,7 @@ async function feedback(item, kind, extra, position, slate, policyVersion, el) {
   }
   const event = {
     event_id: eventId(), user_id: state.userId, movie_id: item.movie_id, kind, slate, position,
-    propensity: item.propensity || undefined, policy_version: policyVersion, ...extra,
+    propensity: item.propensity || undefined, policy_version: policyVersion, decision_id: decisionId || undefined, ...extra,
   };
   try {
     await api("POST", "/v1/feedback", event);

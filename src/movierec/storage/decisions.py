@@ -1,0 +1,72 @@
+"""The decision log: every list the policy chose for a known user, as a capped Redis stream.
+
+The gateway appends a ``ServedDecision`` (``movierec.contracts.decisions``) in the same Redis
+round trip as its cache write, so logging costs the miss path no extra hop. The retraining task
+reads the decisions made since the last published version (``read_decisions_since``, by stream
+id) and joins them with the feedback events that name them.
+
+The stream keeps about ``max_len`` decisions (oldest trimmed; a decision is ~2 KB); a decision
+trimmed before the retraining reads it is simply not valued. It lives as long as Redis keeps its
+data: a Redis without persistence loses the log on restart, which costs the next check its
+evidence, not correctness. Deleting a user deletes their decisions (the gateway's
+``RecommendationCache.forget_user_decisions``).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+
+from movierec.contracts.decisions import ServedDecision
+
+log = logging.getLogger(__name__)
+
+DECISIONS_STREAM = "decisions"
+DEFAULT_MAX_LEN = 50_000
+FIELD = "d"
+USER_FIELD = "u"
+"""Each entry also names its user, so deleting a user's data finds their decisions without parsing them."""
+START = "0-0"
+"""The stream id before every decision."""
+
+
+def decision_entry(decision: ServedDecision) -> dict[str, str]:
+    """The stream entry's fields for ``decision``."""
+    return {USER_FIELD: str(decision.user_id), FIELD: decision.model_dump_json()}
+
+
+def user_entry_ids(entries: list, user_id: int) -> list:
+    """Ids of the stream ``entries`` (as XRANGE returns them) that are ``user_id``'s decisions."""
+    user = str(user_id).encode()
+    return [entry_id for entry_id, fields in entries
+            if (fields.get(USER_FIELD.encode()) or fields.get(USER_FIELD, "").encode()) == user]
+
+
+def read_decisions_since(client: redis.Redis, since: str = START, *, page: int = 2000) -> tuple[list[ServedDecision], str]:
+    """Every decision after stream id ``since``, oldest first, and the id of the last one read
+    (``since`` when there is none). An entry that does not parse is logged and skipped. A
+    ``since`` past the stream's newest entry (a Redis emptied or replaced since) reads it all."""
+    newest = client.xrevrange(DECISIONS_STREAM, count=1)
+    if newest and _stream_id(since) > _stream_id(newest[0][0]):
+        log.warning("decision log: remembered id %s is past the stream's newest; reading it all", since)
+        since = START
+    out: list[ServedDecision] = []
+    last = since
+    while True:
+        entries = client.xrange(DECISIONS_STREAM, min=f"({last}", count=page)
+        if not entries:
+            return out, last
+        for entry_id, fields in entries:
+            last = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+            raw = fields.get(FIELD.encode(), fields.get(FIELD))
+            try:
+                out.append(ServedDecision.model_validate_json(raw))
+            except (ValueError, TypeError) as exc:
+                log.warning("decision log entry %s skipped: %s", last, exc)
+
+
+def _stream_id(value: str | bytes) -> tuple[int, int]:
+    text = value.decode() if isinstance(value, bytes) else value
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)

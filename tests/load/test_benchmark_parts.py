@@ -3,12 +3,13 @@ reading, closed-loop binning and the goal verdicts."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
 
-from movierec.benchmarks.closed_loop import bin_outcomes, read_outcomes
+from movierec.benchmarks.closed_loop import bin_outcomes, read_outcomes, retraining_checks
 from movierec.benchmarks.locust_run import read_stats
 from movierec.benchmarks.profiling import IDLE, bucket_of, summarise
 from movierec.benchmarks.ranker_scaling import ScalingResult
@@ -101,6 +102,27 @@ def test_closed_loop_section_tells_learning_from_the_control(tmp_path: Path):
     assert "over the control: +0.150 +- 0.136" in text
     flat = "\n".join(closed_loop_section(_loop([0.5, 0.52, 0.5, 0.52]), tmp_path / "none.png"))
     assert "did not change beyond chance" in flat and "No control run" in flat
+
+
+def test_the_closed_loop_keeps_the_workers_checks_of_its_own_run(tmp_path: Path):
+    log = tmp_path / "worker.log"
+    earlier = '[2026-11-23 10:00:00,000: INFO/MainProcess] policy retraining: {"status": "kept", "slates": 1}\n'
+    log.write_text(earlier)
+    kept = {"status": "kept", "base_version": "v0", "version": "v1", "slates": 900, "decisions": 900, "candidate_snips": 0.52,
+            "current_snips": 0.5, "gain_lower_bound": -0.03, "current_propensity_gap": 0.0, "reason": "not above", "events": 300}
+    published = {**kept, "status": "published", "slates": 1400, "gain_lower_bound": 0.01}
+    skipped = {"status": "skipped", "reason": "12 usable served slates, fewer than the 20 needed"}
+    with log.open("a") as f:
+        for r in (skipped, kept, published):
+            f.write(f"[2026-11-23 11:00:00,000: INFO/MainProcess] policy retraining: {json.dumps(r)}\n")
+        f.write("[2026-11-23 11:00:01,000: INFO/MainProcess] policy retraining: published (a plain sentence)\n")
+    checks = retraining_checks(log, len(earlier))
+    assert [c["status"] for c in checks] == ["kept", "published"] and "events" not in checks[0]
+    assert checks[1]["gain_lower_bound"] == 0.01 and retraining_checks(tmp_path / "missing.log") == []
+    text = "\n".join(closed_loop_section({**_loop([0.5] * 4), "checks": checks}, tmp_path / "none.png"))
+    assert "| 1 | kept | 900 (900) | 0.5200 | 0.5000 | -0.0300 | 0.000 |" in text
+    assert "| 2 | published | 1400 (900) |" in text
+    assert "valued no candidate" in "\n".join(closed_loop_section({**_loop([0.5] * 4), "checks": []}, tmp_path / "none.png"))
 
 
 def _run(target: str, c: int, rps: float, p99: float) -> WrkResult:

@@ -1,7 +1,8 @@
 """The closed loop: Locust's simulated people give feedback, the feedback service stores it, the
 Celery worker retrains the policy from it and publishes new versions, the policy service loads
 them, and the same people see the new lists. CTR and watch time are read per time bin from the
-lists the known users were shown (without filters), next to the policy version that served them.
+lists the known users were shown (without filters), next to the policy version that served them,
+and the record lists every retraining check the worker made (``retraining_checks``).
 
 A control run (``retrain=False``: no Celery worker, the published policy stays) with the same
 users, seed and length tells a rise that comes from learning from one the simulated sessions
@@ -109,6 +110,34 @@ def plot_closed_loop(bins: list[OutcomeBin], path: Path, control: list[OutcomeBi
     plt.close(fig)
 
 
+RETRAINING_LINE = "policy retraining: {"
+"""How the worker logs each retraining round's result (``movierec.tasks.policy.run_retraining``)."""
+CHECK_FIELDS = ("status", "base_version", "version", "slates", "decisions", "candidate_snips", "current_snips", "gain_lower_bound",
+                "current_propensity_gap", "reason")
+
+
+def retraining_checks(log_path: Path, offset: int = 0) -> list[dict]:
+    """The retraining rounds the worker logged after byte ``offset`` of its log that valued a
+    candidate (published or kept), in order, with the fields of ``CHECK_FIELDS``."""
+    if not log_path.exists():
+        return []
+    with log_path.open("rb") as f:
+        f.seek(offset)
+        text = f.read().decode(errors="replace")
+    out = []
+    for line in text.splitlines():
+        at = line.find(RETRAINING_LINE)
+        if at < 0:
+            continue
+        try:
+            result = json.loads(line[at + len(RETRAINING_LINE) - 1:])
+        except json.JSONDecodeError:
+            continue
+        if result.get("status") in ("published", "kept"):
+            out.append({k: result.get(k) for k in CHECK_FIELDS})
+    return out
+
+
 def run_closed_loop(settings: Settings, *, minutes: float, users: int, out_dir: Path, model_dir: Path | None,
                     database_url: str | None, redis_url: str | None, retrain_every_s: float, retrain_after_events: int,
                     bin_s: float, seed: int = 0, retrain: bool = True,
@@ -120,6 +149,8 @@ def run_closed_loop(settings: Settings, *, minutes: float, users: int, out_dir: 
     start_version = current_version(settings.models_dir / "policy")
     options.extra_env.update({"MOVIEREC_RETRAIN_EVERY_S": f"{retrain_every_s:g}", "MOVIEREC_RETRAIN_AFTER_EVENTS": str(retrain_after_events)})
     outcomes = out_dir / "outcomes.csv"
+    worker_log = settings.home / "logs" / "worker.log"  # appended to by every run: read from here on
+    log_offset = worker_log.stat().st_size if worker_log.exists() else 0
     out_dir.mkdir(parents=True, exist_ok=True)
     outcomes.unlink(missing_ok=True)
     if retrain:
@@ -135,5 +166,6 @@ def run_closed_loop(settings: Settings, *, minutes: float, users: int, out_dir: 
     (out_dir / "closed_loop.json").write_text(json.dumps({"minutes": minutes, "users": users, "seed": seed, "bin_s": bin_s,
                                                           "retrain": retrain, "start_version": start_version,
                                                           "requests": summary.total.requests, "failures": summary.total.failures,
-                                                          "bins": [asdict(b) for b in bins]}, indent=2))
+                                                          "bins": [asdict(b) for b in bins],
+                                                          "checks": retraining_checks(worker_log, log_offset)}, indent=2))
     return bins, summary

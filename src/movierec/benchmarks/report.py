@@ -435,8 +435,28 @@ def closed_loop_section(data: dict, figure: Path, control: dict | None = None) -
         elif control is None:
             out += ["", "No control run (`--no-retrain`) was saved, so a rise cannot be told from what the simulated sessions "
                         "would show without learning."]
+    out += _checks_table(data.get("checks"))
     if figure.exists():
         out += ["", f"![closed loop]({figure.relative_to(figure.parent.parent).as_posix()})"]
+    return out
+
+
+def _checks_table(checks: list[dict] | None) -> list[str]:
+    """The retraining run's checks as the worker logged them (a record made before they were kept has none)."""
+    if checks is None:
+        return []
+    if not checks:
+        return ["", "The worker valued no candidate during the run (too few usable slates or held-out users at every round)."]
+    out = ["", "Every check the worker made during the run (its log): the candidate and the served policy valued by SNIPS on "
+               "held-out users' slates, the lower bound of the gain that decided it, and the propensity gap (0: the check saw "
+               "the served decisions as they were made; slates from the decision log / all usable slates).", "",
+           "| check | status | slates (logged decisions) | candidate SNIPS | served SNIPS | gain lower bound | propensity gap |",
+           "|---:|---|---:|---:|---:|---:|---:|"]
+    number = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
+    for i, c in enumerate(checks, 1):
+        out.append(f"| {i} | {c['status']} | {c['slates']} ({c.get('decisions') or 0}) | {number(c['candidate_snips'], '.4f')} | "
+                   f"{number(c['current_snips'], '.4f')} | {number(c.get('gain_lower_bound'), '+.4f')} | "
+                   f"{number(c['current_propensity_gap'], '.3f')} |")
     return out
 
 

@@ -115,6 +115,8 @@ class RetrainResult:
     current_ips: float | None = None
     decisions: int = 0
     """Served slates taken from the decision log (the rest, if used, are rebuilt from events)."""
+    gain_lower_bound: float | None = None
+    """The lower confidence bound of the candidate's SNIPS gain that decided this check."""
     current_propensity_gap: float | None = None
     """Mean |propensity the served policy gets when recomputed from the log - the one it logged|
     over the held-out units: 0 when the check sees the decision as it was made. The check
@@ -395,7 +397,7 @@ def retrain_from_events(
         base.reason = "no served slate has a logged propensity: cannot value off-policy"
         return base
     alpha = check_alpha(check)
-    gain_low = snips_gain_lower_bound(cand_units, cur_units, seed, alpha=alpha)
+    gain_low = base.gain_lower_bound = snips_gain_lower_bound(cand_units, cur_units, seed, alpha=alpha)
     bound = f"the {1 - alpha:.2%} lower bound of the gain (check {check} of {current.version})"
     if not gain_low > -tolerance:
         base.status, base.reason = "kept", (f"candidate SNIPS {cand_snips:.4f} vs current {cur_snips:.4f}: {bound}, "

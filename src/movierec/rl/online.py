@@ -48,8 +48,8 @@ import copy
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
@@ -142,7 +142,7 @@ def served_slates(events: list[FeedbackEvent], decisions: Iterable[ServedDecisio
     groups: list[ServedSlate] = list(logged.values())
     ordered = sorted(events, key=lambda e: (e.occurred_at, getattr(e, "seq", 0)))
     for i, e in enumerate(ordered):
-        if e.decision_id in logged:
+        if e.decision_id in logged and logged[e.decision_id].user_id == e.user_id:  # another user's decision id is not theirs to credit
             _engage(logged[e.decision_id], e)
             continue
         if not e.slate:

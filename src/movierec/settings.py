@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     """PostgreSQL URL (postgresql+psycopg://...). None: the launcher starts an embedded server."""
     redis_url: str | None = None
     """Redis URL (broker, caches). None: the launcher starts an embedded server."""
+    decision_log_key: str = "decisions"
+    """The Redis stream the gateway logs the policy's decisions to and the retraining reads
+    (``movierec.storage.decisions``); a benchmark run uses one of its own."""
     gateway_url: str = "http://127.0.0.1:8000"
     """Where Celery's cache-refresh task reaches the gateway."""
     retrain_every_s: float = 300.0

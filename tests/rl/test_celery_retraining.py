@@ -153,7 +153,7 @@ def test_the_decision_log_is_read_since_the_last_publish_and_forgets_deleted_use
     PostgreSQL events by the retraining, and read again only from the publish on."""
     from movierec.settings import Settings
     from movierec.storage import FeedbackStore, create_engine_for
-    from movierec.storage.decisions import DECISIONS_STREAM, decision_entry, read_decisions_since, user_entry_ids
+    from movierec.storage.decisions import decision_entry, read_decisions_since, user_entry_ids
     from movierec.tasks.policy import run_retraining
 
     client = redis.Redis.from_url(redis_url)
@@ -165,19 +165,23 @@ def test_the_decision_log_is_read_since_the_last_publish_and_forgets_deleted_use
     for e in simulate_feedback_events(tiny_world, PolicyRanker(tiny_artifact_factory("v-base")), np.arange(12), seed=2, decisions=decisions):
         if e.kind != "impression":  # the gateway's clients send only what users did
             store.record(e)
-    for d in decisions:
-        client.xadd(DECISIONS_STREAM, decision_entry(d))
+    key = settings.decision_log_key
+    now_ms = int(client.time()[0]) * 1000
+    for i, d in enumerate(decisions[:-1]):  # logged a minute ago
+        client.xadd(key, decision_entry(d), id=f"{now_ms - 60_000}-{i + 1}")
+    client.xadd(key, decision_entry(decisions[-1]), id=f"{now_ms + 3_600_000}-0")  # as if just logged: its feedback may be on its way
+    settled = decisions[:-1]
 
-    read, last = read_decisions_since(client)
-    assert [d.decision_id for d in read] == [d.decision_id for d in decisions]
-    assert read_decisions_since(client, last) == ([], last)
-    assert len(read_decisions_since(client, "99999999999999-0")[0]) == len(decisions)  # an id from another Redis: read it all
-    entries = client.xrange(DECISIONS_STREAM)
+    read, last = read_decisions_since(client, key)
+    assert [d.decision_id for d in read] == [d.decision_id for d in settled] and last == f"{now_ms - 60_000}-{len(settled)}"
+    assert read_decisions_since(client, key, last) == ([], last)
+    assert len(read_decisions_since(client, key, "99999999999999-0")[0]) == len(settled)  # an id from another Redis: read it all
+    entries = client.xrange(key)
     assert len(user_entry_ids(entries, decisions[0].user_id)) == sum(d.user_id == decisions[0].user_id for d in decisions)
 
     published = run_retraining(min_slates=20, tolerance=1.0, epochs=1, min_held_out_users=4, settings=settings, store=store, decision_log=client)
     assert published["status"] == "published", published["reason"]
-    assert published["decisions_read"] == len(decisions) == published["decisions"] == published["slates"]
+    assert published["decisions_read"] == len(settled) == published["decisions"] == published["slates"]
     assert published["current_propensity_gap"] == pytest.approx(0.0, abs=1e-6)
     assert json.loads((policy_dir / "retrain_state.json").read_text())["decisions_since"] == last
     after = run_retraining(min_slates=20, tolerance=1.0, epochs=1, settings=settings, store=store, decision_log=client)

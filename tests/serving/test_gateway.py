@@ -16,7 +16,7 @@ from movierec.contracts.decisions import ServedDecision
 from movierec.contracts.features import ModalityVector, MovieFeatures
 from movierec.contracts.policy import RankedItem, RankRequest, RankResponse
 from movierec.serving.catalog import MovieCatalog
-from movierec.storage.decisions import DECISIONS_STREAM
+from movierec.settings import get_settings
 from movierec_feedback.app import create_app as create_feedback_app
 from movierec_feedback.settings import FeedbackSettings
 from movierec_gateway.app import create_app as create_gateway_app
@@ -146,7 +146,7 @@ def test_known_user_gets_policy_order_with_explanations(make_gateway, services, 
     assert metric(gw, "movierec_gateway_cache_requests_total", result="hit") == 1
     # the policy's decision is logged as it was made, under the id the answer carries (a hit serves it again)
     assert again["decision_id"] == body["decision_id"] and len(body["decision_id"]) == 32
-    (entry_id, fields), = redis_db.xrange(DECISIONS_STREAM)
+    (entry_id, fields), = redis_db.xrange(get_settings().decision_log_key)
     logged = ServedDecision.model_validate_json(fields["d"])
     assert logged.decision_id == body["decision_id"] and logged.user_id == 1 and logged.policy_version == "test-reverse"
     assert logged.candidates == [c.movie_id for c in sent.candidates] and logged.scores == [c.score for c in sent.candidates]
@@ -289,7 +289,7 @@ def test_delete_user_removes_events_and_cached_lists(make_gateway, redis_db, ser
     assert deleted.json()["deleted_events"] >= 1 and deleted.json()["deleted_cache_entries"] >= 1  # the stale copy (the event dropped the fresh one)
     assert not redis_db.keys("recs:3:*") and not redis_db.keys("recs_stale:3:*")
     assert deleted.json()["deleted_decisions"] == 1  # user 3's logged decision; user 9's stays
-    assert [ServedDecision.model_validate_json(f["d"]).user_id for _, f in redis_db.xrange(DECISIONS_STREAM)] == [9]
+    assert [ServedDecision.model_validate_json(f["d"]).user_id for _, f in redis_db.xrange(get_settings().decision_log_key)] == [9]
     left = httpx.get(f"{services['feedback']}/v1/users/3/events").json()["events"]
     assert left == []
 
@@ -375,7 +375,7 @@ def test_admin_adds_a_movie_that_is_recommended_at_once(make_gateway, services):
 def test_posters_and_the_page_are_served(make_gateway, catalog_dataset):
     import os
 
-    from movierec.settings import REPO_ROOT
+    from movierec.settings import REPO_ROOT, get_settings
 
     posters = Path(os.environ.get("MOVIEREC_SHARED_DIR") or REPO_ROOT.parent / "shared") / "data" / "posters"
     if not posters.is_dir():

@@ -20,8 +20,7 @@ from fastapi import FastAPI
 from movierec.contracts.decisions import ServedDecision
 from movierec.contracts.policy import RankedItem, RankRequest, RankResponse
 from movierec.serving.catalog import MovieCatalog
-from movierec.settings import REPO_ROOT
-from movierec.storage.decisions import DECISIONS_STREAM
+from movierec.settings import REPO_ROOT, get_settings
 from movierec_feedback.app import create_app as create_feedback_app
 from movierec_feedback.settings import FeedbackSettings
 from movierec_gateway.app import create_app as create_gateway_app
@@ -162,7 +161,7 @@ def test_known_user_watches_a_movie_and_the_list_changes(browser, page_url, redi
     after = browser.js(CARD_IDS)
     assert first[0] not in after and len(after) == 12
     # the watch went back with the list's decision id (the new list's miss cached the user's events)
-    logged = [ServedDecision.model_validate_json(f["d"]) for _, f in redis_db.xrange(DECISIONS_STREAM)]
+    logged = [ServedDecision.model_validate_json(f["d"]) for _, f in redis_db.xrange(get_settings().decision_log_key)]
     watched = [e for e in json.loads(redis_db.get("recs:1:history")) if e["kind"] == "watch"]
     assert len(watched) == 1 and watched[0]["decision_id"] == logged[0].decision_id and logged[0].slate[0] == first[0]
     browser.js("(() => { const s = document.querySelector('#cards .card select'); s.value = '5'; s.dispatchEvent(new Event('change')); })()")

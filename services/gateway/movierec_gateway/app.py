@@ -27,6 +27,7 @@ from movierec.contracts.movies import MAX_ID, MoviePublic, MovieSearchResponse, 
 from movierec.contracts.recommendations import RecommendationRequest, RecommendationResponse
 from movierec.data import load_dataset
 from movierec.security import Principal, SecuritySettings, get_security_settings
+from movierec.settings import get_settings
 from movierec.security.dependencies import AccessControl
 from movierec.serving.catalog import CatalogMovie, MovieCatalog, poster_file
 from movierec_gateway.admin import AdminDeps, admin_router
@@ -105,7 +106,8 @@ def create_app(settings: GatewaySettings | None = None, *, catalog: MovieCatalog
     features = FeatureExtractorClient(settings.features_url, timeout=settings.features_timeout_s, connect_timeout=2.0, request_id=rid)
     cache = RecommendationCache(
         settings.resolved_redis_url(), ttl_s=settings.cache_ttl_s, stale_ttl_s=settings.stale_ttl_s,
-        timeout_s=settings.redis_timeout_s, registry=registry, decision_log_max=settings.decision_log_max,
+        timeout_s=settings.redis_timeout_s, registry=registry,
+        decision_log_key=get_settings().decision_log_key, decision_log_max=settings.decision_log_max,
     )
     poster_dir = settings.resolved_poster_dir()
     added_poster_dir = settings.resolved_added_poster_dir()

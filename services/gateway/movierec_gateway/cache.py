@@ -13,8 +13,8 @@ Key format (shared with ``movierec.tasks.cache``, which invalidates by deleting
 - ``recs_stale:{user_id}:{request_hash}``: the same list kept ``stale_ttl_s`` and NOT removed by
   invalidation: read only when the ranker is down (served marked degraded), deleted with the
   user's data;
-- ``decisions`` (stream): the decision log, ``movierec.storage.decisions``; a miss appends its
-  decision in the same round trip as its list;
+- ``decisions`` (stream; the ``MOVIEREC_DECISION_LOG_KEY`` setting): the decision log,
+  ``movierec.storage.decisions``; a miss appends its decision in the same round trip as its list;
 - ``movies:added`` (hash movie_id -> JSON): movies added through the admin route, so every
   gateway replica knows them.
 
@@ -35,7 +35,7 @@ from pydantic import BaseModel
 
 from movierec.contracts.decisions import ServedDecision
 from movierec.security.rate_limit import RateDecision, RedisRateLimiter
-from movierec.storage.decisions import DECISIONS_STREAM, DEFAULT_MAX_LEN, decision_entry, user_entry_ids
+from movierec.storage.decisions import DEFAULT_MAX_LEN, decision_entry, user_entry_ids
 
 log = logging.getLogger("movierec.gateway.cache")
 
@@ -70,10 +70,11 @@ def request_hash(request: BaseModel) -> str:
 
 class RecommendationCache:
     def __init__(self, url: str, *, ttl_s: int, stale_ttl_s: int, timeout_s: float, registry: CollectorRegistry,
-                 decision_log_max: int = DEFAULT_MAX_LEN):
+                 decision_log_key: str, decision_log_max: int = DEFAULT_MAX_LEN):
         self.redis = aioredis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
         self.ttl_s = ttl_s
         self.stale_ttl_s = stale_ttl_s
+        self.decision_log_key = decision_log_key
         self.decision_log_max = decision_log_max
         self.requests = Counter("movierec_gateway_cache_requests_total", "Recommendation cache lookups", ["result"], registry=registry)
         self.errors = Counter("movierec_gateway_cache_errors_total", "Redis calls that failed (read as a miss)", ["op"], registry=registry)
@@ -127,7 +128,7 @@ class RecommendationCache:
         if history is not None:
             pipe.set(self.history_key(user_id), json.dumps(history), ex=self.ttl_s)
         if decision is not None:
-            pipe.xadd(DECISIONS_STREAM, decision_entry(decision), maxlen=self.decision_log_max, approximate=True)
+            pipe.xadd(self.decision_log_key, decision_entry(decision), maxlen=self.decision_log_max, approximate=True)
         await self._call("put", pipe.execute())
 
     async def forget_user(self, user_id: int, *, stale_too: bool) -> int:
@@ -148,12 +149,12 @@ class RecommendationCache:
         async def run() -> int:
             deleted, start = 0, "-"
             while True:
-                entries = await self.redis.xrange(DECISIONS_STREAM, min=start, count=page)
+                entries = await self.redis.xrange(self.decision_log_key, min=start, count=page)
                 if not entries:
                     return deleted
                 ids = user_entry_ids(entries, user_id)
                 if ids:
-                    deleted += await self.redis.xdel(DECISIONS_STREAM, *ids)
+                    deleted += await self.redis.xdel(self.decision_log_key, *ids)
                 last = entries[-1][0]
                 start = "(" + (last.decode() if isinstance(last, bytes) else last)
 

@@ -138,6 +138,19 @@ def retraining_checks(log_path: Path, offset: int = 0) -> list[dict]:
     return out
 
 
+def _drop_stream(redis_url: str, key: str) -> int:
+    """Delete the run's decision log; how many decisions it held."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url, socket_timeout=10)
+    try:
+        length = int(client.xlen(key))
+        client.delete(key)
+        return length
+    finally:
+        client.close()
+
+
 def run_closed_loop(settings: Settings, *, minutes: float, users: int, out_dir: Path, model_dir: Path | None,
                     database_url: str | None, redis_url: str | None, retrain_every_s: float, retrain_after_events: int,
                     bin_s: float, seed: int = 0, retrain: bool = True,
@@ -147,7 +160,11 @@ def run_closed_loop(settings: Settings, *, minutes: float, users: int, out_dir: 
     options = bench_stack_options(settings, cfg, stack_services())
     options.celery = retrain
     start_version = current_version(settings.models_dir / "policy")
-    options.extra_env.update({"MOVIEREC_RETRAIN_EVERY_S": f"{retrain_every_s:g}", "MOVIEREC_RETRAIN_AFTER_EVENTS": str(retrain_after_events)})
+    # the run's own decision log, like its scratch database: decisions of an earlier run (whose
+    # feedback is gone with its database) would read as lists nobody clicked
+    decision_log_key = f"decisions:{out_dir.name}"
+    options.extra_env.update({"MOVIEREC_RETRAIN_EVERY_S": f"{retrain_every_s:g}", "MOVIEREC_RETRAIN_AFTER_EVENTS": str(retrain_after_events),
+                              "MOVIEREC_DECISION_LOG_KEY": decision_log_key})
     outcomes = out_dir / "outcomes.csv"
     worker_log = settings.home / "logs" / "worker.log"  # appended to by every run: read from here on
     log_offset = worker_log.stat().st_size if worker_log.exists() else 0
@@ -162,9 +179,10 @@ def run_closed_loop(settings: Settings, *, minutes: float, users: int, out_dir: 
         say(f"locust: {users} users for {minutes:g} minutes")
         summary = run_locust(stack.url("gateway"), out_dir, users=users, run_time_s=int(minutes * 60), seed=seed,
                              env={"MOVIEREC_LOADTEST_OUTCOMES": str(outcomes)})
+        logged = _drop_stream(stack.redis_url, decision_log_key)
     bins = bin_outcomes(read_outcomes(outcomes), bin_s)
     (out_dir / "closed_loop.json").write_text(json.dumps({"minutes": minutes, "users": users, "seed": seed, "bin_s": bin_s,
-                                                          "retrain": retrain, "start_version": start_version,
+                                                          "retrain": retrain, "start_version": start_version, "logged_decisions": logged,
                                                           "requests": summary.total.requests, "failures": summary.total.failures,
                                                           "bins": [asdict(b) for b in bins],
                                                           "checks": retraining_checks(worker_log, log_offset)}, indent=2))

@@ -402,7 +402,9 @@ def closed_loop_section(data: dict, figure: Path, control: dict | None = None) -
     out = ["", "## Closed loop (feedback -> Celery retraining -> new policy versions)", "",
            f"`movierec bench closed-loop --minutes {data['minutes']:g} --users {data['users']}` (seed {data['seed']}): "
            f"{data['requests']} requests, {data['failures']} failed. CTR is the share of lists (known users, no filters) in which the "
-           "simulated user clicked a movie; watch minutes are per list shown.", "",
+           "simulated user clicked a movie; watch minutes are per list shown."
+           + (f" The gateway logged {data['logged_decisions']:,} policy decisions (lists chosen for known users, filtered ones "
+              "included) in the run's own decision log." if data.get("logged_decisions") is not None else ""), "",
            "| minute | lists | CTR | watch min / list | mean rating | policy versions |", "|---:|---:|---:|---:|---:|---|"]
     for b in data["bins"]:
         rating = "" if b["mean_rating"] is None else f"{b['mean_rating']:.2f}"

@@ -1,9 +1,11 @@
 """The decision log: every list the policy chose for a known user, as a capped Redis stream.
 
-The gateway appends a ``ServedDecision`` (``movierec.contracts.decisions``) in the same Redis
-round trip as its cache write, so logging costs the miss path no extra hop. The retraining task
-reads the decisions made since the last published version (``read_decisions_since``, by stream
-id) and joins them with the feedback events that name them.
+The gateway appends a ``ServedDecision`` (``movierec.contracts.decisions``) to the stream named by
+the ``MOVIEREC_DECISION_LOG_KEY`` setting in the same Redis round trip as its cache write, so
+logging costs the miss path no extra hop. The retraining task reads the decisions made since the
+last published version (``read_decisions_since``, by stream id) and joins them with the feedback
+events that name them; the last ``settle_s`` seconds are left for the next round, since their
+feedback may not have arrived yet (read now, they would count as skipped lists).
 
 The stream keeps about ``max_len`` decisions (oldest trimmed; a decision is ~2 KB); a decision
 trimmed before the retraining reads it is simply not valued. It lives as long as Redis keeps its
@@ -22,13 +24,14 @@ from movierec.contracts.decisions import ServedDecision
 
 log = logging.getLogger(__name__)
 
-DECISIONS_STREAM = "decisions"
 DEFAULT_MAX_LEN = 50_000
 FIELD = "d"
 USER_FIELD = "u"
 """Each entry also names its user, so deleting a user's data finds their decisions without parsing them."""
 START = "0-0"
 """The stream id before every decision."""
+SETTLE_S = 30.0
+"""Decisions younger than this are read by a later round."""
 
 
 def decision_entry(decision: ServedDecision) -> dict[str, str]:
@@ -43,18 +46,22 @@ def user_entry_ids(entries: list, user_id: int) -> list:
             if (fields.get(USER_FIELD.encode()) or fields.get(USER_FIELD, "").encode()) == user]
 
 
-def read_decisions_since(client: redis.Redis, since: str = START, *, page: int = 2000) -> tuple[list[ServedDecision], str]:
-    """Every decision after stream id ``since``, oldest first, and the id of the last one read
-    (``since`` when there is none). An entry that does not parse is logged and skipped. A
+def read_decisions_since(client: redis.Redis, key: str, since: str = START, *, settle_s: float = SETTLE_S,
+                         page: int = 2000) -> tuple[list[ServedDecision], str]:
+    """Every decision in stream ``key`` after stream id ``since`` and at least ``settle_s`` old
+    (by the Redis server's clock, which stamps the ids), oldest first, and the id of the last one
+    read (``since`` when there is none). An entry that does not parse is logged and skipped. A
     ``since`` past the stream's newest entry (a Redis emptied or replaced since) reads it all."""
-    newest = client.xrevrange(DECISIONS_STREAM, count=1)
+    seconds, micros = client.time()
+    until = f"{int((seconds + micros / 1e6 - settle_s) * 1000)}"
+    newest = client.xrevrange(key, count=1)
     if newest and _stream_id(since) > _stream_id(newest[0][0]):
         log.warning("decision log: remembered id %s is past the stream's newest; reading it all", since)
         since = START
     out: list[ServedDecision] = []
     last = since
     while True:
-        entries = client.xrange(DECISIONS_STREAM, min=f"({last}", count=page)
+        entries = client.xrange(key, min=f"({last}", max=until, count=page)
         if not entries:
             return out, last
         for entry_id, fields in entries:

@@ -74,12 +74,12 @@ def read_events_since(store: FeedbackStore, seq: int, limit: int = MAX_EVENTS) -
     return events[-limit:]
 
 
-def read_decisions(client: redis.Redis | None, since: str) -> tuple[list, str]:
+def read_decisions(client: redis.Redis | None, key: str, since: str) -> tuple[list, str]:
     """The decision log after stream id ``since`` and the last id read; none when Redis cannot be read."""
     if client is None:
         return [], since
     try:
-        return read_decisions_since(client, since)
+        return read_decisions_since(client, key, since)
     except (redis.RedisError, OSError) as exc:
         log.warning("policy retraining without the decision log: %s", exc)
         return [], since
@@ -109,7 +109,7 @@ def run_retraining(*, min_slates: int = 20, tolerance: float = 0.0, publish: boo
             log.warning("policy retraining: remembered seq %d is past this database's last (%d); reading it all", since, store.last_seq())
             since = 0
         events = read_events_since(store, since)
-        decisions, decisions_read = read_decisions(decision_log, str(state.get("decisions_since", START)))
+        decisions, decisions_read = read_decisions(decision_log, settings.decision_log_key, str(state.get("decisions_since", START)))
         # the checks of the served version so far: each one spends part of the error budget
         served = current_version(policy_dir)
         again = state.get("checked_version") == served

@@ -163,6 +163,12 @@ def test_logged_decisions_are_valued_as_the_policy_made_them(tmp_path, tiny_worl
     assert exact.current_propensity_gap == pytest.approx(0.0, abs=1e-6)
     rebuilt = retrain_from_events(events, tmp_path, min_slates=20, epochs=1, tolerance=-100.0, min_held_out_users=4)
     assert rebuilt.decisions == 0 and rebuilt.current_propensity_gap > 0.1
+    # decisions an earlier version made are valued with their own propensities, but are no mismatch of the served one's
+    earlier = [d.model_copy(update={"policy_version": "v-earlier", "propensities": [0.5] * len(d.slate)}) if i % 2 else d
+               for i, d in enumerate(decisions)]
+    mixed = retrain_from_events(engaged_only, tmp_path, decisions=earlier, min_slates=20, epochs=1, tolerance=-100.0, min_held_out_users=4)
+    assert mixed.decisions == len(decisions) and mixed.current_propensity_gap == pytest.approx(0.0, abs=1e-6)
+    assert mixed.current_snips != exact.current_snips
 
 
 def test_events_of_a_logged_decision_join_it_and_others_are_grouped_as_before(tmp_path, tiny_world, tiny_artifact_factory):

@@ -119,7 +119,8 @@ class RetrainResult:
     """The lower confidence bound of the candidate's SNIPS gain that decided this check."""
     current_propensity_gap: float | None = None
     """Mean |propensity the served policy gets when recomputed from the log - the one it logged|
-    over the held-out units: 0 when the check sees the decision as it was made. The check
+    over the held-out units it served itself (decisions of an earlier version, logged before this
+    one was loaded, are valued but left out here): 0 when the check sees the decision as it was made. The check
     rebuilds the state from the logged events and scores only the shown movies with the policy's
     own item table, while the service chose among the ranker's candidates with the ranker's
     scores and the gateway's recent movies, so in a live stack this is far from 0 and the SNIPS
@@ -390,7 +391,9 @@ def retrain_from_events(
     cand_units, cur_units = _logged_units(learner, held_out, d.serving_epsilon), _logged_units(base_learner, held_out, d.serving_epsilon)
     cand_snips, cand_ips, units = _estimates(cand_units)
     cur_snips, cur_ips, _ = _estimates(cur_units)
-    base.current_propensity_gap = propensity_gap(cur_units)
+    # the gap is about the served version's own decisions: others' logged propensities differ by design
+    own = [[x for x in ds if x.slate.policy_version == current.version] for ds in held_out]
+    base.current_propensity_gap = propensity_gap(_logged_units(base_learner, own, d.serving_epsilon))
     base.transitions = len(buffer)
     base.candidate_snips, base.current_snips, base.candidate_ips, base.current_ips = cand_snips, cur_snips, cand_ips, cur_ips
     if units == 0:

@@ -167,16 +167,14 @@ was done or is proposed:
     above is a later run at 256 wide: again 4 checks (after 859, 1,326, 1,992 and 2,992 slates),
     lower bounds -0.13, -0.11, -1.03 and -1.49, nothing published, and a
     `current_propensity_gap` of 0.57-0.62 at every check.
-    **Proposed:** the check cannot value the decision that was made. The served policy's own
-    SNIPS on the held-out slates moved between 0.40 and 1.74 from one check to the next, which
-    an on-policy value cannot do: the check recomputes the policy's propensities over the 20
+    Then, the check could not value the decision that was made. The served policy's own SNIPS
+    on the held-out slates moved between 0.40 and 1.74 from one check to the next, which an
+    on-policy value cannot do: the check recomputed the policy's propensities over the 20
     shown movies, with its own item scores and a state rebuilt from the log, while the served
     slate was drawn from 100 candidates with the ranker's scores and the gateway's recent
-    movies. Logging each decision's inputs with its slate would let the check value exactly it.
-    Each check now reports that mismatch as `current_propensity_gap` (mean |recomputed -
-    logged propensity|; 0 when the check sees the decision as made), in the retraining result
-    and a published version's metadata. On the tests' simulated log (the `logged` fixture of
-    `tests/rl/test_online.py`, read out ad hoc) it is about 0.37.
+    movies. Each check reports that mismatch as `current_propensity_gap` (mean |recomputed -
+    logged propensity|; 0 when the check sees the decision as made). **Done:** decision
+    logging, finding 20.
 18. **The served width doubled, and the machine matters more than the width.** The fusion
     model's served vectors now carry a rank-128 item-item (EASE) term after the ranking head's
     128 columns (issue 4: warm Recall@20 0.309 -> 0.333, `reports/quality.md`), so the ranker
@@ -194,6 +192,28 @@ was done or is proposed:
     ratio over runs, not from one. In the hit profile, redis (the one EVALSHA) and the
     per-request log line and metrics are what the bare endpoint does not pay; both were kept
     (finding 16 removed the rest).
+20. **Closed loop: the check values the decisions as they were made.** The gateway logs each
+    list the policy chose for a known user (the ranker's 100 candidates and scores, the recent
+    movies sent, the slate and its propensities) as a `ServedDecision` in a capped Redis stream,
+    in its cache write's round trip (~33 us of CPU and ~1.8 KB a miss, timed ad hoc); answers
+    carry its `decision_id`, which Locust and the web page send back with feedback, and the
+    retraining reads the log (the last 30 s are left for the next round) and joins the events
+    to it. Every served list is now a slate, skipped ones included: before, only lists someone
+    reacted to reached the log, so the check valued a sample already conditioned on a click.
+    The run above (10 minutes, 3,482 logged decisions): the first check of the starting version
+    saw its decisions exactly (`current_propensity_gap` 0.000) and published a candidate
+    (SNIPS 1.026 against the served 0.110, lower bound of the gain +0.028 at 96.96%) in minute
+    4; the two checks of the new version kept it (bounds -0.108 and -0.088). Their gap of 0.33
+    mixed in decisions the old version made between the publishing check's read and the policy
+    service's reload; the gap now counts only the served version's own decisions. **The
+    published version did not raise CTR**: 0.706, 0.720, 0.690, 0.646 and 0.593 in minutes 5-9
+    against the control's 0.732, 0.780, 0.698, 0.616 and 0.630 (the learning run's rise over
+    the control, -0.024 +- 0.048). So the check now measures the right decisions but one
+    estimate of a gain was still not borne out: SNIPS over per-position units of a candidate
+    far from the logging policy rests on a few large weights. **Proposed:** value the whole
+    slate's probability or cap the weights, and require a candidate to stay close to the served
+    policy. Lists cached before the publish were still served for up to the cache TTL (600 s),
+    which is why the old version shows up in minutes 7 and 8.
 """
 
 

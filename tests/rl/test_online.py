@@ -161,7 +161,8 @@ def test_logged_decisions_are_valued_as_the_policy_made_them(tmp_path, tiny_worl
     exact = retrain_from_events(engaged_only, tmp_path, decisions=decisions, min_slates=20, epochs=1, tolerance=-100.0, min_held_out_users=4)
     assert exact.decisions == exact.slates == len(decisions)
     assert exact.current_propensity_gap == pytest.approx(0.0, abs=1e-6)
-    rebuilt = retrain_from_events(events, tmp_path, min_slates=20, epochs=1, tolerance=-100.0, min_held_out_users=4)
+    legacy = [e.model_copy(update={"decision_id": None}) for e in events]  # the same traffic from a client that sends no decision id
+    rebuilt = retrain_from_events(legacy, tmp_path, min_slates=20, epochs=1, tolerance=-100.0, min_held_out_users=4)
     assert rebuilt.decisions == 0 and rebuilt.current_propensity_gap > 0.1
     # decisions an earlier version made are valued with their own propensities, but are no mismatch of the served one's
     earlier = [d.model_copy(update={"policy_version": "v-earlier", "propensities": [0.5] * len(d.slate)}) if i % 2 else d
@@ -174,13 +175,20 @@ def test_logged_decisions_are_valued_as_the_policy_made_them(tmp_path, tiny_worl
 def test_events_of_a_logged_decision_join_it_and_others_are_grouped_as_before(tmp_path, tiny_world, tiny_artifact_factory):
     decisions: list = []
     events = simulate_feedback_events(tiny_world, PolicyRanker(tiny_artifact_factory("v-base")), np.arange(3), seed=1, decisions=decisions)
-    kept = decisions[1:]  # the first decision was trimmed from the log: its events are grouped by slate
+    first, kept = decisions[0], decisions[1:]
+    # the first decision is not read yet (too young, or trimmed): the events naming it wait for it
     slates = served_slates(events, kept)
-    assert sum(g.decision is not None for g in slates) == len(kept)
+    assert len(slates) == len(kept) and all(g.decision is not None for g in slates)
+    # events that name no decision (a client that does not send it) are grouped by slate as before
+    legacy = [e.model_copy(update={"decision_id": None}) if e.decision_id == first.decision_id else e for e in events]
+    slates = served_slates(legacy, kept)
     orphans = [g for g in slates if g.decision is None]
-    assert len(orphans) == 1 and orphans[0].slate == decisions[0].slate
+    assert len(orphans) == 1 and orphans[0].slate == first.slate and len(orphans[0].propensities) == len(first.slate)
     by_decision = {g.decision.decision_id: g for g in slates if g.decision is not None}
     for e in events:
         if e.kind == "watch" and e.decision_id in by_decision:
             g = by_decision[e.decision_id]
             assert g.engaged == e.movie_id and g.watch_seconds == e.watch_seconds
+    # another user's decision id credits nothing
+    stolen = [e.model_copy(update={"user_id": e.user_id + 1}) for e in events if e.kind == "watch" and e.decision_id in by_decision]
+    assert not any(g.clicked for g in served_slates(stolen, kept))

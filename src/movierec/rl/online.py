@@ -35,11 +35,12 @@ it). Steps:
    all checks): the first check uses a 96.96% bound, the second 99.24%, the tenth 99.97%. A
    closed-loop run published three versions within two minutes before this.
 
-When any served slate comes from the decision log, only such slates are used (the event-only
-ones are the lists someone reacted to, a biased sample). Rebuilt slates are not the decisions as
-made (finding 17 of ``reports/performance.md``), so their propensities and SNIPS values are not
-those of the served policy; ``RetrainResult.current_propensity_gap`` says by how much (about 0
-on logged decisions of the current version).
+Events that name a decision are used only with it; events that name none (a client that does not
+send ``decision_id``, a list served in the ranker's order) still form rebuilt slates, which
+include only the lists someone reacted to unless the client logs impressions. Rebuilt slates are
+not the decisions as made (finding 17 of ``reports/performance.md``), so their propensities and
+SNIPS values are not those of the served policy; ``RetrainResult.current_propensity_gap`` says
+by how much (about 0 on logged decisions of the current version).
 """
 
 from __future__ import annotations
@@ -133,7 +134,9 @@ class RetrainResult:
 
 def served_slates(events: list[FeedbackEvent], decisions: Iterable[ServedDecision] = ()) -> list[ServedSlate]:
     """Events grouped into served slates, in the order they were first seen: one per logged
-    decision (with the events that name it), then the rest grouped by (user, version, slate)."""
+    decision (with the events that name it), then the events that name no decision grouped by
+    (user, version, slate). An event naming a decision that is not among ``decisions`` is left
+    out: its slate is valued once its decision is read."""
     logged: dict[str, ServedSlate] = {}
     for d in decisions:
         served_at = datetime.fromtimestamp(d.served_at, timezone.utc)
@@ -143,8 +146,10 @@ def served_slates(events: list[FeedbackEvent], decisions: Iterable[ServedDecisio
     groups: list[ServedSlate] = list(logged.values())
     ordered = sorted(events, key=lambda e: (e.occurred_at, getattr(e, "seq", 0)))
     for i, e in enumerate(ordered):
-        if e.decision_id in logged and logged[e.decision_id].user_id == e.user_id:  # another user's decision id is not theirs to credit
-            _engage(logged[e.decision_id], e)
+        if e.decision_id is not None:
+            # usable only with its decision: one not read (too young, trimmed) or another user's is left out
+            if e.decision_id in logged and logged[e.decision_id].user_id == e.user_id:
+                _engage(logged[e.decision_id], e)
             continue
         if not e.slate:
             continue
@@ -207,33 +212,31 @@ def _logged_decision(policy: PolicyArtifact, f: Featurizer, g: ServedSlate, vec:
 
 def _decisions(policy: PolicyArtifact, slates: list[ServedSlate]) -> list[list[_Decision]]:
     """Per user, their usable served slates with the state before each (known users and movies
-    only): the logged decisions when there are any, else slates rebuilt from events."""
+    only): a logged decision as it was made, any other slate rebuilt from its events."""
     f = policy.featurizer()
     items = policy.items
-    from_log = any(g.decision is not None for g in slates)
     by_user: dict[int, list[ServedSlate]] = defaultdict(list)
     for g in slates:
-        if (g.decision is not None) == from_log:
-            by_user[g.user_id].append(g)
+        by_user[g.user_id].append(g)
     out = []
     for user_id, gs in by_user.items():
         vec = policy.user_vector(user_id)
         if vec is None:
             continue
-        obs = Observation(vec)
+        obs = Observation(vec)  # what the log says the user watched so far, for rebuilt states
         seq = []
         for g in gs:
-            if from_log:
-                d = _logged_decision(policy, f, g, vec)
-                if d is not None:
-                    seq.append(d)
-                continue
             rows = items.index_of(g.slate)
             if np.any(rows < 0):
                 continue
-            scores = (items.vectors[rows] @ vec + items.bias[rows]).astype(np.float32)
-            order = np.arange(len(rows))
-            seq.append(_Decision(g, f.state(obs), rows, scores, order.astype(np.float32), order, _slate_reward(policy, g)))
+            if g.decision is not None:
+                d = _logged_decision(policy, f, g, vec)
+                if d is not None:
+                    seq.append(d)
+            else:
+                scores = (items.vectors[rows] @ vec + items.bias[rows]).astype(np.float32)
+                order = np.arange(len(rows))
+                seq.append(_Decision(g, f.state(obs), rows, scores, order.astype(np.float32), order, _slate_reward(policy, g)))
             watched_row = int(rows[g.slate.index(g.engaged)]) if g.clicked else None
             fraction = 0.0
             if watched_row is not None and g.watch_seconds is not None:

@@ -16,7 +16,7 @@ from rich.table import Table
 from movierec.cli.overrides import parse_set_pairs
 from movierec.cli.errors import fail_on_data_error
 from movierec.data import load_dataset
-from movierec.data.splits import get_split
+from movierec.data.splits import get_split, validation_slice
 from movierec.evaluation.protocol import ArtifactScorer, rating_metrics, topk_metrics
 from movierec.features.store import FeatureStore
 from movierec.models.checkpoint import save_trained
@@ -55,10 +55,6 @@ def rerun_command(argv: list[str], drop_options: tuple[str, ...] = (), drop_flag
         elif not arg.startswith(tuple(f"{o}=" for o in drop_options)) and arg not in drop_flags:
             kept.append(arg)
     return "movierec " + " ".join(shlex.quote(a) for a in kept)
-
-
-def validation_slice(n: int, share: float, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed + 1000).random(n) < share
 
 
 @app.command("list")

@@ -96,6 +96,12 @@ def cold_validation_split(dataset: Dataset, split: Split) -> Split:
     return Split("cold-item-validation", split.seed, split.train_idx[kept], split.train_idx[held], cold, split.dataset_version)
 
 
+def validation_slice(n: int, share: float, seed: int) -> np.ndarray:
+    """A seeded boolean mask marking about ``share`` of ``n`` rows: the validation part cut from a
+    split's training part for tuning (the same seed always gives the same cut)."""
+    return np.random.default_rng(seed + 1000).random(n) < share
+
+
 def split_path(splits_dir: Path, dataset: Dataset, kind: str, seed: int) -> Path:
     return splits_dir / dataset.name / f"{kind}-seed{seed}.npz"
 

@@ -60,6 +60,7 @@ def test_every_registered_model_trains_one_step_on_tiny_data(name, tiny_ratings,
     assert art.item_vectors.shape == (len(tiny_catalog_ids), cfg.served_dim) and art.rating.item_vectors.shape == (len(tiny_catalog_ids), 4)
     assert cfg.served_dim == (6 if name in ("mf", "content") else 6 + 128)
     assert np.isfinite(art.item_vectors).all() and np.isfinite(art.user_vectors).all()
+    assert art.item_rated.tolist() == np.isin(tiny_catalog_ids, tiny_ratings["movie_id"]).tolist()  # the 5 cold ones are new
     # the one step moved the parameters away from their initialisation
     torch.manual_seed(cfg.seed)  # train_fusion seeds the same way before building the net
     initial = type(trained.net)(len(trained.user_ids), len(tiny_catalog_ids), trained.content.dims, cfg).state_dict()

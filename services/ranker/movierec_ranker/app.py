@@ -119,7 +119,8 @@ def create_app(
     async def start() -> None:
         torch.set_num_threads(max(1, settings.torch_threads))
         cat = catalog or await asyncio.to_thread(lambda: MovieCatalog.from_dataset(load_dataset()))
-        state["ranker"] = Ranker(catalog=cat, device=pick_device(settings.device), loader=loader, journal=settings.journal())
+        state["ranker"] = Ranker(catalog=cat, device=pick_device(settings.device), loader=loader, journal=settings.journal(),
+                                new_movie_share=settings.new_movie_share)
         await asyncio.to_thread(reload_blocking, True)
         freeze_loaded_objects()
         if settings.reload_interval_s > 0:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from movierec.settings import get_settings
@@ -24,6 +25,11 @@ class RankerSettings(BaseSettings):
     added_items_file: Path | None = None
     """Journal of movies added through ``POST /v1/items``, replayed at start; default
     ``<home>/ranker/added_items.jsonl`` (share it between replicas)."""
+    new_movie_share: float = Field(0.0, ge=0.0)
+    """Top slots for new movies (no one rated them in training, or added since), relative to their
+    part of the catalog: 0 ranks them by their score alone (none then reaches a top 20), 1.0 in
+    proportion, 0.5 half that (``movierec.serving.new_movies``; the cost to warm movies is in
+    ``reports/new_movie_exposure.md``)."""
     log_level: str = "INFO"
 
     def model_folder(self) -> Path:

@@ -17,6 +17,7 @@ from movierec.cli.overrides import parse_set_pairs
 from movierec.cli.errors import fail_on_data_error
 from movierec.data import load_dataset
 from movierec.data.splits import get_split, validation_slice
+from movierec.evaluation.new_movie_exposure import SETS, SHARES, run_new_movie_exposure, write_new_movie_exposure
 from movierec.evaluation.protocol import ArtifactScorer, rating_metrics, topk_metrics
 from movierec.features.store import FeatureStore
 from movierec.models.checkpoint import save_trained
@@ -161,6 +162,31 @@ def validate_modalities(
     d = result["decision"]
     console.print(f"winner {d['winner']} (best mean {d['best']}); default modalities: "
                   f"{'None (every modality in the store)' if d['default_modalities'] is None else d['default_modalities']}")
+    console.print(f"wall time {result['wall_seconds'] / 60:.1f} min; wrote {json_path} and {md_path}")
+
+
+@app.command("validate-new-movies")
+@fail_on_data_error
+def validate_new_movies(
+    seeds: list[int] = typer.Option([0, 1, 2], "--seed", help="Cold-item splits whose TRAINING part is cut into fit and validation data."),
+    share: list[float] = typer.Option(list(SHARES), "--share", min=0.0, help="Share of top-20 slots new movies get, relative to their part of the catalog (0: as served). Repeatable."),
+    set_: list[str] = typer.Option([], "--set", help="Fusion hyperparameter override KEY=VALUE, as for `model train`, except seed. Repeatable."),
+    config: Path = typer.Option(None, help="JSON file of fusion hyperparameters (before --set)."),
+    fresh: bool = typer.Option(False, help="Ignore cached per-seed results and recompute them."),
+    out: Path = typer.Option(REPO_ROOT / "reports", help="Folder for new_movie_exposure.json and .md."),
+) -> None:
+    """What placing new movies among the warm ones would gain and cost, on validation data, never on test."""
+    overrides = parse_overrides(set_, config)
+    if "seed" in overrides:
+        raise ModelConfigError("seed is set by the run itself; choose seeds with --seed")
+    result = run_new_movie_exposure(get_settings(), list(seeds), sorted(set(share)), overrides, fresh=fresh)
+    table = Table(title=f"held-out likes among the whole catalog, seeds {list(seeds)} (mean ± sd)")
+    for col in ("share", *(f"{name} Recall@20" for name in SETS)):
+        table.add_column(col)
+    for s, cells in result["summary"].items():
+        table.add_row(s, *(f"{cells[name]['recall@20']['mean']:.4f} ± {cells[name]['recall@20']['sd'] or 0:.4f}" for name in SETS))
+    console.print(table)
+    json_path, md_path = write_new_movie_exposure(result, out, rerun_command(sys.argv[1:], ("--out",), ("--fresh", "--no-fresh")))
     console.print(f"wall time {result['wall_seconds'] / 60:.1f} min; wrote {json_path} and {md_path}")
 
 

@@ -69,6 +69,9 @@ class ServingArtifact:
     modality_attention: np.ndarray | None = None
     rating: RatingHead | None = None
     metadata: dict = field(default_factory=dict)
+    item_rated: np.ndarray | None = None
+    """Per item, whether anyone rated it in the training data (None: not recorded, every item
+    counts as rated); the ranker can give the others, new movies, a share of the top slots."""
 
     def __post_init__(self) -> None:
         self.movie_ids = np.asarray(self.movie_ids, np.int64)
@@ -86,6 +89,10 @@ class ServingArtifact:
             self.modality_attention = np.asarray(self.modality_attention, np.float32)
             if self.modality_attention.shape != (n, len(self.modality_names)):
                 raise ArtifactError("modality attention must be (items, modalities)")
+        if self.item_rated is not None:
+            self.item_rated = np.asarray(self.item_rated, bool)
+            if self.item_rated.shape != (n,):
+                raise ArtifactError("item_rated must have one flag per item")
         if self.rating is not None:
             r = self.rating
             if r.item_vectors.shape[0] != n or r.item_bias.shape != (n,) or r.user_bias.shape != (len(self.user_ids),) \
@@ -127,6 +134,8 @@ class ServingArtifact:
         )
         if self.modality_attention is not None:
             arrays["modality_attention"] = self.modality_attention
+        if self.item_rated is not None:
+            arrays["item_rated"] = self.item_rated
         if self.rating is not None:
             arrays.update(self.rating.as_arrays())
         np.savez(tmp / "artifact.npz", **arrays)

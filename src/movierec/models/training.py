@@ -143,7 +143,7 @@ class TrainedFusion:
             version=version, movie_ids=self.movie_ids, item_vectors=self.rank_item_vectors(items), item_bias=items["rank_bias"],
             user_ids=self.user_ids, user_vectors=self.rank_user_vectors(), user_bias=np.zeros(len(self.user_ids), np.float32),
             global_mean=self.global_mean, modality_names=list(self.content.names), modality_attention=items["attention"],
-            rating=rating, metadata=metadata,
+            rating=rating, metadata=metadata, item_rated=self.has_id,
         )
 
 

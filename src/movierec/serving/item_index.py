@@ -6,6 +6,9 @@ half-precision copy of the vectors is scanned first (half the bytes: the scan is
 bandwidth), its best ``k + SHORTLIST_MARGIN`` are rescored in fp32, and the full fp32 scan runs
 instead whenever the half-precision error bound cannot rule out a movie outside the shortlist.
 
+New movies (no one rated them in training, or added since) can be given a share of the top slots
+(``new_share``; the rule is ``movierec.serving.new_movies``); that path scans in fp32.
+
 An index is never changed in place: ``with_item`` returns a new index, so a request that holds
 the old one finishes on it while new requests use the new one (atomic swap by reference).
 """
@@ -18,6 +21,7 @@ import numpy as np
 import torch
 
 from movierec.models.serving import ServingArtifact
+from movierec.serving.new_movies import new_movie_slots
 
 
 def pick_device(preference: str = "auto") -> torch.device:
@@ -61,6 +65,7 @@ class ItemIndex:
         bias: torch.Tensor,
         modality_names: list[str],
         attention: np.ndarray | None,
+        new: np.ndarray | None = None,
     ):
         self.version = version
         self.movie_ids = np.asarray(movie_ids, np.int64)
@@ -68,6 +73,9 @@ class ItemIndex:
         self.bias = bias
         self.modality_names = list(modality_names)
         self.attention = attention
+        self.new = np.zeros(len(self.movie_ids), bool) if new is None else np.asarray(new, bool)
+        """Per row, whether the movie is new (no one rated it in the model's training data)."""
+        self._new = torch.as_tensor(self.new, device=vectors.device) if self.new.any() else None
         self._pos = {int(m): i for i, m in enumerate(self.movie_ids)}
         self._sorted_rows = np.argsort(self.movie_ids, kind="stable")
         self._sorted_ids = self.movie_ids[self._sorted_rows]
@@ -87,6 +95,7 @@ class ItemIndex:
             torch.from_numpy(artifact.item_bias).to(device),
             artifact.modality_names,
             artifact.modality_attention,
+            None if artifact.item_rated is None else ~artifact.item_rated,
         )
 
     @property
@@ -115,13 +124,18 @@ class ItemIndex:
         """``user_vector . item_vector + item_bias`` for every item (one fused pass)."""
         return torch.addmv(self.bias, self.vectors, self._user_tensor(user_vector))
 
-    def top_n(self, user_vector: np.ndarray, k: int, allowed: torch.Tensor | np.ndarray | None = None) -> list[Scored]:
+    def top_n(self, user_vector: np.ndarray, k: int, allowed: torch.Tensor | np.ndarray | None = None,
+              new_share: float = 0.0) -> list[Scored]:
         """The ``k`` best-scoring items among ``allowed`` (a boolean mask over ``movie_ids``,
-        best a tensor on the index's device, e.g. from ``FilterColumns.mask``)."""
+        best a tensor on the index's device, e.g. from ``FilterColumns.mask``). With ``new_share``
+        above 0, new movies are placed among the warm ones (``movierec.serving.new_movies``) and
+        carry the score they are placed at."""
         k = min(k, len(self))
         if k <= 0:
             return []
         keep = None if allowed is None else torch.as_tensor(allowed, dtype=torch.bool, device=self.device)
+        if new_share > 0 and self._new is not None:
+            return self._top_n_with_new(user_vector, k, keep, new_share)
         found = self._top_n_half(user_vector, k, keep) if self._half is not None else None
         if found is None:
             scores = self.scores(user_vector)
@@ -147,6 +161,27 @@ class ItemIndex:
         if threshold > _EXCLUDED_BELOW and float(values[-1]) < threshold + 2 * error:
             return None  # a movie outside the shortlist might still beat the k-th
         return values, short[at]
+
+    def _top_n_with_new(self, user_vector: np.ndarray, k: int, keep: torch.Tensor | None, share: float) -> list[Scored]:
+        """Top ``k`` with the allowed new movies placed among the allowed warm ones (fp32 scan)."""
+        scores = self.scores(user_vector)
+        allowed = keep if keep is not None else torch.ones(len(self), dtype=torch.bool, device=self.device)
+        n_new = int((allowed & self._new).sum())
+        n_warm = int(allowed.sum()) - n_new
+        if n_new == 0 or n_warm == 0:
+            return self.top_n(user_vector, k, keep)
+        warm = scores.clone()
+        _exclude(warm, allowed & ~self._new)
+        warm_values, warm_rows = (t.cpu().numpy() for t in torch.topk(warm, min(k, n_warm)))
+        _exclude(scores, allowed & self._new)
+        new_rows = torch.topk(scores, min(k, n_new)).indices.cpu().numpy()
+        at = new_movie_slots(n_warm, n_new, share)[: len(new_rows)]
+        placed = np.where(at < n_warm, np.nextafter(warm_values[np.minimum(at, len(warm_values) - 1)].astype(np.float64), -np.inf),
+                          float(warm_values[-1]) - 1.0 - np.arange(len(new_rows)))
+        # warm rank j sorts as (j, 0); a new movie placed just below warm rank a sorts as (a, 1)
+        merged = sorted([(j, 0, int(r), float(v)) for j, (r, v) in enumerate(zip(warm_rows, warm_values))]
+                        + [(int(a), 1, int(r), float(v)) for a, r, v in zip(at, new_rows, placed)])[:k]
+        return [Scored(int(self.movie_ids[r]), v) for _, _, r, v in merged]
 
     def _user_tensor(self, user_vector: np.ndarray) -> torch.Tensor:
         """The user vector as a tensor on the index's device, its size checked."""
@@ -220,7 +255,9 @@ class ItemIndex:
             att = None if self.attention is None else self.attention.copy()
             if att is not None:
                 att[pos] = att_row[0]
-            return ItemIndex(self.version, self.movie_ids, vectors, biases, self.modality_names, att)
+            new = self.new.copy()
+            new[pos] = True  # its vector now comes from its content alone
+            return ItemIndex(self.version, self.movie_ids, vectors, biases, self.modality_names, att, new)
         att = None if self.attention is None else np.concatenate([self.attention, att_row])
         return ItemIndex(
             self.version,
@@ -229,4 +266,5 @@ class ItemIndex:
             torch.cat([self.bias, b]),
             self.modality_names,
             att,
+            np.append(self.new, True),
         )

@@ -61,6 +61,9 @@ class Ranker:
     journal: Path | None = None
     """JSON lines of every added movie (request with its vectors): replayed at start, so added
     movies survive a restart (and reach a new replica that shares the file)."""
+    new_movie_share: float = 0.0
+    """Top slots for new movies relative to their part of the catalog (``ItemIndex.top_n``'s
+    ``new_share``; 0: ranked by their score alone)."""
     _writing: threading.Lock = field(default_factory=threading.Lock, repr=False)
     """Serialises writers (loads, added movies); readers never wait."""
     _filter_columns: FilterColumns | None = field(default=None, repr=False)
@@ -150,7 +153,7 @@ class Ranker:
         if request.filters.exclude_watched:
             exclude |= rated
         allowed = self.filter_columns(model).mask(request.filters, exclude)
-        top = model.index.top_n(user_vector, request.k, allowed)
+        top = model.index.top_n(user_vector, request.k, allowed, new_share=self.new_movie_share)
         ids = [s.movie_id for s in top]
         nearest = model.index.nearest(ids, liked[:MAX_LIKED_FOR_EXPLANATIONS])
         attention = model.index.attention_rows(ids)

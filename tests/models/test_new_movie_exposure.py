@@ -52,3 +52,19 @@ def test_only_allowed_movies_count():
 def test_cli_refuses_to_override_the_seed_it_sets():
     result = CliRunner().invoke(app, ["model", "validate-new-movies", "--set", "seed=3"])
     assert result.exit_code == 2 and "seed is set by the run itself" in " ".join(result.output.split())
+
+
+def test_report_reads_each_share_against_the_served_ranking(tmp_path):
+    from movierec.evaluation.new_movie_exposure import write_new_movie_exposure
+
+    def cells(warm, new, both):
+        return {name: {"recall@20": {"mean": v, "sd": 0.01}, "ndcg@20": {"mean": v / 2, "sd": None}}
+                for name, v in (("warm", warm), ("new", new), ("all", both))}
+
+    result = {"dataset": "d", "data_version": "v", "seeds": [0, 1], "shares": [0.0, 0.5], "wall_seconds": 60.0,
+              "per_seed": {"0": {"modalities": ["text"], "new_movies": 10, "catalog": 100}},
+              "summary": {"0.0": cells(0.40, 0.0, 0.20), "0.5": cells(0.36, 0.02, 0.19), "random": cells(0.01, 0.001, 0.005)}}
+    _, md = write_new_movie_exposure(result, tmp_path, "movierec model validate-new-movies")
+    text = md.read_text()
+    assert "| share 0.5 | 0.3600 ± 0.0100 | 0.1800 |" in text and "| random order (reference) |" in text
+    assert "- share 0.5: new-movie Recall@20 0.0200 (as served 0.0000); warm -10.0%, all -5.0% against share 0." in text

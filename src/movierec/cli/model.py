@@ -181,7 +181,7 @@ def validate_new_movies(
         raise ModelConfigError("seed is set by the run itself; choose seeds with --seed")
     result = run_new_movie_exposure(get_settings(), list(seeds), sorted(set(share)), overrides, fresh=fresh)
     table = Table(title=f"held-out likes among the whole catalog, seeds {list(seeds)} (mean ± sd)")
-    for col in ("share", *(f"{name} Recall@20" for name in SETS)):
+    for col in ("ranking", *(f"{name} Recall@20" for name in SETS)):
         table.add_column(col)
     for s, cells in result["summary"].items():
         table.add_row(s, *(f"{cells[name]['recall@20']['mean']:.4f} ± {cells[name]['recall@20']['sd'] or 0:.4f}" for name in SETS))

@@ -27,9 +27,10 @@ from tqdm import tqdm
 from movierec.data import load_dataset
 from movierec.data.splits import cold_validation_split, get_split, validation_slice
 from movierec.evaluation.metrics import ndcg_at_k, recall_at_k, top_k
+from movierec.evaluation.peers import ContentNearestNeighbour, RandomRanker
 from movierec.evaluation.protocol import K, LIKE, ArtifactScorer, lookup
 from movierec.evaluation.quality import UnitCache, unit_key
-from movierec.features.store import FeatureStore
+from movierec.features.store import FeatureStore, FeatureStoreError
 from movierec.models.item_content import available_features
 from movierec.models.registry import get_model, train_model
 from movierec.serving.new_movies import new_movie_slots
@@ -39,6 +40,9 @@ SHARES = (0.0, 0.25, 0.5, 1.0)
 WARM_SHARE = 0.1
 """Part of the fit ratings held out as warm validation likes."""
 SETS = ("warm", "new", "all")
+REFERENCES = ("random", "content_nn")
+"""Measured in the same run on the same candidates: random order, and the content
+nearest-neighbour peer on text features (``movierec.evaluation.peers``)."""
 
 
 def place_new_movies(scores: np.ndarray, new: np.ndarray, allowed: np.ndarray, share: float) -> np.ndarray:
@@ -88,15 +92,26 @@ def measure_seed(settings: Settings, seed: int, shares: list[float], overrides: 
     spec = get_model("fusion")
     trained = train_model(spec, spec.config({**overrides, "seed": seed}), fit, catalog, features, progress=progress)
     users = np.unique(fit["user_id"].to_numpy(np.int64))
-    scores = ArtifactScorer(trained.export("new-movie-exposure", {})).rank_scores(users, catalog)
     user_rows, cols = lookup(fit["user_id"].to_numpy(np.int64), users), lookup(fit["movie_id"].to_numpy(np.int64), catalog)
-    scores[user_rows[cols >= 0], cols[cols >= 0]] = -np.inf  # each user's training movies are not candidates
+
+    def candidates(scores: np.ndarray) -> np.ndarray:
+        scores = np.asarray(scores, np.float64)
+        scores[user_rows[cols >= 0], cols[cols >= 0]] = -np.inf  # each user's training movies are not candidates
+        return scores
+
     new = ~np.isin(catalog, fit["movie_id"].to_numpy())
     positives = {"warm": _likes(warm_likes), "new": _likes(new_likes), "all": _likes(pd.concat([warm_likes, new_likes]))}
-    out = {"modalities": trained.cfg.modalities, "new_movies": int(new.sum()), "catalog": len(catalog), "shares": {}}
+    out = {"modalities": trained.cfg.modalities, "new_movies": int(new.sum()), "catalog": len(catalog), "shares": {}, "references": {}}
+    scores = candidates(ArtifactScorer(trained.export("new-movie-exposure", {})).rank_scores(users, catalog))
     for share in shares:
         placed = place_new_movies(scores, new, np.isfinite(scores), share)
         out["shares"][str(share)] = {name: _recall_ndcg(placed, users, catalog, p) for name, p in positives.items()}
+    text = features.get("text")
+    if text is None:
+        raise FeatureStoreError("the content nearest-neighbour reference needs text features; build them with `movierec features build -m text`")
+    for name, scorer in (("random", RandomRanker(seed)), ("content_nn", ContentNearestNeighbour(fit, text.movie_ids, text.matrix, text.mask))):
+        ranked = candidates(scorer.rank_scores(users, catalog))
+        out["references"][name] = {set_name: _recall_ndcg(ranked, users, catalog, p) for set_name, p in positives.items()}
     return out
 
 
@@ -110,17 +125,18 @@ def run_new_movie_exposure(settings: Settings, seeds: list[int], shares: list[fl
     cache = UnitCache(settings.home / "new-movie-exposure" / ds.name, fresh)
     per_seed = {}
     for seed in tqdm(seeds, desc="new-movie exposure", unit="seed", disable=not progress):
-        key = unit_key(ds.version, "cold-item-validation", seed, provenance, {**cfg.model_dump(), "shares": list(shares), "warm_share": WARM_SHARE}, SETS)
+        key = unit_key(ds.version, "cold-item-validation", seed, provenance, {**cfg.model_dump(), "shares": list(shares), "warm_share": WARM_SHARE}, SETS, REFERENCES)
         per_seed[seed] = cache.run(f"seed{seed}", key, lambda: measure_seed(settings, seed, shares, overrides, progress))
+    rows = [(str(share), "shares", str(share)) for share in shares] + [(name, "references", name) for name in REFERENCES]
     summary = {}
-    for share in shares:
-        summary[str(share)] = {}
+    for row, part, key in rows:
+        summary[row] = {}
         for name in SETS:
             cells = {}
             for metric in (f"recall@{K}", f"ndcg@{K}"):
-                values = [per_seed[s]["shares"][str(share)][name][metric] for s in seeds]
+                values = [per_seed[s][part][key][name][metric] for s in seeds]
                 cells[metric] = {"mean": float(np.mean(values)), "sd": float(np.std(values, ddof=1)) if len(values) > 1 else None}
-            summary[str(share)][name] = cells
+            summary[row][name] = cells
     return {"dataset": ds.name, "data_version": ds.version, "seeds": list(seeds), "shares": list(shares),
             "config": cfg.model_dump(), "per_seed": {str(s): v for s, v in per_seed.items()}, "summary": summary,
             "wall_seconds": time.perf_counter() - started}
@@ -138,8 +154,19 @@ def write_new_movie_exposure(result: dict, out: Path, command: str) -> tuple[Pat
     modalities = sorted({"+".join(v["modalities"]) or "id-only" for v in result["per_seed"].values()})
     sizes = ", ".join(f"seed {s}: {v['new_movies']:,} of {v['catalog']:,} movies unrated in the fit data" for s, v in result["per_seed"].items())
     header = " | ".join(f"{name} Recall@{K} | {name} NDCG@{K}" for name in SETS)
-    rows = [f"| {share} | " + " | ".join(f"{_cell(cells[name][f'recall@{K}'])} | {_cell(cells[name][f'ndcg@{K}'])}" for name in SETS) + " |"
-            for share, cells in result["summary"].items()]
+    labels = {"random": "random order (reference)", "content_nn": "content nearest-neighbour, text (reference)"}
+    rows = [f"| {labels.get(row, 'share ' + row)} | " + " | ".join(f"{_cell(cells[name][f'recall@{K}'])} | {_cell(cells[name][f'ndcg@{K}'])}" for name in SETS) + " |"
+            for row, cells in result["summary"].items()]
+    served = result["summary"].get("0.0")
+    reading = []
+    if served is not None:
+        recall = f"recall@{K}"
+        for share in result["shares"]:
+            if share > 0:
+                cells = result["summary"][str(share)]
+                change = {name: cells[name][recall]["mean"] / served[name][recall]["mean"] - 1 for name in ("warm", "all")}
+                reading.append(f"- share {share}: new-movie Recall@{K} {cells['new'][recall]['mean']:.4f} (as served "
+                               f"{served['new'][recall]['mean']:.4f}); warm {change['warm']:+.1%}, all {change['all']:+.1%} against share 0.")
     md_path.write_text("\n".join([
         "# New movies in the top 20: what a share of the slots gains and costs",
         "",
@@ -155,12 +182,14 @@ def write_new_movie_exposure(result: dict, out: Path, command: str) -> tuple[Pat
         f"Unrated movies: {sizes} (the validation new movies, the split's test movies and movies rated only in the warm "
         "validation part).",
         "",
-        f"| share | {header} |",
+        f"| ranking | {header} |",
         "|---|" + "---|" * (2 * len(SETS)),
         *rows,
         "",
         "`warm`: likes of movies the model was fitted on; `new`: likes of movies it never saw; `all`: both, as a user of "
-        "the service meets them.",
+        "the service meets them. The reference rows rank the same candidates for the same users in the same run.",
+        "",
+        *reading,
         "",
     ]))
     return json_path, md_path

@@ -210,11 +210,9 @@ def run_quality(settings: Settings, plan: QualityPlan, fresh: bool = False, prog
         raise ValueError(name)
 
     def _peer_inputs(name: str):
-        if name == "cornac_vbpr":
-            return poster.provenance
-        if name == "content_nn":
-            return text.provenance
-        return None
+        """What a peer's result depends on besides data and seed: its settings and its features."""
+        features = poster.provenance if name == "cornac_vbpr" else text.provenance if name == "content_nn" else None
+        return peers.PEER_SETTINGS.get(name), features
 
     def cold_peer(name: str, seed: int) -> Callable[[], None]:
         def go() -> None:

@@ -2,8 +2,9 @@
 
 The served score ranks a movie no one has rated by its content alone, and the quality report shows
 that no such movie reaches any user's top 20 among the whole catalog (``cold_catalog_recall@20``
-0.000). This measures the obvious remedy before it is built: per user, each new movie is placed at
-the warm movies' score at the same rank quantile (``place_new_movies``), scaled by ``share``
+0.000). This measures the remedy the ranker can switch on (``MOVIEREC_RANKER_NEW_MOVIE_SHARE``):
+per user, each new movie is placed at the warm movies' score at the same rank quantile
+(``place_new_movies``, the rule of ``movierec.serving.new_movies``), scaled by ``share``
 (1.0: new movies get top-20 slots in proportion to their part of the catalog; 0.5: half that; 0:
 as served), and reports Recall@20 and NDCG@20 of three sets of held-out likes, each ranked among
 the whole catalog: warm (ratings of movies the model was fitted on), new (ratings of movies it
@@ -80,7 +81,8 @@ def _recall_ndcg(scores: np.ndarray, users: np.ndarray, catalog: np.ndarray, pos
 
 
 def measure_seed(settings: Settings, seed: int, shares: list[float], overrides: dict, progress: bool) -> dict:
-    """Train on one seed's fit data and measure every share (``{share: {set: metrics}}``)."""
+    """Train on one seed's fit data; measure every share and the references on the same candidates
+    (``shares`` / ``references``: ``{share or name: {set: metrics}}``)."""
     ds = load_dataset(settings)
     features = available_features(FeatureStore(settings.features_dir), ds)
     catalog = ds.catalog.index.to_numpy(np.int64)

@@ -25,13 +25,13 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from movierec.data import load_dataset
+from movierec.data import Dataset, load_dataset
 from movierec.data.splits import cold_validation_split, get_split, validation_slice
 from movierec.evaluation.metrics import ndcg_at_k, recall_at_k, top_k
 from movierec.evaluation.peers import ContentNearestNeighbour, RandomRanker
 from movierec.evaluation.protocol import K, LIKE, ArtifactScorer, lookup
 from movierec.evaluation.quality import UnitCache, unit_key
-from movierec.features.store import FeatureStore, FeatureStoreError
+from movierec.features.store import FeatureStore, FeatureStoreError, ModalityFeatures
 from movierec.models.item_content import available_features
 from movierec.models.registry import get_model, train_model
 from movierec.serving.new_movies import new_movie_slots
@@ -80,11 +80,10 @@ def _recall_ndcg(scores: np.ndarray, users: np.ndarray, catalog: np.ndarray, pos
             f"ndcg@{K}": float(np.mean([ndcg_at_k(x, p, K) for x, p in zip(ranked, likes)])), "users": len(rows)}
 
 
-def measure_seed(settings: Settings, seed: int, shares: list[float], overrides: dict, progress: bool) -> dict:
+def measure_seed(settings: Settings, ds: Dataset, features: dict[str, ModalityFeatures], seed: int, shares: list[float],
+                 overrides: dict, progress: bool) -> dict:
     """Train on one seed's fit data; measure every share and the references on the same candidates
-    (``shares`` / ``references``: ``{share or name: {set: metrics}}``)."""
-    ds = load_dataset(settings)
-    features = available_features(FeatureStore(settings.features_dir), ds)
+    (``shares`` / ``references``: ``{share or name: {set: metrics}}``). ``features`` holds text."""
     catalog = ds.catalog.index.to_numpy(np.int64)
     split = cold_validation_split(ds, get_split(ds, "cold-item", seed, settings.splits_dir))
     fit_part, new_likes = split.train(ds), split.test(ds)
@@ -108,9 +107,7 @@ def measure_seed(settings: Settings, seed: int, shares: list[float], overrides: 
     for share in shares:
         placed = place_new_movies(scores, new, np.isfinite(scores), share)
         out["shares"][str(share)] = {name: _recall_ndcg(placed, users, catalog, p) for name, p in positives.items()}
-    text = features.get("text")
-    if text is None:
-        raise FeatureStoreError("the content nearest-neighbour reference needs text features; build them with `movierec features build -m text`")
+    text = features["text"]
     for name, scorer in (("random", RandomRanker(seed)), ("content_nn", ContentNearestNeighbour(fit, text.movie_ids, text.matrix, text.mask))):
         ranked = candidates(scorer.rank_scores(users, catalog))
         out["references"][name] = {set_name: _recall_ndcg(ranked, users, catalog, p) for set_name, p in positives.items()}
@@ -123,12 +120,15 @@ def run_new_movie_exposure(settings: Settings, seeds: list[int], shares: list[fl
     started = time.perf_counter()
     ds = load_dataset(settings)
     cfg = get_model("fusion").config(overrides)  # a bad key fails before any training
-    provenance = [f.provenance for _, f in sorted(available_features(FeatureStore(settings.features_dir), ds).items())]
+    features = available_features(FeatureStore(settings.features_dir), ds)
+    if "text" not in features:
+        raise FeatureStoreError("the content nearest-neighbour reference needs text features; build them with `movierec features build -m text`")
+    provenance = [f.provenance for _, f in sorted(features.items())]
     cache = UnitCache(settings.home / "new-movie-exposure" / ds.name, fresh)
     per_seed = {}
     for seed in tqdm(seeds, desc="new-movie exposure", unit="seed", disable=not progress):
         key = unit_key(ds.version, "cold-item-validation", seed, provenance, {**cfg.model_dump(), "shares": list(shares), "warm_share": WARM_SHARE}, SETS, REFERENCES)
-        per_seed[seed] = cache.run(f"seed{seed}", key, lambda: measure_seed(settings, seed, shares, overrides, progress))
+        per_seed[seed] = cache.run(f"seed{seed}", key, lambda: measure_seed(settings, ds, features, seed, shares, overrides, progress))
     rows = [(str(share), "shares", str(share)) for share in shares] + [(name, "references", name) for name in REFERENCES]
     summary = {}
     for row, part, key in rows:

@@ -1,10 +1,12 @@
 """``ItemIndex``: every servable movie's vector and bias as one tensor, and top-N by one matrix
 product.
 
-On the CPU, a large catalog is scanned in two steps that give exactly the fp32 answer: a
-half-precision copy of the vectors is scanned first (half the bytes: the scan is limited by memory
-bandwidth), its best ``k + SHORTLIST_MARGIN`` are rescored in fp32, and the full fp32 scan runs
-instead whenever the half-precision error bound cannot rule out a movie outside the shortlist.
+On the CPU, a large catalog is scanned in two steps that give exactly the fp32 answer: an int8
+copy of the vectors is scanned first (``movierec.serving.int8_scan``: a quarter of the bytes, and
+the scan is limited by memory bandwidth), its best ``k + SHORTLIST_MARGIN`` are rescored in fp32,
+and the full fp32 scan runs instead whenever the int8 error bound cannot rule out a movie outside
+the shortlist. Movies added or replaced after the int8 copy was built are scored in fp32 within
+the first pass (the copy is rebuilt with the next model version).
 
 New movies (no one rated them in training, or added since) can be given a share of the top slots
 (``new_share``; the rule is ``movierec.serving.new_movies``); that path scans in fp32.
@@ -21,6 +23,7 @@ import numpy as np
 import torch
 
 from movierec.models.serving import ServingArtifact
+from movierec.serving.int8_scan import Int8Scan
 from movierec.serving.new_movies import new_movie_slots
 
 
@@ -35,14 +38,10 @@ EXCLUDED = 1e30
 """Subtracted from the score of a movie the filters exclude (a float mask added in one pass;
 ``masked_fill_`` with a boolean mask took ~4 ms of a ~50 ms scan at 10^6 items on the CPU)."""
 _EXCLUDED_BELOW = -EXCLUDED / 2
-HALF_SCAN_MIN_ITEMS = 100_000
-"""CPU catalogs from this size on are scanned in half precision first (smaller ones are cheap)."""
-SHORTLIST_MARGIN = 256
-"""Extra candidates the half-precision scan keeps beyond ``k`` for the fp32 rescoring."""
-HALF_ERROR = 4 * 2.0**-11
-"""Bound on |half-precision dot - exact dot| per unit of ``|user| * max |item|``: rounding the
-item vector, the user vector and the result to fp16 each contribute at most 2^-11 of it
-(Cauchy-Schwarz); the factor 4 leaves room for the accumulation."""
+SHORTLIST_MARGIN = 1024
+"""Extra candidates the int8 scan keeps beyond ``k`` for the fp32 rescoring (the wider the
+shortlist, the larger the score gap that proves it holds the top-k: on random 256-dimensional
+catalogs of 10^6 items, 256 left half the requests to the fp32 fall-back, 512 and more none)."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +65,8 @@ class ItemIndex:
         modality_names: list[str],
         attention: np.ndarray | None,
         new: np.ndarray | None = None,
+        int8: Int8Scan | None = None,
+        exact_rows: np.ndarray | None = None,
     ):
         self.version = version
         self.movie_ids = np.asarray(movie_ids, np.int64)
@@ -81,10 +82,11 @@ class ItemIndex:
         self._sorted_ids = self.movie_ids[self._sorted_rows]
         # unit vectors for "most similar liked movie": cosine on the fused item vectors
         self._unit = torch.nn.functional.normalize(vectors, dim=1) if len(self.movie_ids) else vectors
-        self._half = None
-        if vectors.device.type == "cpu" and len(self.movie_ids) >= HALF_SCAN_MIN_ITEMS:
-            self._half = vectors.half()
-            self._half_error_scale = HALF_ERROR * float(vectors.norm(dim=1).max())
+        self._int8 = int8 if int8 is not None else Int8Scan.for_index(vectors)
+        """The int8 first pass (large CPU catalogs), possibly built for an earlier index whose rows
+        this one extends; ``_exact_rows`` are the rows it does not hold or holds stale."""
+        self._exact_rows = torch.as_tensor(np.unique(np.asarray([] if exact_rows is None else exact_rows, np.int64)))
+        self._bias_max = float(bias.abs().max()) if len(bias) else 0.0
 
     @classmethod
     def from_artifact(cls, artifact: ServingArtifact, device: torch.device) -> "ItemIndex":
@@ -136,7 +138,7 @@ class ItemIndex:
         keep = None if allowed is None else torch.as_tensor(allowed, dtype=torch.bool, device=self.device)
         if new_share > 0 and self._new is not None:
             return self._top_n_with_new(user_vector, k, keep, new_share)
-        found = self._top_n_half(user_vector, k, keep) if self._half is not None else None
+        found = self._top_n_int8(user_vector, k, keep) if self._int8 is not None else None
         if found is None:
             scores = self.scores(user_vector)
             if keep is not None:
@@ -145,11 +147,16 @@ class ItemIndex:
         values, idx = found
         return [Scored(int(self.movie_ids[i]), float(v)) for v, i in zip(values.cpu().tolist(), idx.cpu().tolist()) if v > _EXCLUDED_BELOW]
 
-    def _top_n_half(self, user_vector: np.ndarray, k: int, keep: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """The fp32 top-``k`` found through a half-precision scan, or None when its error bound
-        cannot prove the shortlist holds it (the caller then scans in fp32)."""
+    def _top_n_int8(self, user_vector: np.ndarray, k: int, keep: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The fp32 top-``k`` found through the int8 scan, or None when its error bound cannot
+        prove the shortlist holds it (the caller then scans in fp32)."""
         u = self._user_tensor(user_vector)
-        coarse = torch.mv(self._half, u.half()).float().add_(self.bias)
+        coarse = self._int8.scores(u)
+        if len(coarse) < len(self):  # rows added since the int8 copy was built
+            coarse = torch.cat([coarse, coarse.new_zeros(len(self) - len(coarse))])
+        coarse.add_(self.bias)
+        if len(self._exact_rows):
+            coarse[self._exact_rows] = torch.addmv(self.bias[self._exact_rows], self.vectors[self._exact_rows], u)
         if keep is not None:
             _exclude(coarse, keep)
         short_values, short = torch.topk(coarse, min(len(self), k + SHORTLIST_MARGIN))
@@ -157,8 +164,7 @@ class ItemIndex:
         exact.masked_fill_(short_values <= _EXCLUDED_BELOW, float("-inf"))
         values, at = torch.topk(exact, k)
         threshold = float(short_values[-1])
-        error = self._half_error_scale * float(u.norm())
-        if threshold > _EXCLUDED_BELOW and float(values[-1]) < threshold + 2 * error:
+        if threshold > _EXCLUDED_BELOW and float(values[-1]) <= threshold + self._int8.error_bound(u, self._bias_max):
             return None  # a movie outside the shortlist might still beat the k-th
         return values, short[at]
 
@@ -257,7 +263,8 @@ class ItemIndex:
                 att[pos] = att_row[0]
             new = self.new.copy()
             new[pos] = True  # its vector now comes from its content alone
-            return ItemIndex(self.version, self.movie_ids, vectors, biases, self.modality_names, att, new)
+            return ItemIndex(self.version, self.movie_ids, vectors, biases, self.modality_names, att, new,
+                             self._int8, self._rows_to_score_exactly(pos))
         att = None if self.attention is None else np.concatenate([self.attention, att_row])
         return ItemIndex(
             self.version,
@@ -267,4 +274,10 @@ class ItemIndex:
             self.modality_names,
             att,
             np.append(self.new, True),
+            self._int8,
+            self._rows_to_score_exactly(len(self)),
         )
+
+    def _rows_to_score_exactly(self, row: int) -> np.ndarray | None:
+        """This index's exact rows and ``row``, when an int8 copy is carried over to a new index."""
+        return None if self._int8 is None else np.append(self._exact_rows.numpy(), row)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 import time
@@ -203,6 +204,7 @@ def report(
     fresh: bool = typer.Option(False, help="Ignore cached units and recompute everything."),
     budget_minutes: float = typer.Option(None, help="Stop starting new units after this many minutes (the rest are listed as not run)."),
     cached_only: bool = typer.Option(False, help="Only collect units already finished (e.g. by parallel runs with one --seed each)."),
+    jobs: int = typer.Option(None, min=1, max=64, help="Worker processes computing the units (default: the usable CPUs, at most 4)."),
     out: Path = typer.Option(REPO_ROOT / "reports", help="Folder for quality.md, quality.json and figures/."),
 ) -> None:
     """Evaluate ours and every peer on the same saved splits; write the quality report."""
@@ -214,10 +216,10 @@ def report(
     plan = QualityPlan(seeds=list(seeds), overrides=overrides, ablation_pairs=ablation_pairs, peers=peers, ours=ours, new_users=new_users,
                        budget_seconds=budget_minutes * 60 if budget_minutes else None, cached_only=cached_only)
     get_model("fusion").config(overrides)  # fail on a bad key before hours of work
-    results = run_quality(settings, plan, fresh=fresh)
+    results = run_quality(settings, plan, fresh=fresh, jobs=jobs or min(4, len(os.sched_getaffinity(0))))
     out.mkdir(parents=True, exist_ok=True)
     # how to regenerate: the same options, minus where to write and whether to only collect the cache
-    command = rerun_command(sys.argv[1:], ("--out", "--budget-minutes"), ("--cached-only", "--no-cached-only"))
+    command = rerun_command(sys.argv[1:], ("--out", "--budget-minutes", "--jobs"), ("--cached-only", "--no-cached-only"))
     doc = write_report(results, out, command)
     for key, g in doc["goals"].items():
         console.print(f"{key}: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in g.items()))

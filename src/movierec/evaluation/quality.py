@@ -3,10 +3,16 @@
 Each unit of work (one model on one split and seed) is cached as JSON under
 ``Settings.home / "quality"`` keyed by the data version and configuration, so an interrupted
 run resumes where it stopped; ``fresh=True`` ignores the cache.
+
+Units fall into groups (``movierec.evaluation.quality_jobs``): the units of one group share
+trained stages and run in order in one process, and with ``jobs`` above 1 the groups are computed
+by that many worker processes into the cache, which the run then reads. A unit's result does not
+depend on which process computed it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -23,6 +29,7 @@ from movierec.data import Dataset, load_dataset
 from movierec.data.splits import get_split
 from movierec.evaluation import peers
 from movierec.evaluation.new_users import new_user_metrics
+from movierec.evaluation.quality_jobs import compute_groups_in_parallel
 from movierec.evaluation.protocol import COLD_SPLIT_METRICS, LIKE_CUT, ArtifactScorer, cold_split_metrics, rating_metrics, topk_metrics
 from movierec.features.store import FeatureStore, ModalityFeatures
 from movierec.models.item_content import available_features
@@ -51,6 +58,10 @@ class QualityPlan:
     """Stop starting new units after this long; skipped units are listed in the report."""
     cached_only: bool = False
     """Only collect finished units (e.g. computed by parallel runs, one per seed); list the rest."""
+    groups: frozenset[str] | None = None
+    """Run only the units of these groups (a worker's share of a parallel run); None: all."""
+    deadline: float | None = None
+    """Wall-clock time (``time.time()``) after which no new unit starts; set from ``budget_seconds``."""
 
 
 def unit_key(*parts) -> str:
@@ -119,8 +130,12 @@ def ablation_grid(features: dict[str, ModalityFeatures], catalog_ids: np.ndarray
     return grid
 
 
-def run_quality(settings: Settings, plan: QualityPlan, fresh: bool = False, progress: bool = True) -> dict:
+def run_quality(settings: Settings, plan: QualityPlan, fresh: bool = False, progress: bool = True, jobs: int = 1) -> dict:
+    """Run (or collect from the cache) every unit of ``plan``; with ``jobs`` above 1, worker
+    processes compute the groups first."""
     started = time.perf_counter()
+    if plan.deadline is None and plan.budget_seconds is not None:
+        plan = dataclasses.replace(plan, deadline=time.time() + plan.budget_seconds)
     ds = load_dataset(settings)
     features = available_features(FeatureStore(settings.features_dir), ds)
     catalog = ds.catalog.index.to_numpy(np.int64)
@@ -136,7 +151,8 @@ def run_quality(settings: Settings, plan: QualityPlan, fresh: bool = False, prog
     text = features.get("text")
     poster = features.get("poster")
 
-    units: list[tuple[str, Callable[[], None]]] = []
+    units: list[tuple[str, str, Callable[[], None]]] = []
+    """(label, group, run) in the order a single process runs them."""
     collaborative = CollaborativeStages()
     results: dict = {"random": {}, "cold": {}, "new_users": {}, "ablation": {}, "curves": {}, "attention": {}, "seconds": {}}
 
@@ -238,24 +254,24 @@ def run_quality(settings: Settings, plan: QualityPlan, fresh: bool = False, prog
     # seed by seed, so that a run cut short by its budget still has every comparison once
     for seed in plan.seeds:
         if plan.ours:
-            units.append((f"ours random seed {seed}", ours("ours", "random", seed, {})))
-            units.append((f"mf random seed {seed}", ours("mf", "random", seed, {"modalities": []})))
-            units.append((f"ours cold seed {seed}", ours("ours", "cold-item", seed, {})))
+            units.append((f"ours random seed {seed}", f"random-{seed}", ours("ours", "random", seed, {})))
+            units.append((f"mf random seed {seed}", f"random-{seed}", ours("mf", "random", seed, {"modalities": []})))
+            units.append((f"ours cold seed {seed}", f"cold-{seed}", ours("ours", "cold-item", seed, {})))
         if text is not None:
-            units.append((f"content_nn cold seed {seed}", cold_peer("content_nn", seed)))
-        units.append((f"random cold seed {seed}", cold_peer("random", seed)))
+            units.append((f"content_nn cold seed {seed}", f"content_nn-cold-{seed}", cold_peer("content_nn", seed)))
+        units.append((f"random cold seed {seed}", f"random_order-cold-{seed}", cold_peer("random", seed)))
         if plan.peers:
             for name in peers.RATING_PEERS + peers.RANKING_PEERS:
                 if (name == "cornac_vbpr" and poster is None) or (name == "content_nn" and text is None):
                     continue
-                units.append((f"{name} seed {seed}", peer(name, seed)))
+                units.append((f"{name} seed {seed}", f"{name}-{seed}", peer(name, seed)))
         if not plan.ours:
             continue
         if seed == plan.seeds[0] and plan.new_users:
-            units.append(("new users (temporal)", new_users))
+            units.append(("new users (temporal)", "new-users", new_users))
         for combo in grid:
             label = "+".join(combo) or "id-only"
-            units.append((f"ablation {label} seed {seed}", ours(f"ablation:{label}", "cold-item", seed, {"modalities": combo})))
+            units.append((f"ablation {label} seed {seed}", f"cold-{seed}", ours(f"ablation:{label}", "cold-item", seed, {"modalities": combo})))
 
     always = []
     for seed in plan.seeds:
@@ -264,10 +280,16 @@ def run_quality(settings: Settings, plan: QualityPlan, fresh: bool = False, prog
         always.append({"accuracy": share, "precision": share, "recall": 1.0, "f1": 2 * share / (1 + share)})
     results["always_like"] = {k: float(np.mean([a[k] for a in always])) for k in always[0]}
 
+    if plan.groups is not None:
+        units = [u for u in units if u[1] in plan.groups]
+    elif jobs > 1 and not plan.cached_only:
+        compute_groups_in_parallel(settings, plan, fresh, [(label, group) for label, group, _ in units], jobs, progress)
+        cache.fresh, cache.cached_only = False, True  # the workers filled the cache: collect it
+
     results["skipped"] = []
-    bar = tqdm(units, desc="quality", unit="run", disable=not progress)
-    for label, go in bar:
-        if plan.budget_seconds is not None and time.perf_counter() - started > plan.budget_seconds:
+    bar = tqdm(units, desc="quality" if not cache.cached_only else "collecting", unit="run", disable=not progress)
+    for label, _, go in bar:
+        if plan.deadline is not None and not cache.cached_only and time.time() > plan.deadline:
             results["skipped"].append(label)
             continue
         bar.set_postfix_str(label)
@@ -281,5 +303,6 @@ def run_quality(settings: Settings, plan: QualityPlan, fresh: bool = False, prog
         "default_modalities": resolve_modalities(cfg, features),
         "ablation_grid": ["+".join(c) or "id-only" for c in grid],
         "wall_seconds": time.perf_counter() - started,
+        "jobs": jobs,
     }
     return results

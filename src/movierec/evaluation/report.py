@@ -159,8 +159,8 @@ def write_report(results: dict, reports_dir: Path, command: str) -> dict:
         "",
         f"Dataset `{meta['dataset']}` (version `{meta['data_version']}`), seeds {meta['seeds']}; every figure is the mean ± sample "
         f"standard deviation over the seeds, all models trained and scored in the same run on the same saved splits. "
-        f"Wall time of the run that wrote this report: {meta['wall_seconds'] / 60:.1f} min; compute time of all its units "
-        f"(summed, including units finished earlier and reused from the cache, possibly by parallel per-seed runs): "
+        f"Wall time of the run that wrote this report: {meta['wall_seconds'] / 60:.1f} min with {meta.get('jobs', 1)} worker process(es); "
+        f"compute time of all its units (summed over processes, including units finished earlier and reused from the cache): "
         f"{sum(r['seconds'].values()) / 60:.1f} min. `--fresh` recomputes everything.",
         "",
         "Modalities used: " + ", ".join(f"{m} ({v['coverage']:.0%} of movies)" for m, v in meta["modalities"].items())

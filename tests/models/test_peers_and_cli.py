@@ -71,3 +71,29 @@ def test_cli_errors_are_one_line_with_exit_code_2():
     result = runner.invoke(app, ["model", "validate", "--set", "lr"])
     assert result.exit_code == 2 and "KEY=VALUE" in result.output
     assert "Traceback" not in result.output
+
+
+def test_fit_peer_applies_overrides_on_top_of_the_peer_settings(tiny_ratings, tiny_features):
+    assert peers.peer_settings("cornac_bpr", {"max_iter": 3})["max_iter"] == 3
+    assert peers.peer_settings("cornac_bpr", {"max_iter": 3})["k"] == peers.PEER_SETTINGS["cornac_bpr"]["k"]
+    fitted = peers.fit_peer("implicit_als", tiny_ratings, 0, tiny_features, {"factors": 6})
+    assert fitted.model.user_factors.shape[1] == 6
+    assert isinstance(peers.fit_peer("global_mean", tiny_ratings, 0, {}), peers.GlobalMean)
+    with pytest.raises(ValueError, match="needs poster features"):
+        peers.fit_peer("cornac_vbpr", tiny_ratings, 0, {})
+
+
+@pytest.mark.parametrize("args, message", [
+    (["no_such_peer"], "unknown peer 'no_such_peer'"),
+    (["cornac_bpr", "--set", "no_such_setting=1"], "cornac_bpr:"),
+])
+def test_validate_peer_names_what_is_wrong(args, message, tmp_path, monkeypatch):
+    from movierec.settings import get_settings
+
+    monkeypatch.setenv("MOVIEREC_HOME", str(tmp_path))  # the split it cuts goes to a temp folder
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["model", "validate-peer", *args])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 2 and message in " ".join(result.output.split())

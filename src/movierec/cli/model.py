@@ -106,6 +106,38 @@ def train(
     console.print(f"artifact: {folder / 'current'}")
 
 
+@app.command("validate-peer")
+@fail_on_data_error
+def validate_peer(
+    name: str = typer.Argument(..., help="A peer of the quality report, e.g. cornac_vbpr."),
+    set_: list[str] = typer.Option([], "--set", help="Peer setting override KEY=VALUE (VALUE read as JSON when it parses), "
+                                                      "on top of peers.PEER_SETTINGS. Repeatable."),
+    seed: int = typer.Option(0, help="Random split whose TRAINING part is cut into fit and validation."),
+    share: float = typer.Option(0.1, min=0.01, max=0.5),
+) -> None:
+    """Tune a peer as ours is tuned (`model validate`): fit on part of a split's training data, score the rest."""
+    from movierec.evaluation import peers
+
+    if name not in peers.RATING_PEERS + peers.RANKING_PEERS:
+        raise ModelConfigError(f"unknown peer {name!r}; peers: {', '.join(peers.RATING_PEERS + peers.RANKING_PEERS)}")
+    overrides = parse_set_pairs(set_, ModelConfigError)
+    settings = get_settings()
+    ds = load_dataset(settings)
+    train_part = get_split(ds, "random", seed, settings.splits_dir).train(ds)
+    held = validation_slice(len(train_part), share, seed)
+    fit, valid = train_part[~held], train_part[held]
+    started = time.perf_counter()
+    try:
+        fitted = peers.fit_peer(name, fit, seed, available_features(FeatureStore(settings.features_dir), ds), overrides)
+    except (TypeError, ValueError) as exc:  # a setting the library does not take, or missing features
+        raise ModelConfigError(f"{name}: {exc}") from None
+    seconds = time.perf_counter() - started
+    catalog = ds.catalog.index.to_numpy(np.int64)
+    metrics = rating_metrics(fitted, valid) if name in peers.RATING_PEERS else topk_metrics(fitted, fit, valid, catalog)
+    console.print(json.dumps({"peer": name, "settings": peers.peer_settings(name, overrides), "seed": seed, "share": share,
+                              "seconds": round(seconds, 1), **metrics}))
+
+
 @app.command()
 @fail_on_data_error
 def validate(

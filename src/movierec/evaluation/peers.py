@@ -12,6 +12,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from movierec.evaluation.protocol import LIKE, lookup
+from movierec.features.store import ModalityFeatures
 
 RATING_PEERS = ("global_mean", "surprise_baselineonly", "surprise_svd", "surprise_svdpp", "surprise_knnbaseline")
 RANKING_PEERS = ("popularity", "implicit_als", "implicit_bpr", "cornac_bpr", "cornac_vbpr", "cornac_ease", "content_nn")
@@ -26,7 +27,14 @@ PEER_SETTINGS: dict[str, dict] = {
     "cornac_vbpr": {"k": 32, "k2": 32, "n_epochs": 10, "batch_size": 512, "learning_rate": 0.005,
                     "lambda_w": 0.01, "lambda_b": 0.01, "lambda_e": 0.0},
 }
-"""Hyperparameters of the library peers; part of each cached result's key, so a change reruns them."""
+"""Hyperparameters of the library peers; part of each cached result's key, so a change reruns them.
+``movierec model validate-peer NAME --set KEY=VALUE`` measures a setting on a validation cut of a
+split's training part (never its test part)."""
+
+
+def peer_settings(name: str, overrides: dict | None = None) -> dict:
+    """``PEER_SETTINGS[name]`` with ``overrides`` (tuning) on top."""
+    return {**PEER_SETTINGS.get(name, {}), **(overrides or {})}
 
 
 class IdIndex:
@@ -116,15 +124,15 @@ class Popularity:
         return np.tile(row, (len(user_ids), 1))
 
 
-def fit_implicit(name: str, train: pd.DataFrame, seed: int, threads: int = 1) -> FactorScorer:
+def fit_implicit(name: str, train: pd.DataFrame, seed: int, threads: int = 1, overrides: dict | None = None) -> FactorScorer:
     from implicit.cpu.als import AlternatingLeastSquares
     from implicit.cpu.bpr import BayesianPersonalizedRanking
 
     index = IdIndex(train)
     if name == "implicit_als":
-        model = AlternatingLeastSquares(**PEER_SETTINGS[name], num_threads=threads, random_state=seed)
+        model = AlternatingLeastSquares(**peer_settings(name, overrides), num_threads=threads, random_state=seed)
     else:
-        model = BayesianPersonalizedRanking(**PEER_SETTINGS[name], num_threads=threads, random_state=seed)
+        model = BayesianPersonalizedRanking(**peer_settings(name, overrides), num_threads=threads, random_state=seed)
     model.fit(index.user_items(), show_progress=False)
     scorer = FactorScorer(index, model.user_factors, model.item_factors)
     scorer.model = model
@@ -149,7 +157,8 @@ class ItemItemScorer:
         return scores
 
 
-def fit_cornac(name: str, train: pd.DataFrame, seed: int, poster: tuple[np.ndarray, np.ndarray] | None = None) -> FactorScorer | ItemItemScorer:
+def fit_cornac(name: str, train: pd.DataFrame, seed: int, poster: tuple[np.ndarray, np.ndarray] | None = None,
+               overrides: dict | None = None) -> FactorScorer | ItemItemScorer:
     """Cornac BPR, VBPR with poster vectors ``(movie_ids, matrix)`` (missing posters as zeros), or
     EASE (Steck 2019: a closed-form item-item model; Cornac's defaults, lambda 500 on the rating
     matrix, negative weights dropped)."""
@@ -159,9 +168,9 @@ def fit_cornac(name: str, train: pd.DataFrame, seed: int, poster: tuple[np.ndarr
     triples = list(zip(train["user_id"].astype(str), train["movie_id"].astype(str), train["rating"].astype(float)))
     train_set = cornac.data.Dataset.from_uir(triples, seed=seed)
     if name == "cornac_bpr":
-        model = cornac.models.BPR(**PEER_SETTINGS[name], seed=seed, num_threads=1)
+        model = cornac.models.BPR(**peer_settings(name, overrides), seed=seed, num_threads=1)
     elif name == "cornac_ease":
-        model = cornac.models.EASE(**PEER_SETTINGS[name], verbose=False, seed=seed)
+        model = cornac.models.EASE(**peer_settings(name, overrides), verbose=False, seed=seed)
     else:
         if poster is None:
             raise ValueError("VBPR needs poster features")
@@ -174,7 +183,7 @@ def fit_cornac(name: str, train: pd.DataFrame, seed: int, poster: tuple[np.ndarr
         image = ImageModality(features=matrix, ids=[str(m) for m in ordered], normalized=True)
         image.build(id_map=train_set.iid_map)
         train_set.add_modalities(item_image=image)
-        model = cornac.models.VBPR(**PEER_SETTINGS[name], verbose=False, seed=seed)
+        model = cornac.models.VBPR(**peer_settings(name, overrides), verbose=False, seed=seed)
     model.fit(train_set)
     user_ids = np.array([int(u) for u in train_set.uid_map], np.int64)
     movie_ids = np.array([int(m) for m in train_set.iid_map], np.int64)
@@ -218,6 +227,34 @@ class ContentNearestNeighbour:
         scores = profiles @ items.T
         scores[:, rows < 0] = -np.inf
         return scores
+
+
+def fit_peer(name: str, train: pd.DataFrame, seed: int, features: dict[str, ModalityFeatures], overrides: dict | None = None):
+    """Any peer of ``RATING_PEERS`` or ``RANKING_PEERS`` fitted on ``train``; Cornac VBPR reads the
+    poster features and the content nearest-neighbour the text features of ``features``."""
+    if name == "global_mean":
+        return GlobalMean(train)
+    if name.startswith("surprise_"):
+        return fit_surprise(name, train, seed)
+    if name == "popularity":
+        return Popularity(train)
+    if name.startswith("implicit_"):
+        return fit_implicit(name, train, seed, overrides=overrides)
+    if name in ("cornac_bpr", "cornac_ease"):
+        return fit_cornac(name, train, seed, overrides=overrides)
+    if name == "cornac_vbpr":
+        poster = _needs(features, "poster", name)
+        return fit_cornac(name, train, seed, poster=(poster.movie_ids[poster.mask], poster.matrix[poster.mask]), overrides=overrides)
+    if name == "content_nn":
+        text = _needs(features, "text", name)
+        return ContentNearestNeighbour(train, text.movie_ids, text.matrix, text.mask)
+    raise ValueError(f"unknown peer {name!r}; peers: {', '.join(RATING_PEERS + RANKING_PEERS)}")
+
+
+def _needs(features: dict[str, ModalityFeatures], modality: str, peer: str) -> ModalityFeatures:
+    if features.get(modality) is None:
+        raise ValueError(f"{peer} needs {modality} features (`movierec features build -m {modality}`)")
+    return features[modality]
 
 
 class RandomRanker:

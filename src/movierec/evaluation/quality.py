@@ -202,28 +202,12 @@ def run_quality(settings: Settings, plan: QualityPlan, fresh: bool = False, prog
             train, test = split.train(ds), split.test(ds)
 
             def compute() -> dict:
-                if name == "global_mean":
-                    return rating_metrics(peers.GlobalMean(train), test)
-                if name.startswith("surprise_"):
-                    return rating_metrics(peers.fit_surprise(name, train, seed), test)
-                return topk_metrics(fit_ranking_peer(name, train, seed), train, test, catalog)
+                fitted = peers.fit_peer(name, train, seed, features)
+                return rating_metrics(fitted, test) if name in peers.RATING_PEERS else topk_metrics(fitted, train, test, catalog)
 
             judged_by = LIKE_CUT if name in peers.RATING_PEERS else None
             record("random", name, cache.run(f"{name}-random-{seed}", unit_key(ds.version, name, seed, _peer_inputs(name), judged_by), compute))
         return go
-
-    def fit_ranking_peer(name: str, train: pd.DataFrame, seed: int):
-        if name == "popularity":
-            return peers.Popularity(train)
-        if name.startswith("implicit_"):
-            return peers.fit_implicit(name, train, seed)
-        if name in ("cornac_bpr", "cornac_ease"):
-            return peers.fit_cornac(name, train, seed)
-        if name == "cornac_vbpr":
-            return peers.fit_cornac(name, train, seed, poster=(poster.movie_ids[poster.mask], poster.matrix[poster.mask]))
-        if name == "content_nn":
-            return peers.ContentNearestNeighbour(train, text.movie_ids, text.matrix, text.mask)
-        raise ValueError(name)
 
     def _peer_inputs(name: str):
         """What a peer's result depends on besides data and seed: its settings and its features."""

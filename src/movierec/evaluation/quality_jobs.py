@@ -12,8 +12,10 @@ then collects them.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import multiprocessing
+import os
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import TYPE_CHECKING
@@ -30,6 +32,24 @@ TYPICAL_SECONDS = {"ours": 115, "mf": 60, "ablation": 25, "surprise_svdpp": 105,
 per unit, per seed); only the order and bundling of work depend on them. Unlisted units count 3 s."""
 BUNDLE_SECONDS = 60
 """Groups expected to take less than this are bundled into tasks of about this length."""
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+"""Set for the workers so that their BLAS and OpenMP pools share the CPUs instead of each taking
+all of them (the peers' libraries read these when they load)."""
+
+
+@contextlib.contextmanager
+def _worker_threads(threads: int):
+    """The thread variables set to ``threads`` while workers start, as they were afterwards."""
+    saved = {v: os.environ.get(v) for v in THREAD_VARIABLES}
+    os.environ.update({v: str(threads) for v in THREAD_VARIABLES})
+    try:
+        yield
+    finally:
+        for v, value in saved.items():
+            if value is None:
+                os.environ.pop(v, None)
+            else:
+                os.environ[v] = value
 
 
 def tasks(units: list[tuple[str, str]]) -> list[tuple[frozenset[str], float]]:
@@ -65,11 +85,14 @@ def _compute(settings: "Settings", plan: "QualityPlan", fresh: bool, groups: fro
 def compute_groups_in_parallel(settings: "Settings", plan: "QualityPlan", fresh: bool, units: list[tuple[str, str]], jobs: int,
                                progress: bool = True) -> None:
     """Compute every group of ``units`` with ``jobs`` worker processes (spawned: they share
-    nothing with this one but the cache); a worker's error stops the run and is raised here."""
+    nothing with this one but the cache; each gets an equal share of the CPUs for its thread
+    pools); a worker's error stops the run and is raised here."""
     work = tasks(units)
     bar = tqdm(total=len(work), desc=f"quality ({jobs} processes)", unit="task", disable=not progress)
+    threads = max(1, len(os.sched_getaffinity(0)) // jobs)
     with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        pending = {pool.submit(_compute, settings, plan, fresh, groups) for groups, _ in work}
+        with _worker_threads(threads):  # the workers start on the first submissions
+            pending = {pool.submit(_compute, settings, plan, fresh, groups) for groups, _ in work}
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:

@@ -362,7 +362,9 @@ def render_markdown(result: ServingBenchResult, h: dict, cpu_scaling: list[Scali
             f"The real ranker code (`movierec.serving`: the filter mask from `FilterColumns`, built once per model version as the "
             f"ranker keeps them, its genre/year/rating part kept per filter combination, then `ItemIndex.top_n`) on synthetic catalogs of {cpu_scaling[0].dim}-dimensional vectors (the served model's width), {cpu_threads} CPU threads. `filtered` is one request as the ranker serves it (genres, year, minimum rating and "
             "300 watched movies excluded; the filters seen before, as most requests' are); `mask, new filters` is the mask for filters "
-            "not seen before (add it to `filtered` for such a request); `plain` is the matrix product and top-k alone.", ""]
+            "not seen before (add it to `filtered` for such a request); `plain` is the scan and top-k alone, without filters. On the CPU "
+            "a catalog of 10^5 items or more is scanned first in int8 and its best k + 1,024 rescored in fp32 "
+            "(`movierec.serving.int8_scan`; the lists are exactly the fp32 scan's, finding 21).", ""]
     out += _scaling_table(cpu_scaling)
     if gpu_scaling:
         out += ["", f"On the GPU ({gpu_scaling[0].device}, `movierec bench ranker --device cuda --served` on a lent machine):", ""]

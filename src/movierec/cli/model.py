@@ -134,7 +134,7 @@ def validate_peer(
     seconds = time.perf_counter() - started
     catalog = ds.catalog.index.to_numpy(np.int64)
     metrics = rating_metrics(fitted, valid) if name in peers.RATING_PEERS else topk_metrics(fitted, fit, valid, catalog)
-    console.print(json.dumps({"peer": name, "settings": peers.peer_settings(name, overrides), "seed": seed, "share": share,
+    typer.echo(json.dumps({"peer": name, "settings": peers.peer_settings(name, overrides), "seed": seed, "share": share,
                               "seconds": round(seconds, 1), **metrics}))
 
 
@@ -161,7 +161,7 @@ def validate(
     scorer = ArtifactScorer(trained.export("validate", {}))
     metrics = {**rating_metrics(scorer, valid), **topk_metrics(scorer, fit, valid, catalog)}
     curve = trained.curves["valid_rmse"]
-    console.print(json.dumps({"model": spec.name, "overrides": parse_overrides(set_, config), "seconds": round(trained.train_seconds, 1),
+    typer.echo(json.dumps({"model": spec.name, "overrides": parse_overrides(set_, config), "seconds": round(trained.train_seconds, 1),
                               "best_epoch": int(np.argmin(curve)) + 1, "best_valid_rmse": min(curve), **metrics}))
 
 

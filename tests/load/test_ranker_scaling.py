@@ -31,6 +31,23 @@ def test_measure_reports_positive_ordered_figures():
     assert result.items == 5_000 and result.device == "cpu" and result.k == 20
     assert 0 < result.filtered_ms_p50 <= result.filtered_ms_p95
     assert result.mask_ms_p50 > 0 and result.plain_ms_p50 > 0
+    assert result.same_as_fp32 == 1.0 and result.fp32_overlap == 1.0  # below 10^5 items the scan is fp32's itself
+
+
+def test_measure_compares_the_int8_lists_with_the_fp32_scan():
+    from movierec.serving.int8_scan import MIN_ITEMS
+
+    result = measure(MIN_ITEMS, dim=16, repeats=5)
+    assert 0.0 <= result.same_as_fp32 <= 1.0 and 0.9 <= result.fp32_overlap <= 1.0
+
+
+def test_synthetic_vectors_are_clustered_with_unequal_norms():
+    index, _ = synthetic_catalog(10_000, 16, torch.device("cpu"))
+    norms = index.vectors.norm(dim=1)
+    assert float(norms.max() / norms.median()) > 1.8
+    unit = torch.nn.functional.normalize(index.vectors, dim=1)
+    nearest = (unit[:200] @ unit.T).topk(2, dim=1).values[:, 1]  # each of 200 items' closest other item
+    assert float(nearest.median()) > 0.8  # clustered: an item's closest neighbour is near it
 
 
 def test_cli_rejects_bad_sizes_in_one_line():
@@ -86,3 +103,15 @@ def test_cli_saves_its_record_with_the_reports_it_feeds(tmp_path):
     record = load_record(ranker_record_path(tmp_path / "reports", "cpu"))
     assert record["device"] == "cpu" and [r["items"] for r in record["results"]] == [1000]
     assert json.loads((tmp_path / "reports" / "measurements" / "ranker_cpu.json").read_text()) == record
+
+
+def test_without_the_int8_first_pass_the_index_scans_fp32_and_the_cli_keeps_the_saved_record(tmp_path):
+    from movierec.serving.int8_scan import MIN_ITEMS
+
+    assert synthetic_catalog(MIN_ITEMS, 8, torch.device("cpu"))[0]._int8 is not None
+    assert synthetic_catalog(MIN_ITEMS, 8, torch.device("cpu"), int8_first=False)[0]._int8 is None
+    env = {**os.environ, "MOVIEREC_HOME": str(tmp_path / "home")}
+    result = subprocess.run([MOVIEREC, "bench", "ranker", "--sizes", "1000", "--repeats", "2", "--no-int8-first",
+                             "--reports-dir", str(tmp_path / "reports")], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "fp32 only" in result.stdout and not (tmp_path / "reports" / "measurements").exists()

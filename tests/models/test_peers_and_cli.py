@@ -81,6 +81,9 @@ def test_fit_peer_applies_overrides_on_top_of_the_peer_settings(tiny_ratings, ti
     assert isinstance(peers.fit_peer("global_mean", tiny_ratings, 0, {}), peers.GlobalMean)
     with pytest.raises(ValueError, match="needs poster features"):
         peers.fit_peer("cornac_vbpr", tiny_ratings, 0, {})
+    assert peers.fit_peer("surprise_svd", tiny_ratings, 0, {}, {"n_factors": 3}).algo.n_factors == 3
+    with pytest.raises(ValueError, match="popularity takes no settings"):
+        peers.fit_peer("popularity", tiny_ratings, 0, {}, {"k": 3})
 
 
 @pytest.mark.parametrize("args, message", [

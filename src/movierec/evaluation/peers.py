@@ -100,14 +100,15 @@ class SurpriseScorer:
         raise NotImplementedError("Surprise models are compared on ratings")
 
 
-def fit_surprise(name: str, train: pd.DataFrame, seed: int) -> SurpriseScorer:
+def fit_surprise(name: str, train: pd.DataFrame, seed: int, overrides: dict | None = None) -> SurpriseScorer:
     from surprise import SVD, BaselineOnly, KNNBaseline, SVDpp
 
+    params = peer_settings(name, overrides)
     algos = {
-        "surprise_baselineonly": lambda: BaselineOnly(verbose=False),
-        "surprise_svd": lambda: SVD(random_state=seed),
-        "surprise_svdpp": lambda: SVDpp(random_state=seed, cache_ratings=True),
-        "surprise_knnbaseline": lambda: KNNBaseline(sim_options={"name": "pearson_baseline", "user_based": False}, verbose=False),
+        "surprise_baselineonly": lambda: BaselineOnly(verbose=False, **params),
+        "surprise_svd": lambda: SVD(random_state=seed, **params),
+        "surprise_svdpp": lambda: SVDpp(random_state=seed, cache_ratings=True, **params),
+        "surprise_knnbaseline": lambda: KNNBaseline(sim_options={"name": "pearson_baseline", "user_based": False}, verbose=False, **params),
     }
     return SurpriseScorer(algos[name](), train)
 
@@ -236,10 +237,12 @@ class ContentNearestNeighbour:
 def fit_peer(name: str, train: pd.DataFrame, seed: int, features: dict[str, ModalityFeatures], overrides: dict | None = None):
     """Any peer of ``RATING_PEERS`` or ``RANKING_PEERS`` fitted on ``train``; Cornac VBPR reads the
     poster features and the content nearest-neighbour the text features of ``features``."""
+    if overrides and name in ("global_mean", "popularity", "content_nn"):
+        raise ValueError(f"{name} takes no settings")
     if name == "global_mean":
         return GlobalMean(train)
     if name.startswith("surprise_"):
-        return fit_surprise(name, train, seed)
+        return fit_surprise(name, train, seed, overrides)
     if name == "popularity":
         return Popularity(train)
     if name.startswith("implicit_"):

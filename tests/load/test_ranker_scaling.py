@@ -109,7 +109,8 @@ def test_without_the_int8_first_pass_the_index_scans_fp32_and_the_cli_keeps_the_
     from movierec.serving.int8_scan import MIN_ITEMS
 
     assert synthetic_catalog(MIN_ITEMS, 8, torch.device("cpu"))[0]._int8 is not None
-    assert synthetic_catalog(MIN_ITEMS, 8, torch.device("cpu"), int8_first=False)[0]._int8 is None
+    fp32_only = synthetic_catalog(MIN_ITEMS, 8, torch.device("cpu"), int8_first=False)[0]
+    assert fp32_only._int8 is None and fp32_only.with_item(-1, np.ones(8), 0.0, {})._int8 is None
     env = {**os.environ, "MOVIEREC_HOME": str(tmp_path / "home")}
     result = subprocess.run([MOVIEREC, "bench", "ranker", "--sizes", "1000", "--repeats", "2", "--no-int8-first",
                              "--reports-dir", str(tmp_path / "reports")], capture_output=True, text=True, env=env)

@@ -82,6 +82,7 @@ class ItemIndex:
         self._sorted_ids = self.movie_ids[self._sorted_rows]
         # unit vectors for "most similar liked movie": cosine on the fused item vectors
         self._unit = torch.nn.functional.normalize(vectors, dim=1) if len(self.movie_ids) else vectors
+        self._int8_first = int8_first
         self._int8 = int8 if int8 is not None else Int8Scan.for_index(vectors) if int8_first else None
         """The int8 first pass (large CPU catalogs; ``int8_first=False`` goes without, to measure
         what it saves), possibly built for an earlier index whose rows this one extends;
@@ -261,7 +262,7 @@ class ItemIndex:
             new = self.new.copy()
             new[pos] = True  # its vector now comes from its content alone
             return ItemIndex(self.version, self.movie_ids, vectors, biases, self.modality_names, att, new,
-                             self._int8, self._rows_to_score_exactly(pos))
+                             self._int8, self._rows_to_score_exactly(pos), self._int8_first)
         att = None if self.attention is None else np.concatenate([self.attention, att_row])
         return ItemIndex(
             self.version,
@@ -273,6 +274,7 @@ class ItemIndex:
             np.append(self.new, True),
             self._int8,
             self._rows_to_score_exactly(len(self)),
+            self._int8_first,
         )
 
     def _rows_to_score_exactly(self, row: int) -> np.ndarray | None:

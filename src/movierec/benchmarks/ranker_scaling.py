@@ -6,8 +6,7 @@ of the centres' spread) with log-normal norms (sigma 0.3; the served vectors' no
 about 0.6 to twice their median), and random years, mean ratings and genres, so the filter mask
 runs over real column arrays. On the CPU a catalog of 10^5 items or more is scanned in int8 first
 (``movierec.serving.int8_scan``); each request's list is also compared, untimed, with the fp32
-scan's. One
-request is what the ranker does per call: the filter mask from ``FilterColumns`` (built once per
+scan's. One request is what the ranker does per call: the filter mask from ``FilterColumns`` (built once per
 model version, as the ranker keeps it, with the genre/year/rating part kept per filter
 combination; genres, year range, minimum rating, a few hundred watched movies excluded) and ``ItemIndex.top_n`` (matrix-vector product, mask,
 ``torch.topk``, copy to the host). Timings include the device synchronisation, since ``top_n``

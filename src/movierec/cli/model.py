@@ -106,6 +106,13 @@ def train(
     console.print(f"artifact: {folder / 'current'}")
 
 
+def _validation_cut(ds, settings, seed: int, share: float):
+    """(fit, validation): the random split's TRAINING part of ``seed``, cut by ``validation_slice``."""
+    train_part = get_split(ds, "random", seed, settings.splits_dir).train(ds)
+    held = validation_slice(len(train_part), share, seed)
+    return train_part[~held], train_part[held]
+
+
 @app.command("validate-peer")
 @fail_on_data_error
 def validate_peer(
@@ -123,9 +130,7 @@ def validate_peer(
     overrides = parse_set_pairs(set_, ModelConfigError)
     settings = get_settings()
     ds = load_dataset(settings)
-    train_part = get_split(ds, "random", seed, settings.splits_dir).train(ds)
-    held = validation_slice(len(train_part), share, seed)
-    fit, valid = train_part[~held], train_part[held]
+    fit, valid = _validation_cut(ds, settings, seed, share)
     started = time.perf_counter()
     try:
         fitted = peers.fit_peer(name, fit, seed, available_features(FeatureStore(settings.features_dir), ds), overrides)
@@ -153,9 +158,7 @@ def validate(
     cfg = spec.config(parse_overrides(set_, config))
     ds = load_dataset(settings)
     features = available_features(FeatureStore(settings.features_dir), ds)
-    train_part = get_split(ds, "random", seed, settings.splits_dir).train(ds)
-    held = validation_slice(len(train_part), share, seed)
-    fit, valid = train_part[~held], train_part[held]
+    fit, valid = _validation_cut(ds, settings, seed, share)
     catalog = ds.catalog.index.to_numpy(np.int64)
     trained = train_model(spec, cfg, fit, catalog, features, valid=valid)
     scorer = ArtifactScorer(trained.export("validate", {}))

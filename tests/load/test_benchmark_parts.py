@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from movierec.benchmarks.closed_loop import bin_outcomes, read_outcomes, retraining_checks
+from movierec.benchmarks.closed_loop import OutcomeBin, bin_outcomes, plot_closed_loop, read_outcomes, retraining_checks
 from movierec.benchmarks.locust_run import read_stats
 from movierec.benchmarks.profiling import IDLE, bucket_of, summarise
 from movierec.benchmarks.ranker_scaling import ScalingResult
@@ -87,21 +87,51 @@ def test_closed_loop_bins_ctr_watch_time_and_versions(tmp_path: Path):
     assert bins[1].ctr == 1.0 and bins[1].policy_versions == ["v2"] and bins[1].start_s == 30
 
 
-def _loop(ctrs: list[float], lists: int = 100, start: str = "v0") -> dict:
+def _loop(ctrs: list[float], lists: int = 100, start: str = "v0", seed: int = 0) -> dict:
     bins = [{"start_s": 60.0 * i, "lists": lists, "ctr": c, "watch_minutes_per_list": 10.0, "mean_rating": 4.0,
              "policy_versions": [start if i == 0 else f"v{i}"]} for i, c in enumerate(ctrs)]
-    return {"minutes": len(ctrs), "users": 5, "seed": 0, "requests": 10, "failures": 0, "start_version": start, "bins": bins}
+    return {"minutes": len(ctrs), "users": 5, "seed": seed, "requests": 10, "failures": 0, "start_version": start, "bins": bins}
 
 
 def test_closed_loop_section_tells_learning_from_the_control(tmp_path: Path):
     learning, control = _loop([0.5, 0.5, 0.7, 0.7]), _loop([0.5, 0.5, 0.55, 0.55])
-    text = "\n".join(closed_loop_section(learning, tmp_path / "none.png", control))
+    text = "\n".join(closed_loop_section([(learning, control)], tmp_path / "none.png"))
     # halves of 200 lists each: 0.5 -> 0.7, half-width 1.96 * sqrt(.25/200 + .21/200) = 0.094
     assert "CTR rose: 0.500 in the first half, 0.700 in the second (+0.200 +- 0.094, 95%)" in text
     assert "CTR 0.500 then 0.550 (+0.050 +- 0.098)" in text and "started from policy v0)" in text
     assert "over the control: +0.150 +- 0.136" in text
-    flat = "\n".join(closed_loop_section(_loop([0.5, 0.52, 0.5, 0.52]), tmp_path / "none.png"))
-    assert "did not change beyond chance" in flat and "No control run" in flat
+    assert "One seed so far: learning adds +0.150 +- 0.136" in text
+    flat = "\n".join(closed_loop_section([(_loop([0.5, 0.52, 0.5, 0.52]), None)], tmp_path / "none.png"))
+    assert "did not change beyond chance" in flat and "No control run" in flat and "One seed so far" not in flat
+
+
+def test_closed_loop_section_pools_the_seeds_with_a_t_interval(tmp_path: Path):
+    # differences of the rises over three seeds: +0.15, +0.05, +0.10 -> mean 0.10, sd 0.05,
+    # t(0.975, 2) = 4.303 -> half-width 4.303 * 0.05 / sqrt(3) = 0.124
+    pairs = [(_loop([0.5, 0.5, 0.7, 0.7], seed=0), _loop([0.5, 0.5, 0.55, 0.55], seed=0)),
+             (_loop([0.5, 0.5, 0.6, 0.6], seed=1), _loop([0.5, 0.5, 0.55, 0.55], seed=1)),
+             (_loop([0.5, 0.5, 0.6, 0.6], seed=2), _loop([0.5, 0.5, 0.5, 0.5], start="w0", seed=2))]
+    text = "\n".join(closed_loop_section(pairs, tmp_path / "none.png"))
+    assert "| 1 | v0 | 3 | 0.500 -> 0.600 (+0.100) | 0.500 -> 0.550 (+0.050) | +0.050 +- " in text
+    assert "| 2 | v0 (control: w0) | 3 |" in text
+    assert "Over 3 seeds, learning adds +0.100 to the rise of CTR (sd 0.050 over seeds; 95% t interval +- 0.124, " \
+           "not distinguishable from zero)" in text
+    assert text.index("### Seed 0") < text.index("### Seed 1") < text.index("### Seed 2")
+
+
+def test_closed_loop_records_pair_each_learning_run_with_its_seeds_control(tmp_path: Path):
+    from movierec.benchmarks.records import closed_loop_pairs, closed_loop_record_path, save_record
+
+    save_record(closed_loop_record_path(tmp_path, True, 2), _loop([0.5] * 4, seed=2))
+    save_record(closed_loop_record_path(tmp_path, True, 0), _loop([0.6] * 4, seed=0))
+    save_record(closed_loop_record_path(tmp_path, False, 0), _loop([0.4] * 4, seed=0))
+    save_record(closed_loop_record_path(tmp_path, False, 5), _loop([0.4] * 4, seed=5))  # a control alone is not a pair
+    pairs = closed_loop_pairs(tmp_path)
+    assert [(d["seed"], None if c is None else c["seed"]) for d, c in pairs] == [(0, 0), (2, None)]
+    assert pairs[0][1]["bins"][0]["ctr"] == 0.4 and closed_loop_pairs(tmp_path / "none") == []
+    figure = tmp_path / "loop.png"
+    plot_closed_loop([(d["seed"], [OutcomeBin(**b) for b in d["bins"]], c and [OutcomeBin(**b) for b in c["bins"]]) for d, c in pairs], figure)
+    assert figure.stat().st_size > 10_000
 
 
 def test_the_closed_loop_keeps_the_workers_checks_of_its_own_run(tmp_path: Path):
@@ -119,10 +149,10 @@ def test_the_closed_loop_keeps_the_workers_checks_of_its_own_run(tmp_path: Path)
     checks = retraining_checks(log, len(earlier))
     assert [c["status"] for c in checks] == ["kept", "published"] and "events" not in checks[0]
     assert checks[1]["gain_lower_bound"] == 0.01 and retraining_checks(tmp_path / "missing.log") == []
-    text = "\n".join(closed_loop_section({**_loop([0.5] * 4), "checks": checks}, tmp_path / "none.png"))
+    text = "\n".join(closed_loop_section([({**_loop([0.5] * 4), "checks": checks}, None)], tmp_path / "none.png"))
     assert "| 1 | kept | 900 (900) | 0.5200 | 0.5000 | -0.0300 | 0.000 |" in text
     assert "| 2 | published | 1400 (900) |" in text
-    assert "valued no candidate" in "\n".join(closed_loop_section({**_loop([0.5] * 4), "checks": []}, tmp_path / "none.png"))
+    assert "valued no candidate" in "\n".join(closed_loop_section([({**_loop([0.5] * 4), "checks": []}, None)], tmp_path / "none.png"))
 
 
 def _run(target: str, c: int, rps: float, p99: float) -> WrkResult:

@@ -71,38 +71,39 @@ def bin_outcomes(rows, bin_s: float) -> list[OutcomeBin]:
     return out
 
 
-def plot_closed_loop(bins: list[OutcomeBin], path: Path, control: list[OutcomeBin] | None = None) -> None:
-    """CTR and watch time per bin with the policy versions (dotted); ``control``: the run without
-    retraining, drawn dashed in grey."""
+def plot_closed_loop(runs: list[tuple[int, list[OutcomeBin], list[OutcomeBin] | None]], path: Path) -> None:
+    """CTR and watch time per bin of each seed's learning run (solid, with its new policy versions
+    dotted) and its control run without retraining (dashed, same colour)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (ax_ctr, ax_watch) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
-    minutes = [b.start_s / 60 for b in bins]
-    if control:
-        control_minutes = [b.start_s / 60 for b in control]
-        ax_ctr.plot(control_minutes, [b.ctr for b in control], linestyle="--", marker=".", color="grey", label="control: no retraining")
-        ax_watch.plot(control_minutes, [b.watch_minutes_per_list for b in control], linestyle="--", marker=".", color="grey",
-                      label="control: no retraining")
-    ax_ctr.plot(minutes, [b.ctr for b in bins], marker="o", label="retraining from feedback")
+    for n, (seed, bins, control) in enumerate(runs):
+        colour = f"C{n % 10}"
+        if control:
+            control_minutes = [b.start_s / 60 for b in control]
+            for ax, values in ((ax_ctr, [b.ctr for b in control]), (ax_watch, [b.watch_minutes_per_list for b in control])):
+                ax.plot(control_minutes, values, linestyle="--", marker=".", color=colour, alpha=0.6, label=f"seed {seed}: control, no retraining")
+        minutes = [b.start_s / 60 for b in bins]
+        for ax, values in ((ax_ctr, [b.ctr for b in bins]), (ax_watch, [b.watch_minutes_per_list for b in bins])):
+            ax.plot(minutes, values, marker="o", color=colour, label=f"seed {seed}: retraining from feedback")
+        previous = None
+        for b, m in zip(bins, minutes):
+            main = b.policy_versions[0] if b.policy_versions else None
+            if main != previous and previous is not None:
+                for ax in (ax_ctr, ax_watch):
+                    ax.axvline(m, color=colour, linestyle=":", linewidth=1)
+                if len(runs) == 1:
+                    ax_ctr.annotate(str(main), (m, ax_ctr.get_ylim()[1]), fontsize=7, rotation=90, va="top")
+            previous = main
     ax_ctr.set_ylabel("CTR (lists with a click)")
-    ax_watch.plot(minutes, [b.watch_minutes_per_list for b in bins], marker="o", color="tab:orange", label="retraining from feedback")
     ax_watch.set_ylabel("watch minutes per list")
     ax_watch.set_xlabel("minutes into the run")
-    previous = None
-    for b, m in zip(bins, minutes):
-        main = b.policy_versions[0] if b.policy_versions else None
-        if main != previous and previous is not None:
-            for ax in (ax_ctr, ax_watch):
-                ax.axvline(m, color="grey", linestyle=":", linewidth=1)
-            ax_ctr.annotate(str(main), (m, ax_ctr.get_ylim()[1]), fontsize=7, rotation=90, va="top")
-        previous = main
     for ax in (ax_ctr, ax_watch):
         ax.grid(True, alpha=0.3)
-        if control:
-            ax.legend(loc="lower right", fontsize=8)
+    ax_watch.legend(loc="lower right", fontsize=7, ncol=2)
     fig.suptitle("Closed loop: simulated users' feedback -> Celery retraining -> new policy versions (dotted)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

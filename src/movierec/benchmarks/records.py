@@ -18,9 +18,15 @@ def ranker_record_path(reports_dir: Path, device: str) -> Path:
     return Path(reports_dir) / MEASUREMENTS / f"ranker_{device.replace(':', '_')}.json"
 
 
-def closed_loop_record_path(reports_dir: Path, retrain: bool = True) -> Path:
-    """The last closed-loop run (``retrain=False``: the control run)."""
-    return Path(reports_dir) / MEASUREMENTS / ("closed_loop.json" if retrain else "closed_loop_control.json")
+def closed_loop_record_path(reports_dir: Path, retrain: bool, seed: int) -> Path:
+    """The last closed-loop run of one seed (``retrain=False``: the control run)."""
+    return Path(reports_dir) / MEASUREMENTS / f"closed_loop{'' if retrain else '_control'}_seed{seed}.json"
+
+
+def closed_loop_pairs(reports_dir: Path) -> list[tuple[dict, dict | None]]:
+    """Every saved learning run with the control run of its seed (None when there is none), by seed."""
+    runs = [load_record(p) for p in (Path(reports_dir) / MEASUREMENTS).glob("closed_loop_seed*.json")]
+    return [(run, load_record(closed_loop_record_path(reports_dir, False, run["seed"]))) for run in sorted(runs, key=lambda r: r["seed"])]
 
 
 def load_record(path: Path) -> dict | None:

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from movierec.benchmarks.records import closed_loop_record_path, load_record, ranker_record_path, save_record
+from movierec.benchmarks.records import closed_loop_pairs, closed_loop_record_path, load_record, ranker_record_path, save_record
 from movierec.settings import get_settings
 
 app = typer.Typer(no_args_is_help=True, help="Serving benchmarks: ranker top-N scaling, the stack under load.")
@@ -197,8 +197,7 @@ def serving(
     command = "movierec bench serving" + (f" --levels {levels}" if levels != "1,8,32,128" else "") + \
         (f" --duration {duration:g}" if duration != 15.0 else "")
     h = write_report(result, cpu, gpu, reports_dir, command, torch.get_num_threads(), gpu_served=gpu_record.get("served"),
-                     closed_loop=load_record(closed_loop_record_path(reports_dir, True)),
-                     closed_loop_control=load_record(closed_loop_record_path(reports_dir, False)))
+                     closed_loop=closed_loop_pairs(reports_dir))
     table = Table(title="goals (issue 7)")
     for col in ("goal", "target", "measured", "result"):
         table.add_column(col)
@@ -270,7 +269,8 @@ def closed_loop(
     retrain_every: float = typer.Option(120.0, min=10.0, help="Celery beat retrains the policy this often (seconds)."),
     retrain_after_events: int = typer.Option(200, min=10, help="The feedback service also triggers retraining after this many events."),
     bin_seconds: float = typer.Option(60.0, min=5.0, help="Width of the CTR / watch-time bins."),
-    seed: int = typer.Option(0),
+    seed: int = typer.Option(0, help="Seeds the simulated people; each seed keeps its own record, so runs with several seeds "
+                                     "(each a control and a learning run) are compared in the report."),
     retrain: bool = typer.Option(True, "--retrain/--no-retrain",
                                  help="--no-retrain: the control run (no Celery worker; the published policy stays). Run it first: "
                                       "a retraining run publishes new versions, and both should start from the same one."),
@@ -278,7 +278,7 @@ def closed_loop(
     database_url: str = typer.Option(None, envvar="MOVIEREC_DATABASE_URL", help="PostgreSQL URL; default: an embedded server."),
     redis_url: str = typer.Option(None, envvar="MOVIEREC_REDIS_URL", help="Redis URL; default: an embedded server."),
     scratch_database: bool = typer.Option(True, help="With --database-url: run on a new database on that server, dropped afterwards."),
-    reports_dir: Path = typer.Option(Path("reports"), help="The record goes to <reports-dir>/measurements/closed_loop[_control].json "
+    reports_dir: Path = typer.Option(Path("reports"), help="The record goes to <reports-dir>/measurements/closed_loop[_control]_seed<seed>.json "
                                                          "(`bench serving` puts it in the performance report), the plot to "
                                                          "<reports-dir>/figures/performance_closed_loop.png."),
 ) -> None:
@@ -321,12 +321,12 @@ def closed_loop(
         table.add_row(f"{b.start_s / 60:.1f}", str(b.lists), f"{b.ctr:.3f}", f"{b.watch_minutes_per_list:.1f}",
                       "" if b.mean_rating is None else f"{b.mean_rating:.2f}", ", ".join(b.policy_versions))
     console.print(table)
-    saved = closed_loop_record_path(reports_dir, retrain)
+    saved = closed_loop_record_path(reports_dir, retrain, seed)
     save_record(saved, json.loads((out / "closed_loop.json").read_text()))
     figure = reports_dir / "figures" / "performance_closed_loop.png"
-    learning, control = load_record(closed_loop_record_path(reports_dir, True)), load_record(closed_loop_record_path(reports_dir, False))
-    if learning is not None:
-        plot_closed_loop([OutcomeBin(**b) for b in learning["bins"]], figure,
-                         None if control is None else [OutcomeBin(**b) for b in control["bins"]])
+    pairs = closed_loop_pairs(reports_dir)
+    if pairs:
+        plot_closed_loop([(learning["seed"], [OutcomeBin(**b) for b in learning["bins"]],
+                           None if control is None else [OutcomeBin(**b) for b in control["bins"]]) for learning, control in pairs], figure)
     console.print(f"Locust: {summary.total.requests} requests, {summary.total.failures} failures; CSV/HTML under {out}")
     console.print(f"wrote {figure} and {saved} (the next `movierec bench serving` report includes it)")

@@ -512,7 +512,7 @@ def _replications(pairs: list[tuple[dict, dict | None]]) -> list[str]:
 
 
 def _closed_loop_run(data: dict, control: dict | None) -> list[str]:
-    out = [f"Seed {data['seed']}: {data['requests']} requests, {data['failures']} failed."
+    out = [f"{data['requests']} requests, {data['failures']} failed."
            + (f" The gateway logged {data['logged_decisions']:,} policy decisions (lists chosen for known users, filtered ones "
               "included) in the run's own decision log." if data.get("logged_decisions") is not None else ""), "",
            "| minute | lists | CTR | watch min / list | mean rating | policy versions |", "|---:|---:|---:|---:|---:|---|"]

@@ -127,3 +127,37 @@ def test_a_trained_model_records_the_modalities_it_fused(tiny_ratings, tiny_cata
     id_only = train_model(get_model("mf"), get_model("mf").config(small), tiny_ratings, tiny_catalog_ids, tiny_features,
                           progress=False)
     assert id_only.cfg.modalities == []
+
+
+def test_the_ranking_loss_counts_a_disliked_movie_by_its_target_weight():
+    from movierec.models.fusion import FusionNet
+    from movierec.models.training import _rank_step
+
+    cfg = FusionConfig(modalities=[], dim=4, rank_dim=3, history_dropout=0.0, user_id_dropout=0.0)
+    torch.manual_seed(0)
+    net = FusionNet(2, 5, [], cfg)
+    rated = torch.tensor([[1.0, 1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0, 1.0]])
+    target = torch.tensor([[1.0, 0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.5, 1.0]])  # movie 1 of user 0 disliked, weight 0; 3 of user 1 at 0.5
+    users = torch.tensor([0, 1])
+    history = rated / rated.sum(1, keepdim=True).sqrt()
+    logits = net.rank_user_side(history, users) @ net.rank_item_vector.weight.T + net.rank_item_bias.weight[:, 0]
+    lp = torch.log_softmax(logits, dim=1)
+    expected = -(lp[0, 0] + (lp[1, 2] + 0.5 * lp[1, 3] + lp[1, 4]) / 2.5) / 2
+    torch.testing.assert_close(_rank_step(net, cfg, rated, target, users), expected)
+    # with every rated movie at weight 1 it is the plain loss over the rated movies
+    plain = -((lp * rated).sum(1) / rated.sum(1)).mean()
+    torch.testing.assert_close(_rank_step(net, cfg, rated, rated, users), plain)
+
+
+def test_dislike_weight_reaches_both_ranking_parts(tiny_ratings, tiny_features, tiny_catalog_ids):
+    spec = get_model("fusion")
+    base = {"epochs": 1, "content_epochs": 1, "batch_size": 1000, "rank_users_per_step": 100, "dim": 4, "rank_dim": 6, "token_dim": 8,
+            "heads": 2, "item_item_rank": 8}
+    assert (tiny_ratings["rating"] < 4).any() and (tiny_ratings["rating"] >= 4).any()
+    models = [train_model(spec, spec.config({**base, "dislike_weight": w}), tiny_ratings, tiny_catalog_ids, tiny_features, progress=False)
+              for w in (1.0, 0.0)]
+    plain, liked_only = (m.net.state_dict()["rank_item_vector.weight"] for m in models)
+    assert not torch.equal(plain, liked_only)
+    assert not np.allclose(models[0].item_item.item, models[1].item_item.item)
+    # the rating head does not see it
+    torch.testing.assert_close(models[0].net.state_dict()["user_vector.weight"], models[1].net.state_dict()["user_vector.weight"])

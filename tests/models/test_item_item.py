@@ -24,6 +24,45 @@ def test_ease_weights_match_the_closed_form_on_both_sides(shape):
     np.testing.assert_allclose(np.diag(b.toarray()), 0, atol=1e-12)
 
 
+def _ridge_without_itself(x: np.ndarray, y: np.ndarray, l2: float) -> np.ndarray:
+    """Column j of B by its definition: the ridge regression of y's column j on x's other columns."""
+    n = x.shape[1]
+    b = np.zeros((n, n))
+    for j in range(n):
+        others = np.arange(n) != j
+        xo = x[:, others]
+        b[others, j] = np.linalg.solve(xo.T @ xo + l2 * np.eye(n - 1), xo.T @ y[:, j])
+    return b
+
+
+@pytest.mark.parametrize("shape", [(6, 15), (30, 8)], ids=["fewer-users-than-movies", "more-users-than-movies"])
+def test_ease_weights_with_a_weighted_target_solve_each_movies_ridge_regression(shape):
+    rng = np.random.default_rng(3)
+    x = (rng.random(shape) < 0.4).astype(float)
+    y = x * np.where(rng.random(shape) < 0.5, 1.0, 0.3)  # some rated movies count for less in the target
+    b = EaseWeights(sparse.csr_matrix(x), l2=2.0, y=sparse.csr_matrix(y))
+    expected = _ridge_without_itself(x, y, 2.0)
+    np.testing.assert_allclose(b.toarray(), expected, atol=1e-10)
+    q = rng.standard_normal((shape[1], 3))
+    np.testing.assert_allclose(b.transpose_matmul(q), expected.T @ q, atol=1e-10)
+    # the plain target is plain EASE
+    np.testing.assert_allclose(_ridge_without_itself(x, x, 2.0), _ease_by_definition(x, 2.0), atol=1e-10)
+    np.testing.assert_allclose(EaseWeights(sparse.csr_matrix(x), l2=2.0, y=sparse.csr_matrix(x)).toarray(),
+                               _ease_by_definition(x, 2.0), atol=1e-10)
+
+
+def test_fit_item_item_regresses_on_the_target_it_is_given():
+    rng = np.random.default_rng(4)
+    x = (rng.random((10, 7)) < 0.5).astype(float)
+    rows, cols = np.nonzero(x)
+    target = np.where(rng.random(len(rows)) < 0.5, 1.0, 0.0)
+    y = np.zeros_like(x)
+    y[rows, cols] = target
+    f = fit_item_item(rows, cols, 10, 7, rank=7, l2=1.5, weight=1.0, max_items=100, seed=0, target=target)
+    scores = f.user_vectors(rows, cols, 10) @ f.item.T
+    np.testing.assert_allclose(scores, x @ _ridge_without_itself(x, y, 1.5), atol=1e-5)  # float32 factors
+
+
 def test_ease_scores_a_movie_by_the_movies_it_is_rated_with():
     # movies 0 and 1 are always rated together, movie 2 never with them
     x = np.array([[1, 1, 0], [1, 1, 0], [0, 0, 1], [1, 1, 0]], float)

@@ -13,6 +13,8 @@ CATALOG_COLUMNS = [
     "poster_path", "audio_path", "imdb_id", "tmdb_id", "youtube_id",
 ]
 RATING_COLUMNS = ["user_id", "movie_id", "rating", "timestamp"]
+LIKE = 4.0
+"""A rating at or above this is a like (the evaluation's positives and the models' liked movies)."""
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,11 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
+from movierec.data.dataset import LIKE
 from movierec.evaluation.metrics import like_classification, mae, ndcg_at_k, recall_at_k, rmse, top_k
 from movierec.models.serving import ServingArtifact
 
 K = 20
-LIKE = 4.0
 LIKE_CUT = 3.6
 """A predicted rating at or above this is a predicted like, for every model alike. Predictions
 shrink toward the mean, so cutting at 4.0 itself calls few likes; in an ad-hoc sweep of the fusion

@@ -176,16 +176,17 @@ def write_report(results: dict, reports_dir: Path, command: str) -> dict:
         "",
         "The model (`movierec.models.fusion`): a rating head (biased matrix factorisation, for RMSE and the like view) and a "
         "ranking head (user embedding plus rated-history embeddings, full-softmax loss, for top-K and what the ranker serves), "
+        "which learns to put first the movies a user liked (a movie rated below 4 counts for `dislike_weight` in its targets), "
         "trained on the ratings first; then the content encoder (modality tokens, Transformer, attention pooling, missing "
         "modalities masked) learns to place each rated movie where both heads put it. Beside the ranking head the ranker "
-        "serves a closed-form item-item term of the rated history (EASE truncated to `item_item_rank` columns, "
+        "serves a closed-form item-item term of the rated history (EASE, regressing on the same like-weighted targets, truncated to `item_item_rank` columns, "
         "`movierec.models.item_item`) in the same dot product. A movie is served as its ID vectors "
         "blended with its content vectors by its number of training ratings (a movie no one rated is content only and has no "
         "item-item part); a new user is their history embeddings and the sum of their movies' item-item rows. `mf` is the "
         "same collaborative stage without history, item-item term or content.",
         "",
-        "How the configuration was chosen: learning rate, L2, widths, dropouts, the two blend strengths and the item-item "
-        "term were compared on a random 90/10 split of the ratings and on a 10% validation slice of the seed-0 training data, "
+        "How the configuration was chosen: learning rate, L2, widths, dropouts, the two blend strengths, the item-item "
+        "term and `dislike_weight` were compared on a random 90/10 split of the ratings and on a 10% validation slice of the seed-0 training data, "
         "never on a test split; see the `FusionConfig` docstring. A goal marked not reached was not reached with any of them.",
         "",
         "## Rating prediction (random 90/10 split)",

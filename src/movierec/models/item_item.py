@@ -2,7 +2,8 @@
 
 EASE (Steck, 2019) scores a user's unseen movies by ``x_u B``, where ``x_u`` is the user's 0/1
 row of rated movies and ``B`` is the ridge regression of every movie's column on all the others
-(zero diagonal), in closed form:
+(zero diagonal), in closed form (for the plain target; ``EaseWeights`` takes a weighted one, where
+a disliked movie counts for less in what is predicted):
 
     P = (X^T X + lambda I)^-1,    B = -P / diag(P)  with diag(B) = 0
 
@@ -43,39 +44,46 @@ class ItemItemFactors:
 class EaseWeights:
     """The EASE matrix ``B`` (items, items) of a 0/1 (users, items) matrix ``x``, as products.
 
-    With fewer users than movies, ``B = diag(e) + (1/lambda) X^T M X diag(1/diag P)`` with
+    ``y`` (default ``x``): what each movie's column is regressed to, e.g. ``x`` with disliked
+    movies weighted down; the history it is regressed from stays ``x``. With the zero-diagonal
+    constraint, ``B = P X^T Y - P diag(mu)``, ``mu_j = (P X^T Y)_jj / P_jj``, which is the usual
+    ``B = I - P diag(1 / diag P)`` when ``y`` is ``x``.
+
+    With fewer users than movies, ``P X^T = X^T M`` turns it into
+    ``B = X^T M (Y + X diag(c)) - diag(c)``, ``c_j = (X^T M Y)_jj / (1 - (X^T M X)_jj)``, with
     ``M = (lambda I + X X^T)^-1``: applying it costs a few sparse products, and ``B`` is never
     formed. Otherwise ``B`` is solved and held dense.
     """
 
-    def __init__(self, x: sparse.csr_matrix, l2: float):
+    def __init__(self, x: sparse.csr_matrix, l2: float, y: sparse.csr_matrix | None = None):
+        y = x if y is None else y
         n_users, n_items = x.shape
         self.shape = (n_items, n_items)
         self._dense = None
         if n_users < n_items:
-            self._x, self._l2 = x, l2
+            self._x, self._y = x, y
             self._m = np.linalg.inv(l2 * np.eye(n_users) + (x @ x.T).toarray())
             g = np.asarray(x.multiply(self._m @ x).sum(axis=0)).ravel()  # diag(X^T M X)
-            self._scale = l2 / (1.0 - g)  # 1 / diag(P)
-            self._diag = -g / (1.0 - g)
+            h = g if y is x else np.asarray(x.multiply(self._m @ y).sum(axis=0)).ravel()  # diag(X^T M Y)
+            self._c = h / (1.0 - g)
         else:
             p = np.linalg.inv((x.T @ x).toarray() + l2 * np.eye(n_items))
-            self._dense = -p / np.diag(p)[None, :]
+            pxy = p @ (x.T @ y).toarray()
+            self._dense = pxy - p * (np.diag(pxy) / np.diag(p))[None, :]
             np.fill_diagonal(self._dense, 0.0)
-
-    def _low_rank(self, q: np.ndarray) -> np.ndarray:
-        return self._x.T @ (self._m @ (self._x @ q)) / self._l2
 
     def __matmul__(self, q: np.ndarray) -> np.ndarray:
         if self._dense is not None:
             return self._dense @ q
-        return self._diag[:, None] * q + self._low_rank(self._scale[:, None] * q)
+        cq = self._c[:, None] * q
+        return self._x.T @ (self._m @ (self._y @ q + self._x @ cq)) - cq
 
     def transpose_matmul(self, q: np.ndarray) -> np.ndarray:
         """``B^T @ q``."""
         if self._dense is not None:
             return self._dense.T @ q
-        return self._diag[:, None] * q + self._scale[:, None] * self._low_rank(q)
+        mxq = self._m @ (self._x @ q)
+        return self._y.T @ mxq + self._c[:, None] * (self._x.T @ mxq) - self._c[:, None] * q
 
     def toarray(self) -> np.ndarray:
         return self @ np.eye(self.shape[1])
@@ -97,9 +105,10 @@ def truncated_svd(b, rank: int, seed: int, power_iterations: int = 4) -> tuple[n
 
 
 def fit_item_item(rows: np.ndarray, cols: np.ndarray, n_users: int, n_items: int, *, rank: int, l2: float, weight: float,
-                  max_items: int, seed: int) -> ItemItemFactors:
+                  max_items: int, seed: int, target: np.ndarray | None = None) -> ItemItemFactors:
     """Low-rank EASE factors from training (user row, movie row) pairs, ``rank`` columns wide
-    (zero-padded when fewer movies were rated)."""
+    (zero-padded when fewer movies were rated). ``target``: per pair, what it counts for in the
+    regression's target (default 1 each, plain EASE); the history side is always 0/1."""
     counts = np.bincount(cols, minlength=n_items)
     kept = np.flatnonzero(counts > 0)
     if len(kept) > max_items:
@@ -108,10 +117,11 @@ def fit_item_item(rows: np.ndarray, cols: np.ndarray, n_users: int, n_items: int
     column[kept] = np.arange(len(kept))
     use = column[cols] >= 0
     x = sparse.csr_matrix((np.ones(int(use.sum())), (rows[use], column[cols[use]])), shape=(n_users, len(kept)))
+    y = None if target is None else sparse.csr_matrix((target[use], (rows[use], column[cols[use]])), shape=(n_users, len(kept)))
     history = np.zeros((n_items, rank), np.float32)
     item = np.zeros((n_items, rank), np.float32)
     if len(kept):
-        u, s, v = truncated_svd(EaseWeights(x, l2), rank, seed)
+        u, s, v = truncated_svd(EaseWeights(x, l2, y), rank, seed)
         history[kept, : len(s)] = u * s * weight
         item[kept, : len(s)] = v
     return ItemItemFactors(history, item)

@@ -28,6 +28,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from movierec.data.dataset import LIKE
 from movierec.models.config import FusionConfig
 from movierec.models.fusion import ContentOut, FusionNet
 from movierec.models.item_content import ItemContent
@@ -168,8 +169,9 @@ def _rating_step(net: FusionNet, cfg: FusionConfig, global_mean: float, u: torch
     return loss, err.detach()
 
 
-def _rank_step(net: FusionNet, cfg: FusionConfig, rated: torch.Tensor, users: torch.Tensor) -> torch.Tensor:
-    """Full-softmax ranking loss of ``users``: each rated movie should outscore the whole catalog."""
+def _rank_step(net: FusionNet, cfg: FusionConfig, rated: torch.Tensor, target: torch.Tensor, users: torch.Tensor) -> torch.Tensor:
+    """Full-softmax ranking loss of ``users``: each rated movie should outscore the whole catalog,
+    weighted by ``target`` (a liked movie 1, another ``dislike_weight``)."""
     x = rated[users]
     keep_user = None
     if net.history_vector is not None:
@@ -184,11 +186,12 @@ def _rank_step(net: FusionNet, cfg: FusionConfig, rated: torch.Tensor, users: to
     p = net.rank_user_side(history, users, keep_user)
     logits = p @ net.rank_item_vector.weight.T + net.rank_item_bias.weight[:, 0]
     log_prob = torch.log_softmax(logits, dim=1)
-    return -((log_prob * x).sum(1) / x.sum(1).clamp(min=1)).mean()
+    y = target[users]
+    return -((log_prob * y).sum(1) / y.sum(1).clamp(min=1e-6)).mean()
 
 
 def _train_collaborative(net: FusionNet, cfg: FusionConfig, global_mean: float, u: np.ndarray, i: np.ndarray, r: np.ndarray,
-                         rated: torch.Tensor, rng: np.random.Generator, valid, curves: dict, progress: bool, label: str) -> None:
+                         rated: torch.Tensor, target: torch.Tensor, rng: np.random.Generator, valid, curves: dict, progress: bool, label: str) -> None:
     device = rated.device
     rating_params = [*net.user_vector.parameters(), *net.user_bias.parameters(), *net.item_vector.parameters(), *net.item_bias.parameters()]
     rank_params = [*net.rank_user_vector.parameters(), *net.rank_item_vector.parameters(), *net.rank_item_bias.parameters()]
@@ -209,7 +212,7 @@ def _train_collaborative(net: FusionNet, cfg: FusionConfig, global_mean: float, 
             rating_opt.step()
             sq_err += float((err ** 2).sum())
         for users in torch.from_numpy(rng.permutation(n_users)).to(device).split(cfg.rank_users_per_step):
-            loss = _rank_step(net, cfg, rated, users)
+            loss = _rank_step(net, cfg, rated, target, users)
             rank_opt.zero_grad()
             loss.backward()
             rank_opt.step()
@@ -346,11 +349,14 @@ def _train_fusion(train: pd.DataFrame, content: ItemContent, cfg: FusionConfig, 
         curves.update({k: list(v) for k, v in collaborative.curves.items() if k != "content_loss"})
         item_item = collaborative.item_item
     else:
-        _train_collaborative(net, cfg, global_mean, u, i, r, rated, rng, valid_t, curves, progress, label)
+        liking = np.where(r >= LIKE, 1.0, cfg.dislike_weight).astype(np.float32)
+        target = torch.zeros_like(rated)
+        target[torch.from_numpy(u).to(device), torch.from_numpy(i).to(device)] = torch.from_numpy(liking).to(device)
+        _train_collaborative(net, cfg, global_mean, u, i, r, rated, target, rng, valid_t, curves, progress, label)
         item_item = None
         if cfg.item_item_rank > 0:
-            item_item = fit_item_item(u, i, n_users, n_items, rank=cfg.item_item_rank, l2=cfg.item_item_l2,
-                                      weight=cfg.item_item_weight, max_items=cfg.item_item_max_items, seed=cfg.seed)
+            item_item = fit_item_item(u, i, n_users, n_items, rank=cfg.item_item_rank, l2=cfg.item_item_l2, weight=cfg.item_item_weight,
+                                      max_items=cfg.item_item_max_items, seed=cfg.seed, target=liking)
     if net.content is not None:
         # its own random streams, so a content stage gives the same model whether the collaborative
         # stage ran just before (drawing from the streams) or was reused (ablation rows)

@@ -121,7 +121,8 @@ def test_retraining_counts_the_checks_of_the_served_version(tmp_path, database_u
     log_sessions(5)
     first = retrain(-100.0)  # a gain no data can show: kept
     assert first["status"] == "kept" and "96.96% lower bound of the gain (check 1 of v-base)" in first["reason"]
-    assert state() == {"last_seq": 0, "checked_version": "v-base", "checks": 1, "checked_slates": first["slates"]}
+    assert state() == {"last_seq": 0, "source": store.identity(), "checked_version": "v-base", "checks": 1,
+                       "checked_slates": first["slates"]}
     same = retrain(-100.0)  # nothing new: not checked again on the same evidence
     assert same["status"] == "skipped" and f"fewer than the {-(-3 * first['slates'] // 2)} needed" in same["reason"]
     assert f"(1.5x the {first['slates']} of check 1 of v-base)" in same["reason"]
@@ -136,7 +137,7 @@ def test_retraining_counts_the_checks_of_the_served_version(tmp_path, database_u
 
     published = retrain(1.0)
     assert published["status"] == "published" and "(check 3 of v-base)" in published["reason"]
-    assert state() == {"last_seq": store.last_seq(), "decisions_since": "0-0", "version": published["version"],
+    assert state() == {"last_seq": store.last_seq(), "source": store.identity(), "decisions_since": "0-0", "version": published["version"],
                        "checked_version": published["version"], "checks": 0}
 
     log_sessions(8)
@@ -144,6 +145,40 @@ def test_retraining_counts_the_checks_of_the_served_version(tmp_path, database_u
     again = retrain(-100.0)
     assert again["status"] == "kept" and "96.96% lower bound of the gain (check 1 of v-base)" in again["reason"]
     assert state()["checked_version"] == "v-base" and state()["checks"] == 1
+
+
+@pytest.mark.integration
+def test_a_seq_remembered_from_another_database_is_not_trusted(tmp_path, database_url, tiny_world, tiny_artifact_factory):
+    """A publish remembers how far it read one database; a round on another database (a
+    benchmark's next scratch database, one created again) reads all of that one, even once its
+    seq has grown past the remembered one, instead of only its events after that number."""
+    from movierec.benchmarks.scratch import scratch_database
+    from movierec.settings import Settings
+    from movierec.storage import FeedbackStore, create_engine_for, migrate
+    from movierec.tasks.policy import run_retraining
+
+    settings = Settings(home=tmp_path / "home", database_url=database_url)
+    publish_policy(tiny_artifact_factory("v-base"), settings.models_dir / "policy")
+
+    def log_sessions(store: FeedbackStore, seeds: list[int]) -> None:
+        for seed in seeds:
+            for e in simulate_feedback_events(tiny_world, PolicyRanker(tiny_artifact_factory("v-base")), np.arange(12), seed=seed,
+                                              id_prefix=f"batch-{seed}"):
+                store.record(e)
+
+    first = FeedbackStore(create_engine_for(database_url))
+    log_sessions(first, [5, 6])
+    published = run_retraining(min_slates=20, tolerance=1.0, epochs=1, min_held_out_users=4, settings=settings, store=first)
+    assert published["status"] == "published", published["reason"]
+    with scratch_database(ADMIN_URL, prefix="movierec_rl_test") as other_url:
+        migrate(other_url)
+        other = FeedbackStore(create_engine_for(other_url))
+        log_sessions(other, [5, 6, 7])
+        assert other.identity() != first.identity() and other.last_seq() > first.last_seq()
+        result = run_retraining(min_slates=20, tolerance=-100.0, epochs=1, min_held_out_users=4, settings=settings, store=other)
+        assert result["events"] == other.count()
+        state = json.loads((settings.models_dir / "policy" / "retrain_state.json").read_text())
+        assert state["source"] == other.identity() and state["last_seq"] == 0  # a kept check consumed nothing
 
 
 @pytest.mark.integration

@@ -117,6 +117,13 @@ class FeedbackStore:
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.coalesce(func.max(FeedbackEventRow.seq), 0))).scalar_one())
 
+    def identity(self) -> str:
+        """Which database this is, as ``name:oid``: another database, or the same name dropped and
+        created again, gives another identity (so a remembered ``seq`` from it is not trusted)."""
+        with self.engine.connect() as conn:
+            name, oid = conn.execute(text("SELECT datname, oid FROM pg_database WHERE datname = current_database()")).one()
+        return f"{name}:{oid}"
+
     def ping(self) -> None:
         """Raise if the database cannot be reached."""
         with self.engine.connect() as conn:

@@ -105,8 +105,13 @@ def run_retraining(*, min_slates: int = 20, tolerance: float = 0.0, publish: boo
             return {"status": "skipped", "reason": "another retraining is running"}
         state = _read_state(policy_dir)
         since = int(state.get("last_seq", 0))
-        if since > store.last_seq():  # another (e.g. recreated) database than the one read last time
-            log.warning("policy retraining: remembered seq %d is past this database's last (%d); reading it all", since, store.last_seq())
+        source = store.identity()
+        # a seq remembered from another database (e.g. a benchmark's scratch one, or one dropped and
+        # created again) would skip this one's first events: read it all (a state written before
+        # the identity was kept falls back on the seq being past this database's last)
+        if state.get("source", source) != source or since > store.last_seq():
+            log.warning("policy retraining: remembered seq %d is of another database (%s, now %s); reading it all",
+                        since, state.get("source"), source)
             since = 0
         events = read_events_since(store, since)
         decisions, decisions_read = read_decisions(decision_log, settings.decision_log_key, str(state.get("decisions_since", START)))
@@ -122,12 +127,13 @@ def run_retraining(*, min_slates: int = 20, tolerance: float = 0.0, publish: boo
         if result.status == "skipped" and needed > min_slates and result.slates < needed:
             result.reason += f" ({EVIDENCE_GROWTH:g}x the {state['checked_slates']} of check {checks} of {served})"
         if result.status == "published" and result.last_seq is not None:
-            _write_state(policy_dir, {"last_seq": result.last_seq, "decisions_since": decisions_read, "version": result.version,
-                                      "checked_version": result.version, "checks": 0})
+            _write_state(policy_dir, {"last_seq": result.last_seq, "source": source, "decisions_since": decisions_read,
+                                      "version": result.version, "checked_version": result.version, "checks": 0})
         elif result.status == "kept" and publish:  # a real check that did not publish (a dry run is not counted)
             # the version the check loaded (a publish by someone else in between starts a new count)
             done = checks + 1 if result.base_version == served else 1
-            _write_state(policy_dir, {**state, "checked_version": result.base_version, "checks": done, "checked_slates": result.slates})
+            _write_state(policy_dir, {**state, "last_seq": since, "source": source, "checked_version": result.base_version, "checks": done,
+                                      "checked_slates": result.slates})
     out = result.as_dict()
     out["events"] = len(events)
     out["decisions_read"] = len(decisions)

@@ -149,9 +149,10 @@ def test_retraining_counts_the_checks_of_the_served_version(tmp_path, database_u
 
 @pytest.mark.integration
 def test_a_seq_remembered_from_another_database_is_not_trusted(tmp_path, database_url, tiny_world, tiny_artifact_factory):
-    """A publish remembers how far it read one database; a round on another database (a
-    benchmark's next scratch database, one created again) reads all of that one, even once its
-    seq has grown past the remembered one, instead of only its events after that number."""
+    """A publish remembers how far it read one database, and kept checks count against the served
+    version; a round on another database (a benchmark's next scratch database, one created again)
+    reads all of that one, even once its seq has grown past the remembered one, and counts its
+    checks afresh."""
     from movierec.benchmarks.scratch import scratch_database
     from movierec.settings import Settings
     from movierec.storage import FeedbackStore, create_engine_for, migrate
@@ -166,19 +167,24 @@ def test_a_seq_remembered_from_another_database_is_not_trusted(tmp_path, databas
                                               id_prefix=f"batch-{seed}"):
                 store.record(e)
 
+    def retrain(store: FeedbackStore, tolerance: float) -> dict:
+        return run_retraining(min_slates=20, tolerance=tolerance, epochs=1, min_held_out_users=4, settings=settings, store=store)
+
     first = FeedbackStore(create_engine_for(database_url))
     log_sessions(first, [5, 6])
-    published = run_retraining(min_slates=20, tolerance=1.0, epochs=1, min_held_out_users=4, settings=settings, store=first)
+    published = retrain(first, 1.0)
     assert published["status"] == "published", published["reason"]
+    log_sessions(first, [7])
+    assert f"(check 1 of {published['version']})" in retrain(first, -100.0)["reason"]
     with scratch_database(ADMIN_URL, prefix="movierec_rl_test") as other_url:
         migrate(other_url)
         other = FeedbackStore(create_engine_for(other_url))
-        log_sessions(other, [5, 6, 7])
+        log_sessions(other, [5, 6, 7, 8])
         assert other.identity() != first.identity() and other.last_seq() > first.last_seq()
-        result = run_retraining(min_slates=20, tolerance=-100.0, epochs=1, min_held_out_users=4, settings=settings, store=other)
-        assert result["events"] == other.count()
+        result = retrain(other, -100.0)
+        assert result["events"] == other.count() and f"(check 1 of {published['version']})" in result["reason"]
         state = json.loads((settings.models_dir / "policy" / "retrain_state.json").read_text())
-        assert state["source"] == other.identity() and state["last_seq"] == 0  # a kept check consumed nothing
+        assert state["source"] == other.identity() and state["last_seq"] == 0 and state["checks"] == 1  # a kept check consumed nothing
 
 
 @pytest.mark.integration

@@ -104,15 +104,16 @@ def run_retraining(*, min_slates: int = 20, tolerance: float = 0.0, publish: boo
         except BlockingIOError:
             return {"status": "skipped", "reason": "another retraining is running"}
         state = _read_state(policy_dir)
-        since = int(state.get("last_seq", 0))
         source = store.identity()
-        # a seq remembered from another database (e.g. a benchmark's scratch one, or one dropped and
-        # created again) would skip this one's first events: read it all (a state written before
-        # the identity was kept falls back on the seq being past this database's last)
-        if state.get("source", source) != source or since > store.last_seq():
-            log.warning("policy retraining: remembered seq %d is of another database (%s, now %s); reading it all",
-                        since, state.get("source"), source)
-            since = 0
+        # what was remembered of another database (e.g. a benchmark's previous scratch one, or one
+        # dropped and created again) does not hold here: its seq would skip this one's first events,
+        # its checks counted evidence that is gone. A state written before the identity was kept
+        # falls back on the seq being past this database's last.
+        if state.get("source", source) != source or int(state.get("last_seq", 0)) > store.last_seq():
+            log.warning("policy retraining: the state is of another database (%s, now %s); reading this one from its start",
+                        state.get("source"), source)
+            state = {k: v for k, v in state.items() if k == "decisions_since"}  # the decision log is in Redis, not there
+        since = int(state.get("last_seq", 0))
         events = read_events_since(store, since)
         decisions, decisions_read = read_decisions(decision_log, settings.decision_log_key, str(state.get("decisions_since", START)))
         # the checks of the served version so far: each one spends part of the error budget

@@ -86,7 +86,8 @@ def test_a_celery_worker_retrains_from_postgres_feedback_and_the_version_changes
     assert result["events"] == len(events)
     new = current_version(policy_dir)
     assert new == result["version"] and new != "v-base"
-    assert (policy_dir / "retrain_state.json").read_text().count(str(store.last_seq())) == 1
+    state = json.loads((policy_dir / "retrain_state.json").read_text())
+    assert state["last_seq"] == state["used_seq"] == store.last_seq()
     # the running service picks the new version up without a restart
     assert service.post("/v1/rank", json={"user_id": 1, "candidates": cand}).json()["policy_version"] == new
 
@@ -137,7 +138,8 @@ def test_retraining_counts_the_checks_of_the_served_version(tmp_path, database_u
 
     published = retrain(1.0)
     assert published["status"] == "published" and "(check 3 of v-base)" in published["reason"]
-    assert state() == {"last_seq": store.last_seq(), "source": store.identity(), "decisions_since": "0-0", "version": published["version"],
+    assert state() == {"last_seq": store.last_seq(), "used_seq": store.last_seq(), "source": store.identity(), "decisions_since": "0-0",
+                       "version": published["version"],
                        "checked_version": published["version"], "checks": 0}
 
     log_sessions(8)
@@ -213,9 +215,10 @@ def test_the_decision_log_is_read_since_the_last_publish_and_forgets_deleted_use
     client.xadd(key, decision_entry(decisions[-1]), id=f"{now_ms + 3_600_000}-0")  # as if just logged: its feedback may be on its way
     settled = decisions[:-1]
 
-    read, last = read_decisions_since(client, key)
+    read, last, pending = read_decisions_since(client, key)
     assert [d.decision_id for d in read] == [d.decision_id for d in settled] and last == f"{now_ms - 60_000}-{len(settled)}"
-    assert read_decisions_since(client, key, last) == ([], last)
+    assert pending == {decisions[-1].decision_id}  # named, so that its feedback is read again with it
+    assert read_decisions_since(client, key, last) == ([], last, pending)
     assert len(read_decisions_since(client, key, "99999999999999-0")[0]) == len(settled)  # an id from another Redis: read it all
     entries = client.xrange(key)
     assert len(user_entry_ids(entries, decisions[0].user_id)) == sum(d.user_id == decisions[0].user_id for d in decisions)
@@ -230,3 +233,61 @@ def test_the_decision_log_is_read_since_the_last_publish_and_forgets_deleted_use
     without_redis = run_retraining(min_slates=20, tolerance=1.0, epochs=1, settings=settings, store=store,
                                    decision_log=redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2))
     assert without_redis["decisions_read"] == 0  # the events alone, and a warning
+
+
+@pytest.mark.integration
+def test_feedback_on_decisions_too_young_at_a_publish_is_read_with_them_next_round(
+        tmp_path, database_url, redis_url, tiny_world, tiny_artifact_factory):
+    """A publish reads the events to the end but leaves the decisions of the last ``settle_s``
+    for the next round: the feedback already given on those must be read again with them (it was
+    lost before, and the next round valued them as skipped lists), while events that name no
+    decision, already used by the publish, must not be used twice."""
+    from movierec.rl.online import retrain_from_events
+    from movierec.settings import Settings
+    from movierec.storage import FeedbackStore, create_engine_for
+    from movierec.storage.decisions import decision_entry
+    from movierec.tasks.policy import run_retraining
+
+    client = redis.Redis.from_url(redis_url)
+    settings = Settings(home=tmp_path / "home", database_url=database_url)
+    policy_dir = settings.models_dir / "policy"
+    publish_policy(tiny_artifact_factory("v-base"), policy_dir)
+    store = FeedbackStore(create_engine_for(database_url))
+    ranker = PolicyRanker(tiny_artifact_factory("v-base"))
+
+    def served(users, seed: int, prefix: str, with_decisions: bool = True):
+        decisions: list = [] if with_decisions else None
+        events = [e for e in simulate_feedback_events(tiny_world, ranker, users, seed=seed, id_prefix=prefix, decisions=decisions)
+                  if e.kind != "impression"]
+        return events, decisions or []
+
+    settled_events, settled = served(np.arange(12), 2, "settled")
+    young_events, young = served(np.arange(12, 28), 3, "young")
+    undecided_events, _ = served(np.arange(28, 34), 4, "undecided", with_decisions=False)
+    for e in settled_events + young_events + undecided_events:  # the young list's feedback arrives before the publish
+        store.record(e)
+    key = settings.decision_log_key
+    now_ms = int(client.time()[0]) * 1000
+
+    def log(decisions, at_ms: int) -> None:
+        for i, d in enumerate(decisions):
+            client.xadd(key, decision_entry(d), id=f"{at_ms}-{i + 1}")
+
+    log(settled, now_ms - 120_000)
+    log(young, now_ms + 3_600_000)  # as if just logged
+    published = run_retraining(min_slates=20, tolerance=1.0, epochs=1, min_held_out_users=4, settings=settings, store=store, decision_log=client)
+    assert published["status"] == "published" and published["decisions_read"] == len(settled), published
+    state = json.loads((policy_dir / "retrain_state.json").read_text())
+    young_ids = {d.decision_id for d in young}
+    first_young = min(e.seq for e in store.events_since(0, limit=10_000) if e.decision_id in young_ids)
+    assert state["last_seq"] == first_young - 1 and state["used_seq"] == store.last_seq()
+
+    # time passes: the young decisions settle (the stream is written again with them a minute and a half old)
+    client.delete(key)
+    log(settled, now_ms - 120_000)
+    log(young, now_ms - 90_000)
+    young_stored = [e for e in store.events_since(0, limit=10_000) if e.decision_id in young_ids]
+    direct = retrain_from_events(young_stored, policy_dir, decisions=young, epochs=1, min_held_out_users=4, publish=False)
+    after = run_retraining(min_slates=20, tolerance=1.0, epochs=1, min_held_out_users=4, settings=settings, store=store, decision_log=client)
+    assert after["decisions_read"] == len(young) == after["slates"], after  # no slate rebuilt from the undecided events again
+    assert after["current_snips"] == pytest.approx(direct.current_snips) and direct.current_snips > 0

@@ -5,7 +5,9 @@ the ``MOVIEREC_DECISION_LOG_KEY`` setting in the same Redis round trip as its ca
 logging costs the miss path no extra hop. The retraining task reads the decisions made since the
 last published version (``read_decisions_since``, by stream id) and joins them with the feedback
 events that name them; the last ``settle_s`` seconds are left for the next round, since their
-feedback may not have arrived yet (read now, they would count as skipped lists).
+feedback may not have arrived yet (read now, they would count as skipped lists). The read also
+names those younger decisions (``DecisionLogRead.pending_ids``), so that the feedback already
+given on them is read again with them next round rather than passed over.
 
 The stream keeps about ``max_len`` decisions (oldest trimmed; a decision is ~2 KB); a decision
 trimmed before the retraining reads it is simply not valued. It lives as long as Redis keeps its
@@ -16,7 +18,9 @@ evidence, not correctness. Deleting a user deletes their decisions (the gateway'
 
 from __future__ import annotations
 
+import json
 import logging
+from typing import NamedTuple
 
 import redis
 
@@ -46,12 +50,23 @@ def user_entry_ids(entries: list, user_id: int) -> list:
             if (fields.get(USER_FIELD.encode()) or fields.get(USER_FIELD, "").encode()) == user]
 
 
+class DecisionLogRead(NamedTuple):
+    decisions: list[ServedDecision]
+    """The settled decisions after the id read from, oldest first."""
+    last_id: str
+    """The id of the last one read (the id read from when there is none)."""
+    pending_ids: frozenset[str]
+    """The ``decision_id`` of every decision after ``last_id``: too young to read now, read next
+    time from ``last_id`` on."""
+
+
 def read_decisions_since(client: redis.Redis, key: str, since: str = START, *, settle_s: float = SETTLE_S,
-                         page: int = 2000) -> tuple[list[ServedDecision], str]:
+                         page: int = 2000) -> DecisionLogRead:
     """Every decision in stream ``key`` after stream id ``since`` and at least ``settle_s`` old
-    (by the Redis server's clock, which stamps the ids), oldest first, and the id of the last one
-    read (``since`` when there is none). An entry that does not parse is logged and skipped. A
-    ``since`` past the stream's newest entry (a Redis emptied or replaced since) reads it all."""
+    (by the Redis server's clock, which stamps the ids), oldest first, the id of the last one
+    read (``since`` when there is none) and the ids of the younger ones. An entry that does not
+    parse is logged and skipped. A ``since`` past the stream's newest entry (a Redis emptied or
+    replaced since) reads it all."""
     seconds, micros = client.time()
     until = f"{int((seconds + micros / 1e6 - settle_s) * 1000)}"
     newest = client.xrevrange(key, count=1)
@@ -63,7 +78,7 @@ def read_decisions_since(client: redis.Redis, key: str, since: str = START, *, s
     while True:
         entries = client.xrange(key, min=f"({last}", max=until, count=page)
         if not entries:
-            return out, last
+            return DecisionLogRead(out, last, _ids_after(client, key, last, page))
         for entry_id, fields in entries:
             last = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
             raw = fields.get(FIELD.encode(), fields.get(FIELD))
@@ -71,6 +86,21 @@ def read_decisions_since(client: redis.Redis, key: str, since: str = START, *, s
                 out.append(ServedDecision.model_validate_json(raw))
             except (ValueError, TypeError) as exc:
                 log.warning("decision log entry %s skipped: %s", last, exc)
+
+
+def _ids_after(client: redis.Redis, key: str, last: str, page: int) -> frozenset[str]:
+    """The ``decision_id`` of every entry after stream id ``last`` (those that do not parse left out)."""
+    ids: set[str] = set()
+    while True:
+        entries = client.xrange(key, min=f"({last}", count=page)
+        if not entries:
+            return frozenset(ids)
+        for entry_id, fields in entries:
+            last = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+            try:
+                ids.add(str(json.loads(fields.get(FIELD.encode(), fields.get(FIELD)))["decision_id"]))
+            except (ValueError, TypeError, KeyError):
+                pass
 
 
 def _stream_id(value: str | bytes) -> tuple[int, int]:

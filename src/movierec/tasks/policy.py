@@ -6,7 +6,11 @@ decision log since the same publish (``movierec.storage.decisions``; without Red
 with the events alone), hands them to
 ``movierec.rl.online.retrain_from_events`` (fine-tune, value off-policy, publish only if not worse)
 and remembers how far it has read only when it publishes, so a kept candidate's events count again
-next time together with newer ones. It also remembers how many checks the served version has had
+next time together with newer ones. A publish reads the events to the end but the decision log
+only up to its last ``settle_s`` seconds; the next round reads the events again from the first
+one naming a decision not read yet (``resume_seq``), so the feedback on those is not lost (they
+were valued as skipped lists before), and skips the events naming no decision that the publish
+used (``used_seq``). It also remembers how many checks the served version has had
 (``checks`` in the state file): each later check demands more confidence (``check_alpha``), so
 checking again and again does not publish noise, and it checks again only once the usable slates
 have grown by ``EVIDENCE_GROWTH`` (the feedback service asks for a retraining every few hundred
@@ -36,7 +40,7 @@ from movierec.rl.artifact import current_version
 from movierec.rl.online import MIN_HELD_OUT_USERS, Progress, retrain_from_events
 from movierec.settings import Settings, get_settings
 from movierec.storage import FeedbackStore, create_engine_for
-from movierec.storage.decisions import START, read_decisions_since
+from movierec.storage.decisions import START, DecisionLogRead, read_decisions_since
 from movierec.tasks.cache import broker_redis
 
 log = logging.getLogger(__name__)
@@ -74,15 +78,26 @@ def read_events_since(store: FeedbackStore, seq: int, limit: int = MAX_EVENTS) -
     return events[-limit:]
 
 
-def read_decisions(client: redis.Redis | None, key: str, since: str) -> tuple[list, str]:
-    """The decision log after stream id ``since`` and the last id read; none when Redis cannot be read."""
+def read_decisions(client: redis.Redis | None, key: str, since: str) -> DecisionLogRead:
+    """The decision log after stream id ``since``; nothing read when Redis cannot be read."""
     if client is None:
-        return [], since
+        return DecisionLogRead([], since, frozenset())
     try:
         return read_decisions_since(client, key, since)
     except (redis.RedisError, OSError) as exc:
         log.warning("policy retraining without the decision log: %s", exc)
-        return [], since
+        return DecisionLogRead([], since, frozenset())
+
+
+def resume_seq(events: list, pending_ids: frozenset[str]) -> int | None:
+    """Where the next round reads events from after a publish: just before the first event that
+    names a decision too young to read now (its feedback must be read again with it; the
+    decision log settles, the events are read to the end), else after the last event. None
+    without events."""
+    pending = [e.seq for e in events if e.decision_id is not None and e.decision_id in pending_ids]
+    if pending:
+        return min(pending) - 1
+    return max((e.seq for e in events), default=None)
 
 
 def run_retraining(*, min_slates: int = 20, tolerance: float = 0.0, publish: bool = True, epochs: int = 20,
@@ -114,8 +129,12 @@ def run_retraining(*, min_slates: int = 20, tolerance: float = 0.0, publish: boo
                         state.get("source"), source)
             state = {k: v for k, v in state.items() if k == "decisions_since"}  # the decision log is in Redis, not there
         since = int(state.get("last_seq", 0))
-        events = read_events_since(store, since)
-        decisions, decisions_read = read_decisions(decision_log, settings.decision_log_key, str(state.get("decisions_since", START)))
+        # events at or before used_seq that name no decision were used by the last publish; events
+        # after since name a decision not read then, or one read then (left out: not read again)
+        used = int(state.get("used_seq", since))
+        events = [e for e in read_events_since(store, since) if e.decision_id is not None or e.seq > used]
+        log_read = read_decisions(decision_log, settings.decision_log_key, str(state.get("decisions_since", START)))
+        decisions = log_read.decisions
         # the checks of the served version so far: each one spends part of the error budget
         served = current_version(policy_dir)
         again = state.get("checked_version") == served
@@ -128,7 +147,8 @@ def run_retraining(*, min_slates: int = 20, tolerance: float = 0.0, publish: boo
         if result.status == "skipped" and needed > min_slates and result.slates < needed:
             result.reason += f" ({EVIDENCE_GROWTH:g}x the {state['checked_slates']} of check {checks} of {served})"
         if result.status == "published" and result.last_seq is not None:
-            _write_state(policy_dir, {"last_seq": result.last_seq, "source": source, "decisions_since": decisions_read,
+            _write_state(policy_dir, {"last_seq": resume_seq(events, log_read.pending_ids), "used_seq": max(used, result.last_seq),
+                                      "source": source, "decisions_since": log_read.last_id,
                                       "version": result.version, "checked_version": result.version, "checks": 0})
         elif result.status == "kept" and publish:  # a real check that did not publish (a dry run is not counted)
             # the version the check loaded (a publish by someone else in between starts a new count)

@@ -138,7 +138,7 @@ def test_the_closed_loop_keeps_the_workers_checks_of_its_own_run(tmp_path: Path)
     log = tmp_path / "worker.log"
     earlier = '[2026-11-23 10:00:00,000: INFO/MainProcess] policy retraining: {"status": "kept", "slates": 1}\n'
     log.write_text(earlier)
-    kept = {"status": "kept", "base_version": "v0", "version": "v1", "slates": 900, "decisions": 900, "candidate_snips": 0.52,
+    kept = {"status": "kept", "base_version": "v0", "version": "v1", "slates": 900, "decisions": 900, "current_slates": 0, "candidate_snips": 0.52,
             "current_snips": 0.5, "gain_lower_bound": -0.03, "current_propensity_gap": 0.0, "reason": "not above", "events": 300}
     published = {**kept, "status": "published", "slates": 1400, "gain_lower_bound": 0.01}
     skipped = {"status": "skipped", "reason": "12 usable served slates, fewer than the 20 needed"}
@@ -150,8 +150,10 @@ def test_the_closed_loop_keeps_the_workers_checks_of_its_own_run(tmp_path: Path)
     assert [c["status"] for c in checks] == ["kept", "published"] and "events" not in checks[0]
     assert checks[1]["gain_lower_bound"] == 0.01 and retraining_checks(tmp_path / "missing.log") == []
     text = "\n".join(closed_loop_section([({**_loop([0.5] * 4), "checks": checks}, None)], tmp_path / "none.png"))
-    assert "| 1 | kept | 900 (900) | 0.5200 | 0.5000 | -0.0300 | 0.000 |" in text
-    assert "| 2 | published | 1400 (900) |" in text
+    assert "| 1 | kept | 900 (900) | 0 | 0.5200 | 0.5000 | -0.0300 | 0.000 |" in text
+    assert "| 2 | published | 1400 (900) | 0 |" in text
+    older = [{k: v for k, v in c.items() if k != "current_slates"} for c in checks]  # a record made before it was kept
+    assert "| 1 | kept | 900 (900) | - | 0.5200 |" in "\n".join(closed_loop_section([({**_loop([0.5] * 4), "checks": older}, None)], tmp_path / "none.png"))
     assert "valued no candidate" in "\n".join(closed_loop_section([({**_loop([0.5] * 4), "checks": []}, None)], tmp_path / "none.png"))
 
 
@@ -182,3 +184,28 @@ def test_report_renders_the_gpu_table_and_the_served_model_check(tmp_path: Path)
     assert "128-dimensional vectors" in md and "On the GPU (cuda" in md
     assert "p50 1.95 +- 0.30 ms" in md and "the same lists as on the CPU for 100% of requests" in md
     assert "No GPU record" in render_markdown(result, headline(result, cpu), cpu, None, tmp_path / "figures" / "l.png", "c", 1)
+
+
+@pytest.mark.integration
+def test_a_closed_loop_run_starts_without_what_earlier_runs_left_in_redis():
+    """Cached lists (and their stale copies) and queued Celery tasks of an earlier run are
+    removed in real Redis; other keys stay."""
+    import redis
+
+    from movierec.benchmarks.closed_loop import clear_earlier_runs
+    from movierec.tasks.app import make_celery
+
+    url = f"{os.environ.get('MOVIEREC_TEST_REDIS_URL', 'redis://127.0.0.1:6379')}/9"  # a DB no other test uses
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    try:
+        for key in ("recs:1:abc", "recs:1:history", "recs:22:def", "recs_stale:1:abc", "movies:added"):
+            client.set(key, "x")
+        app = make_celery(url)
+        for user in (1, 2, 3):  # a control run's invalidations, queued with no worker
+            app.send_task("movierec.tasks.cache.invalidate_user_recs", args=[user, False])
+        assert clear_earlier_runs(url) == {"cached_lists": 4, "queued_tasks": 3}
+        assert client.exists("movies:added") and not client.keys("recs*") and client.llen("celery") == 0
+        assert clear_earlier_runs(url) == {"cached_lists": 0, "queued_tasks": 0}
+    finally:
+        client.flushdb()

@@ -39,6 +39,7 @@ def test_retraining_publishes_a_new_version_when_not_worse(logged):
     assert result.version != "v-base" and current_version(policy_dir) == result.version
     # transitions come from the fitting users only (12 users: 4 held out for the off-policy check)
     assert result.slates >= 20 and 0 < result.transitions
+    assert result.current_slates == result.slates  # all served by v-base, the version checked
     assert np.isfinite(result.candidate_snips) and np.isfinite(result.current_snips)
     from movierec.rl.artifact import load_policy
 

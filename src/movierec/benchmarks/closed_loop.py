@@ -113,8 +113,8 @@ def plot_closed_loop(runs: list[tuple[int, list[OutcomeBin], list[OutcomeBin] | 
 
 RETRAINING_LINE = "policy retraining: {"
 """How the worker logs each retraining round's result (``movierec.tasks.policy.run_retraining``)."""
-CHECK_FIELDS = ("status", "base_version", "version", "slates", "decisions", "candidate_snips", "current_snips", "gain_lower_bound",
-                "current_propensity_gap", "reason")
+CHECK_FIELDS = ("status", "base_version", "version", "slates", "decisions", "current_slates", "candidate_snips", "current_snips",
+                "gain_lower_bound", "current_propensity_gap", "reason")
 
 
 def retraining_checks(log_path: Path, offset: int = 0) -> list[dict]:
@@ -152,6 +152,25 @@ def _drop_stream(redis_url: str, key: str) -> int:
         client.close()
 
 
+def clear_earlier_runs(redis_url: str) -> dict[str, int]:
+    """Remove what earlier runs left in the benchmark's Redis, which is its own like its scratch
+    database: cached lists (an earlier run's policy chose them, and a hit serves them for up to
+    the cache TTL) and queued Celery tasks (a control run queues retrainings and cache
+    invalidations with no worker to run them; the next run's worker would start on that
+    backlog). How many of each went."""
+    import redis
+
+    from movierec.tasks.app import make_celery
+    from movierec.tasks.cache import RECS_KEY_PREFIX, STALE_KEY_PREFIX, delete_matching
+
+    client = redis.Redis.from_url(redis_url, socket_timeout=10)
+    try:
+        lists = delete_matching(client, f"{RECS_KEY_PREFIX}*") + delete_matching(client, f"{STALE_KEY_PREFIX}*")
+    finally:
+        client.close()
+    return {"cached_lists": lists, "queued_tasks": int(make_celery(redis_url).control.purge() or 0)}
+
+
 def run_closed_loop(settings: Settings, *, minutes: float, users: int, out_dir: Path, model_dir: Path | None,
                     database_url: str | None, redis_url: str | None, retrain_every_s: float, retrain_after_events: int,
                     bin_s: float, seed: int = 0, retrain: bool = True,
@@ -177,6 +196,8 @@ def run_closed_loop(settings: Settings, *, minutes: float, users: int, out_dir: 
     else:
         say(f"starting the stack without retraining (control run; {', '.join(options.services)}), policy {start_version}")
     with LocalStack(settings, options, say=lambda m: say(f"  {m}")) as stack:
+        cleared = clear_earlier_runs(stack.redis_url)
+        say(f"  removed what earlier runs left in Redis: {cleared['cached_lists']} cached lists, {cleared['queued_tasks']} queued tasks")
         say(f"locust: {users} users for {minutes:g} minutes")
         summary = run_locust(stack.url("gateway"), out_dir, users=users, run_time_s=int(minutes * 60), seed=seed,
                              env={"MOVIEREC_LOADTEST_OUTCOMES": str(outcomes)})

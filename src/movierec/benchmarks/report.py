@@ -579,12 +579,14 @@ def _checks_table(checks: list[dict] | None) -> list[str]:
         return ["", "The worker valued no candidate during the run (too few usable slates or held-out users at every round)."]
     out = ["", "Every check the worker made during the run (its log): the candidate and the served policy valued by SNIPS on "
                "held-out users' slates, the lower bound of the gain that decided it, and the propensity gap (0: the check saw "
-               "the served decisions as they were made; slates from the decision log / all usable slates).", "",
-           "| check | status | slates (logged decisions) | candidate SNIPS | served SNIPS | gain lower bound | propensity gap |",
-           "|---:|---|---:|---:|---:|---:|---:|"]
+               "the served decisions as they were made; slates from the decision log / all usable slates; served by it: "
+               "the usable slates the served version chose itself, the rest being an earlier version's).", "",
+           "| check | status | slates (logged decisions) | served by it | candidate SNIPS | served SNIPS | gain lower bound | propensity gap |",
+           "|---:|---|---:|---:|---:|---:|---:|---:|"]
     number = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
     for i, c in enumerate(checks, 1):
-        out.append(f"| {i} | {c['status']} | {c['slates']} ({c.get('decisions') or 0}) | {number(c['candidate_snips'], '.4f')} | "
+        out.append(f"| {i} | {c['status']} | {c['slates']} ({c.get('decisions') or 0}) | {number(c.get('current_slates'), 'd')} | "
+                   f"{number(c['candidate_snips'], '.4f')} | "
                    f"{number(c['current_snips'], '.4f')} | {number(c.get('gain_lower_bound'), '+.4f')} | "
                    f"{number(c['current_propensity_gap'], '.3f')} |")
     return out

@@ -116,6 +116,10 @@ class RetrainResult:
     current_ips: float | None = None
     decisions: int = 0
     """Served slates taken from the decision log (the rest, if used, are rebuilt from events)."""
+    current_slates: int = 0
+    """Usable slates the current version served itself (the rest are earlier versions'; right
+    after a publish a check may see few or none of its own, and then values it only off-policy
+    on lists it did not choose)."""
     gain_lower_bound: float | None = None
     """The lower confidence bound of the candidate's SNIPS gain that decided this check."""
     current_propensity_gap: float | None = None
@@ -368,7 +372,9 @@ def retrain_from_events(
     users = _decisions(current, slates)
     n_slates = sum(len(ds) for ds in users)
     from_log = sum(d.slate.decision is not None for ds in users for d in ds)
-    base = RetrainResult("skipped", "", base_version=current.version, slates=n_slates, decisions=from_log, last_seq=last_seq)
+    own_slates = sum(d.slate.policy_version == current.version for ds in users for d in ds)
+    base = RetrainResult("skipped", "", base_version=current.version, slates=n_slates, decisions=from_log, current_slates=own_slates,
+                         last_seq=last_seq)
     if n_slates < min_slates:
         base.reason = f"{n_slates} usable served slates, fewer than the {min_slates} needed"
         return base

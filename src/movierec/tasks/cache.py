@@ -18,6 +18,8 @@ from movierec.settings import get_settings
 log = logging.getLogger(__name__)
 
 RECS_KEY_PREFIX = "recs:"
+STALE_KEY_PREFIX = "recs_stale:"
+"""The gateway's stale copies of the lists (served only while the ranker is down)."""
 
 
 def user_cache_pattern(user_id: int) -> str:
@@ -26,9 +28,14 @@ def user_cache_pattern(user_id: int) -> str:
 
 def delete_user_cache(client: redis.Redis, user_id: int) -> int:
     """Delete every cached recommendation list of ``user_id``; returns how many keys went."""
+    return delete_matching(client, user_cache_pattern(user_id))
+
+
+def delete_matching(client: redis.Redis, pattern: str) -> int:
+    """Delete every key matching the glob ``pattern``, in batches; returns how many went."""
     deleted = 0
     batch: list[bytes] = []
-    for key in client.scan_iter(match=user_cache_pattern(user_id), count=500):
+    for key in client.scan_iter(match=pattern, count=500):
         batch.append(key)
         if len(batch) >= 500:
             deleted += client.delete(*batch)

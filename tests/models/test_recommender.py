@@ -125,3 +125,18 @@ def test_a_checkpoint_from_another_model_version_is_a_clear_error(saved_model):
     (folder / "checkpoint.json").write_text(json.dumps(info))
     with pytest.raises(ArtifactError, match="another version of the model"):
         load_recommender(saved_model[0])
+
+
+def test_a_checkpoint_written_before_a_setting_existed_loads_with_the_value_it_was_trained_with(saved_model):
+    import json
+
+    from movierec.models.checkpoint import load_checkpoint
+    from movierec.models.config import TRAINED_BEFORE_FIELDS_EXISTED
+
+    folder = saved_model[0].parent / "checkpoints" / "v1"
+    assert load_checkpoint(folder).cfg.dislike_weight == 0.3  # written now: its own value
+    info = json.loads((folder / "checkpoint.json").read_text())
+    for name in TRAINED_BEFORE_FIELDS_EXISTED:
+        del info["config"][name]
+    (folder / "checkpoint.json").write_text(json.dumps(info))
+    assert load_checkpoint(folder).cfg.dislike_weight == 1.0 != FusionConfig().dislike_weight

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from pydantic import ValidationError
 
-from movierec.models.config import FusionConfig
+from movierec.models.config import TRAINED_BEFORE_FIELDS_EXISTED, FusionConfig
 from movierec.models.fusion import FusionNet
 from movierec.models.item_content import ModalityScaling
 from movierec.models.item_item import ItemItemFactors
@@ -79,7 +79,7 @@ def load_checkpoint(folder: Path) -> LoadedCheckpoint:
         raise ArtifactError(f"no checkpoint in {folder} (train a model first: `movierec model train`)")
     info = json.loads((folder / "checkpoint.json").read_text())
     try:
-        cfg = FusionConfig(**info["config"])
+        cfg = FusionConfig(**{**TRAINED_BEFORE_FIELDS_EXISTED, **info["config"]})
     except ValidationError as exc:
         raise ArtifactError(f"checkpoint {folder} was written by another version of the model ({exc.error_count()} config "
                             "problems); retrain it with `movierec model train`") from None

@@ -7,6 +7,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 
+TRAINED_BEFORE_FIELDS_EXISTED = {"dislike_weight": 1.0}
+"""What a checkpoint written before one of these ``FusionConfig`` fields existed was trained with
+(its config then lacks the field, and the default is not what it used): ``dislike_weight`` came
+with 0.3 as the default, and before it every rated movie counted 1."""
+
+
 class FusionConfig(BaseModel):
     """The fusion model and its ID-only / content-only variants (see ``movierec.models.registry``).
 

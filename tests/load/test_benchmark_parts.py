@@ -139,7 +139,8 @@ def test_the_closed_loop_keeps_the_workers_checks_of_its_own_run(tmp_path: Path)
     earlier = '[2026-11-23 10:00:00,000: INFO/MainProcess] policy retraining: {"status": "kept", "slates": 1}\n'
     log.write_text(earlier)
     kept = {"status": "kept", "base_version": "v0", "version": "v1", "slates": 900, "decisions": 900, "current_slates": 0, "candidate_snips": 0.52,
-            "current_snips": 0.5, "gain_lower_bound": -0.03, "current_propensity_gap": 0.0, "reason": "not above", "events": 300}
+            "current_snips": 0.5, "gain_lower_bound": -0.03, "current_propensity_gap": 0.0, "units": 2700, "candidate_ess": 41.25,
+            "reason": "not above", "events": 300}
     published = {**kept, "status": "published", "slates": 1400, "gain_lower_bound": 0.01}
     skipped = {"status": "skipped", "reason": "12 usable served slates, fewer than the 20 needed"}
     with log.open("a") as f:
@@ -150,10 +151,10 @@ def test_the_closed_loop_keeps_the_workers_checks_of_its_own_run(tmp_path: Path)
     assert [c["status"] for c in checks] == ["kept", "published"] and "events" not in checks[0]
     assert checks[1]["gain_lower_bound"] == 0.01 and retraining_checks(tmp_path / "missing.log") == []
     text = "\n".join(closed_loop_section([({**_loop([0.5] * 4), "checks": checks}, None)], tmp_path / "none.png"))
-    assert "| 1 | kept | 900 (900) | 0 | 0.5200 | 0.5000 | -0.0300 | 0.000 |" in text
+    assert "| 1 | kept | 900 (900) | 0 | 0.5200 | 0.5000 | -0.0300 | 0.000 | 41.2 / 2700 |" in text
     assert "| 2 | published | 1400 (900) | 0 |" in text
-    older = [{k: v for k, v in c.items() if k != "current_slates"} for c in checks]  # a record made before it was kept
-    assert "| 1 | kept | 900 (900) | - | 0.5200 |" in "\n".join(closed_loop_section([({**_loop([0.5] * 4), "checks": older}, None)], tmp_path / "none.png"))
+    older = [{k: v for k, v in c.items() if k not in ("current_slates", "units", "candidate_ess")} for c in checks]  # a record made before they were kept
+    assert "| 1 | kept | 900 (900) | - | 0.5200 | 0.5000 | -0.0300 | 0.000 | - / - |" in "\n".join(closed_loop_section([({**_loop([0.5] * 4), "checks": older}, None)], tmp_path / "none.png"))
     assert "valued no candidate" in "\n".join(closed_loop_section([({**_loop([0.5] * 4), "checks": []}, None)], tmp_path / "none.png"))
 
 

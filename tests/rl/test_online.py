@@ -162,6 +162,7 @@ def test_logged_decisions_are_valued_as_the_policy_made_them(tmp_path, tiny_worl
     exact = retrain_from_events(engaged_only, tmp_path, decisions=decisions, min_slates=20, epochs=1, tolerance=-100.0, min_held_out_users=4)
     assert exact.decisions == exact.slates == len(decisions)
     assert exact.current_propensity_gap == pytest.approx(0.0, abs=1e-6)
+    assert exact.current_ess == pytest.approx(exact.units) and 0 < exact.candidate_ess < exact.units  # on its own lists, every unit counts
     legacy = [e.model_copy(update={"decision_id": None}) for e in events]  # the same traffic from a client that sends no decision id
     rebuilt = retrain_from_events(legacy, tmp_path, min_slates=20, epochs=1, tolerance=-100.0, min_held_out_users=4)
     assert rebuilt.decisions == 0 and rebuilt.current_propensity_gap > 0.1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from movierec.rl.off_policy import ips, snips
+from movierec.rl.off_policy import effective_sample_size, ips, snips
 from movierec.rl.slate import epsilon_greedy_slate, slate_position_propensities
 
 
@@ -45,6 +45,8 @@ def test_ips_and_snips_by_hand():
     # weights 2.0, 0.5, 3.0, 0.2 -> w*r = 2.0, 0.0, 6.0, 0.1
     assert ips(rewards, target, logging) == pytest.approx(8.1 / 4)
     assert snips(rewards, target, logging) == pytest.approx(8.1 / 5.7)
+    # (2.0 + 0.5 + 3.0 + 0.2)^2 / (4 + 0.25 + 9 + 0.04)
+    assert effective_sample_size(target, logging) == pytest.approx(5.7 ** 2 / 13.29)
 
 
 def test_on_policy_estimates_are_the_plain_mean():
@@ -52,6 +54,8 @@ def test_on_policy_estimates_are_the_plain_mean():
     p = [0.3, 0.7, 1.0]
     assert ips(r, p, p) == pytest.approx(4 / 3)
     assert snips(r, p, p) == pytest.approx(4 / 3)
+    assert effective_sample_size(p, p) == pytest.approx(3.0)  # every unit counts fully
+    assert effective_sample_size([0.9, 0.001, 0.001], [0.001, 0.9, 0.9]) == pytest.approx(1.0, abs=1e-5)  # one unit carries it
 
 
 def test_invalid_propensities_are_refused():

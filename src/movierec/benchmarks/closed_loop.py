@@ -114,7 +114,7 @@ def plot_closed_loop(runs: list[tuple[int, list[OutcomeBin], list[OutcomeBin] | 
 RETRAINING_LINE = "policy retraining: {"
 """How the worker logs each retraining round's result (``movierec.tasks.policy.run_retraining``)."""
 CHECK_FIELDS = ("status", "base_version", "version", "slates", "decisions", "current_slates", "candidate_snips", "current_snips",
-                "gain_lower_bound", "current_propensity_gap", "reason")
+                "gain_lower_bound", "current_propensity_gap", "units", "candidate_ess", "reason")
 
 
 def retraining_checks(log_path: Path, offset: int = 0) -> list[dict]:

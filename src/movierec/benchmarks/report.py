@@ -480,7 +480,7 @@ def closed_loop_section(pairs: list[tuple[dict, dict | None]], figure: Path) -> 
     out = ["", "## Closed loop (feedback -> Celery retraining -> new policy versions)", "",
            f"`movierec bench closed-loop --minutes {first['minutes']:g} --users {first['users']} --seed S`, each seed first with "
            "`--no-retrain` (the control: no Celery worker, the starting policy stays) and then with retraining, both from the same "
-           "policy version. CTR is the share of lists (known users, no filters) in which the simulated user clicked a movie; "
+           "policy version; each run first removes the cached lists and queued Celery tasks that earlier runs left in its Redis. CTR is the share of lists (known users, no filters) in which the simulated user clicked a movie; "
            "watch minutes are per list shown."]
     out += _replications(pairs)
     for data, control in pairs:
@@ -580,15 +580,17 @@ def _checks_table(checks: list[dict] | None) -> list[str]:
     out = ["", "Every check the worker made during the run (its log): the candidate and the served policy valued by SNIPS on "
                "held-out users' slates, the lower bound of the gain that decided it, and the propensity gap (0: the check saw "
                "the served decisions as they were made; slates from the decision log / all usable slates; served by it: "
-               "the usable slates the served version chose itself, the rest being an earlier version's).", "",
-           "| check | status | slates (logged decisions) | served by it | candidate SNIPS | served SNIPS | gain lower bound | propensity gap |",
-           "|---:|---|---:|---:|---:|---:|---:|---:|"]
+               "the usable slates the served version chose itself, the rest being an earlier version's; candidate ESS: the "
+               "effective sample size of the candidate's weights over the held-out units, how many of them its SNIPS rests on).", "",
+           "| check | status | slates (logged decisions) | served by it | candidate SNIPS | served SNIPS | gain lower bound | propensity gap "
+           "| candidate ESS / units |",
+           "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     number = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
     for i, c in enumerate(checks, 1):
         out.append(f"| {i} | {c['status']} | {c['slates']} ({c.get('decisions') or 0}) | {number(c.get('current_slates'), 'd')} | "
                    f"{number(c['candidate_snips'], '.4f')} | "
                    f"{number(c['current_snips'], '.4f')} | {number(c.get('gain_lower_bound'), '+.4f')} | "
-                   f"{number(c['current_propensity_gap'], '.3f')} |")
+                   f"{number(c['current_propensity_gap'], '.3f')} | {number(c.get('candidate_ess'), '.1f')} / {number(c.get('units'), 'd')} |")
     return out
 
 

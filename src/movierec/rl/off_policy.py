@@ -38,3 +38,12 @@ def snips(rewards, target_propensities, logging_propensities) -> float:
     r = np.asarray(rewards, np.float64)
     total = w.sum()
     return float((w * r).sum() / total) if total > 0 else 0.0
+
+
+def effective_sample_size(target_propensities, logging_propensities) -> float:
+    """(sum w)^2 / sum w^2: how many equally weighted units the weighted ones are worth (the
+    number of units when the target policy is the logging one; near 1 when one unit carries
+    nearly all the weight). 0 without weight."""
+    w = importance_weights(target_propensities, logging_propensities)
+    square = float((w * w).sum())
+    return float(w.sum()) ** 2 / square if square > 0 else 0.0

@@ -60,7 +60,7 @@ from movierec.contracts.decisions import ServedDecision
 from movierec.contracts.feedback import FeedbackEvent
 from movierec.rl.artifact import PolicyArtifact, artifact_from_learner, load_current, publish_policy
 from movierec.rl.dqn import DQNLearner, ReplayBuffer
-from movierec.rl.off_policy import ips, snips
+from movierec.rl.off_policy import effective_sample_size, ips, snips
 from movierec.rl.ranking import request_state, score_ranks
 from movierec.rl.reward import step_reward
 from movierec.rl.slate import slate_position_propensities
@@ -114,6 +114,13 @@ class RetrainResult:
     current_snips: float | None = None
     candidate_ips: float | None = None
     current_ips: float | None = None
+    units: int = 0
+    """Held-out (slate, position) units the policies were valued on."""
+    candidate_ess: float | None = None
+    """The candidate's effective sample size on them (``off_policy.effective_sample_size``): a
+    candidate that orders the lists unlike the logging policy is valued on the few units where
+    they agree, and this says how few."""
+    current_ess: float | None = None
     decisions: int = 0
     """Served slates taken from the decision log (the rest, if used, are rebuilt from events)."""
     current_slates: int = 0
@@ -304,12 +311,13 @@ def _stacked(per_user: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(per_user) if per_user else np.zeros((0, 3))
 
 
-def _estimates(per_user: list[np.ndarray]) -> tuple[float, float, int]:
-    """SNIPS, IPS and the number of units."""
+def _estimates(per_user: list[np.ndarray]) -> tuple[float, float, int, float]:
+    """SNIPS, IPS, the number of units and their effective sample size."""
     units = _stacked(per_user)
     if not len(units):
-        return float("nan"), float("nan"), 0
-    return snips(units[:, 0], units[:, 1], units[:, 2]), ips(units[:, 0], units[:, 1], units[:, 2]), len(units)
+        return float("nan"), float("nan"), 0, 0.0
+    return (snips(units[:, 0], units[:, 1], units[:, 2]), ips(units[:, 0], units[:, 1], units[:, 2]), len(units),
+            effective_sample_size(units[:, 1], units[:, 2]))
 
 
 def propensity_gap(per_user: list[np.ndarray]) -> float | None:
@@ -398,8 +406,9 @@ def retrain_from_events(
     progress("valuing", updates, updates)
     base_learner = current.learner()
     cand_units, cur_units = _logged_units(learner, held_out, d.serving_epsilon), _logged_units(base_learner, held_out, d.serving_epsilon)
-    cand_snips, cand_ips, units = _estimates(cand_units)
-    cur_snips, cur_ips, _ = _estimates(cur_units)
+    cand_snips, cand_ips, units, cand_ess = _estimates(cand_units)
+    cur_snips, cur_ips, _, cur_ess = _estimates(cur_units)
+    base.units, base.candidate_ess, base.current_ess = units, cand_ess, cur_ess
     # the gap is about the served version's own decisions: others' logged propensities differ by design
     own = [[x for x in ds if x.slate.policy_version == current.version] for ds in held_out]
     base.current_propensity_gap = propensity_gap(_logged_units(base_learner, own, d.serving_epsilon))
@@ -419,7 +428,7 @@ def retrain_from_events(
     metadata.update({
         "parent_version": current.version, "trained_on": "feedback", "slates": n_slates, "transitions": len(buffer),
         "last_seq": last_seq, "logged_decisions": from_log, "off_policy": {"candidate_snips": cand_snips, "current_snips": cur_snips,
-                                              "candidate_ips": cand_ips, "current_ips": cur_ips, "units": units,
+                                              "candidate_ips": cand_ips, "current_ips": cur_ips, "units": units, "candidate_ess": cand_ess,
                                               "valued_on_held_out_users": len(held_out), "gain_lower_bound": gain_low,
                                               "check": check, "alpha": alpha,
                                               "current_propensity_gap": base.current_propensity_gap},

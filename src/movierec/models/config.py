@@ -51,8 +51,9 @@ class FusionConfig(BaseModel):
     0.3 is best or within 0.001 of it on every seed; validation RMSE did not move (0.844-0.845).
     With it, the item-item weight was checked again (``--set item_item_weight=W``, seeds 0-2, one
     session; mean validation Recall@20 / NDCG@20): 15 gave 0.3157 / 0.2296, **30 gave
-    0.3177 / 0.2306**, 60 gave 0.3145 / 0.2275, so 30 stays. In the same session ``item_item_l2`` 150 and 600 gave
-    0.3103 / 0.2229 and 0.3150 / 0.2278 (300 stays), and ``epochs=48`` 0.3179 / 0.2296 (32 stays).
+    0.3177 / 0.2306**, 60 gave 0.3145 / 0.2275, so 30 stays. In the same session
+    ``item_item_l2`` 150 and 600 gave 0.3103 / 0.2229 and 0.3150 / 0.2278 (300 stays), and
+    ``epochs=48`` gave 0.3179 / 0.2296 (32 stays).
 
     The default ``modalities`` is chosen by ``movierec model validate-modalities`` on validation
     cold movies cut from the cold-item split's training part (never on the test ablation of the

@@ -121,6 +121,7 @@ class RetrainResult:
     candidate that orders the lists unlike the logging policy is valued on the few units where
     they agree, and this says how few."""
     current_ess: float | None = None
+    """The served policy's (the number of units when it is valued on its own decisions)."""
     decisions: int = 0
     """Served slates taken from the decision log (the rest, if used, are rebuilt from events)."""
     current_slates: int = 0

@@ -205,6 +205,7 @@ def run_closed_loop(settings: Settings, *, minutes: float, users: int, out_dir: 
     bins = bin_outcomes(read_outcomes(outcomes), bin_s)
     (out_dir / "closed_loop.json").write_text(json.dumps({"minutes": minutes, "users": users, "seed": seed, "bin_s": bin_s,
                                                           "retrain": retrain, "start_version": start_version, "logged_decisions": logged,
+                                                          "cleared_from_earlier_runs": cleared,
                                                           "requests": summary.total.requests, "failures": summary.total.failures,
                                                           "bins": [asdict(b) for b in bins],
                                                           "checks": retraining_checks(worker_log, log_offset)}, indent=2))

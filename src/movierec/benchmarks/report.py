@@ -294,6 +294,8 @@ was done or is proposed:
       itself (cached lists, and queued Celery tasks: each control run's feedback service queued
       8,300-8,400 retrainings and cache invalidations with no worker to run them, which the next
       learning run's worker would have worked through first; seeds 0-2 were cleared by hand).
+      Those counts were printed by the runs of seeds 3-5; later runs keep them in their records
+      (`cleared_from_earlier_runs`).
       Learning adds +0.041 (2 versions published), +0.025 (none) and +0.111 (2). **Over the six
       seeds: +0.050, sd 0.052, 95% t interval +-0.055: not distinguishable from zero**, if only
       just. Where a version was published (seeds 0, 1, 3, 5) learning added +0.041 to +0.111;
@@ -515,7 +517,8 @@ def closed_loop_section(pairs: list[tuple[dict, dict | None]], figure: Path) -> 
     out = ["", "## Closed loop (feedback -> Celery retraining -> new policy versions)", "",
            f"`movierec bench closed-loop --minutes {first['minutes']:g} --users {first['users']} --seed S`, each seed first with "
            "`--no-retrain` (the control: no Celery worker, the starting policy stays) and then with retraining, both from the same "
-           "policy version; each run first removes the cached lists and queued Celery tasks that earlier runs left in its Redis. CTR is the share of lists (known users, no filters) in which the simulated user clicked a movie; "
+           "policy version; each run first removes the cached lists and queued Celery tasks that earlier runs left in its Redis. "
+           "CTR is the share of lists (known users, no filters) in which the simulated user clicked a movie; "
            "watch minutes are per list shown."]
     out += _replications(pairs)
     for data, control in pairs:

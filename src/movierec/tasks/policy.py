@@ -80,13 +80,14 @@ def read_events_since(store: FeedbackStore, seq: int, limit: int = MAX_EVENTS) -
 
 def read_decisions(client: redis.Redis | None, key: str, since: str) -> DecisionLogRead:
     """The decision log after stream id ``since``; nothing read when Redis cannot be read."""
+    nothing = DecisionLogRead([], since, frozenset())
     if client is None:
-        return DecisionLogRead([], since, frozenset())
+        return nothing
     try:
         return read_decisions_since(client, key, since)
     except (redis.RedisError, OSError) as exc:
         log.warning("policy retraining without the decision log: %s", exc)
-        return DecisionLogRead([], since, frozenset())
+        return nothing
 
 
 def resume_seq(events: list, pending_ids: frozenset[str]) -> int | None:

@@ -1,15 +1,14 @@
 """The per-user recommendation cache in Redis.
 
-Key format (shared with ``movierec.tasks.cache``, which invalidates by deleting
-``recs:{user_id}:*`` after each feedback event):
+Keys (their format is ``movierec.storage.recs_cache_keys``, shared with ``movierec.tasks.cache``,
+which invalidates by deleting the user's ``recs:`` keys after each feedback event):
 
 - ``recs:{user_id}:{request_hash}``: the fresh list for one (k, filters, excludes) combination,
   ``cache_ttl_s``, stored as the exact JSON body a hit answers (``"cached": true``), so a hit
   sends it as it is, without parsing, validating or serialising it again;
 - ``recs:{user_id}:history``: the user's feedback events as the feedback service answered them
   (JSON list), ``cache_ttl_s``: a miss reads it in the same round trip as its list, so a user's
-  next miss skips the feedback hop. Under ``recs:{user_id}:`` so that every invalidation of the
-  user's lists (a feedback event, a deleted user) drops it too;
+  next miss skips the feedback hop;
 - ``recs_stale:{user_id}:{request_hash}``: the same list kept ``stale_ttl_s`` and NOT removed by
   invalidation: read only when the ranker is down (served marked degraded), deleted with the
   user's data;
@@ -35,6 +34,7 @@ from pydantic import BaseModel
 
 from movierec.contracts.decisions import ServedDecision
 from movierec.security.rate_limit import RateDecision, RedisRateLimiter
+from movierec.storage import recs_cache_keys as keys
 from movierec.storage.decisions import DEFAULT_MAX_LEN, decision_entry, user_entry_ids
 
 log = logging.getLogger("movierec.gateway.cache")
@@ -81,30 +81,18 @@ class RecommendationCache:
         # label lookups resolved once: they were a visible share of the hit path
         self._hits, self._misses, self._errors_read = (self.requests.labels(r) for r in ("hit", "miss", "error"))
 
-    @staticmethod
-    def key(user_id: int, digest: str) -> str:
-        return f"recs:{user_id}:{digest}"
-
-    @staticmethod
-    def stale_key(user_id: int, digest: str) -> str:
-        return f"recs_stale:{user_id}:{digest}"
-
-    @staticmethod
-    def history_key(user_id: int) -> str:
-        return f"recs:{user_id}:history"
-
     async def lookup(self, user_id: int, digest: str, rate: RateCheck | None = None) -> CacheLookup:
         """The cached answer, the user's cached history and (with ``rate``) the rate limiter's
         decision, in one round trip (one command: with ``rate`` the keys are read by the limiter's
         script, on the limiter's connection, so both must use this cache's Redis, as the gateway
         builds them). A Redis error reads as nothing cached and lets the request through."""
-        keys = (self.key(user_id, digest), self.history_key(user_id))
+        wanted = (keys.list_key(user_id, digest), keys.history_key(user_id))
         if rate is not None:
-            decision, values = await rate.limiter.check_and_get(rate.client_id, keys)
+            decision, values = await rate.limiter.check_and_get(rate.client_id, wanted)
             if values is None:
                 self.errors.labels("get").inc()
         else:
-            decision, values = None, await self._call("get", self.redis.mget(*keys))
+            decision, values = None, await self._call("get", self.redis.mget(*wanted))
         if values is None or values is _FAILED:
             self._errors_read.inc()
             return CacheLookup(digest, None, None, decision)
@@ -113,7 +101,7 @@ class RecommendationCache:
         return CacheLookup(digest, answer or None, json.loads(history) if history and not answer else None, decision)
 
     async def get_stale(self, user_id: int, digest: str) -> dict | None:
-        raw = await self._call("get_stale", self.redis.get(self.stale_key(user_id, digest)))
+        raw = await self._call("get_stale", self.redis.get(keys.stale_key(user_id, digest)))
         return json.loads(raw) if raw and raw is not _FAILED else None
 
     async def put(self, user_id: int, digest: str, response: BaseModel, *, history: list[dict] | None = None,
@@ -123,21 +111,21 @@ class RecommendationCache:
         the policy's ``decision``."""
         text = response.model_copy(update={"cached": True}).model_dump_json()
         pipe = self.redis.pipeline(transaction=False)
-        pipe.set(self.key(user_id, digest), text, ex=self.ttl_s)
-        pipe.set(self.stale_key(user_id, digest), text, ex=self.stale_ttl_s)
+        pipe.set(keys.list_key(user_id, digest), text, ex=self.ttl_s)
+        pipe.set(keys.stale_key(user_id, digest), text, ex=self.stale_ttl_s)
         if history is not None:
-            pipe.set(self.history_key(user_id), json.dumps(history), ex=self.ttl_s)
+            pipe.set(keys.history_key(user_id), json.dumps(history), ex=self.ttl_s)
         if decision is not None:
             pipe.xadd(self.decision_log_key, decision_entry(decision), maxlen=self.decision_log_max, approximate=True)
         await self._call("put", pipe.execute())
 
     async def forget_user(self, user_id: int, *, stale_too: bool) -> int:
         """Delete the user's cached lists (and their stale copies with ``stale_too``)."""
-        patterns = [f"recs:{user_id}:*"] + ([f"recs_stale:{user_id}:*"] if stale_too else [])
+        patterns = [keys.user_lists(user_id)] + ([keys.user_stale_lists(user_id)] if stale_too else [])
 
         async def run() -> int:
-            keys = [k for p in patterns async for k in self.redis.scan_iter(match=p, count=500)]
-            return await self.redis.delete(*keys) if keys else 0
+            found = [k for p in patterns async for k in self.redis.scan_iter(match=p, count=500)]
+            return await self.redis.delete(*found) if found else 0
 
         deleted = await self._call("forget", run())
         return 0 if deleted is _FAILED else int(deleted)

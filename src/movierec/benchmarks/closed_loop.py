@@ -160,12 +160,13 @@ def clear_earlier_runs(redis_url: str) -> dict[str, int]:
     backlog). How many of each went."""
     import redis
 
+    from movierec.storage.recs_cache_keys import ALL_LISTS, ALL_STALE_LISTS
     from movierec.tasks.app import make_celery
-    from movierec.tasks.cache import RECS_KEY_PREFIX, STALE_KEY_PREFIX, delete_matching
+    from movierec.tasks.cache import delete_matching
 
     client = redis.Redis.from_url(redis_url, socket_timeout=10)
     try:
-        lists = delete_matching(client, f"{RECS_KEY_PREFIX}*") + delete_matching(client, f"{STALE_KEY_PREFIX}*")
+        lists = delete_matching(client, ALL_LISTS) + delete_matching(client, ALL_STALE_LISTS)
     finally:
         client.close()
     return {"cached_lists": lists, "queued_tasks": int(make_celery(redis_url).control.purge() or 0)}

@@ -1,8 +1,9 @@
 """Tasks on the gateway's per-user recommendation cache in Redis.
 
-Key format (shared with the gateway, which writes the entries): every cached list for user ``u``
-lives under a key that starts with ``recs:{u}:`` (one key per filter combination). Invalidation
-deletes them all; refresh then asks the gateway for a fresh list, which fills the cache again.
+Key format: ``movierec.storage.recs_cache_keys`` (the gateway writes the entries): every cached
+list for user ``u`` lives under a key that starts with ``recs:{u}:`` (one key per filter
+combination). Invalidation deletes them all; refresh then asks the gateway for a fresh list,
+which fills the cache again.
 """
 
 from __future__ import annotations
@@ -14,21 +15,14 @@ import redis
 from celery import shared_task
 
 from movierec.settings import get_settings
+from movierec.storage import recs_cache_keys as keys
 
 log = logging.getLogger(__name__)
-
-RECS_KEY_PREFIX = "recs:"
-STALE_KEY_PREFIX = "recs_stale:"
-"""The gateway's stale copies of the lists (served only while the ranker is down)."""
-
-
-def user_cache_pattern(user_id: int) -> str:
-    return f"{RECS_KEY_PREFIX}{user_id}:*"
 
 
 def delete_user_cache(client: redis.Redis, user_id: int) -> int:
     """Delete every cached recommendation list of ``user_id``; returns how many keys went."""
-    return delete_matching(client, user_cache_pattern(user_id))
+    return delete_matching(client, keys.user_lists(user_id))
 
 
 def delete_matching(client: redis.Redis, pattern: str) -> int:

@@ -78,7 +78,18 @@ def test_a_celery_worker_retrains_from_postgres_feedback_and_the_version_changes
             while not app.control.ping(timeout=1.0):
                 assert proc.poll() is None, log_path.read_text()
                 assert time.monotonic() < deadline, "the worker did not answer within 120 s:\n" + log_path.read_text()
+            cache = redis.Redis.from_url(redis_url)
+            for key in ("recs:1:abc", "recs:1:history", "recs_stale:1:abc"):
+                cache.set(key, "[]")
             result = app.send_task(RETRAIN_TASK, kwargs={"min_slates": 20, "tolerance": 1.0, "min_held_out_users": 4}).get(timeout=300)
+            # the lists the earlier version chose go at once; the stale copies (for ranker outages) stay
+            assert result["cached_lists_dropped"] == 2 and cache.keys("recs:*") == [] and cache.exists("recs_stale:1:abc")
+            # and once more a few seconds later: a list cached before the policy service saw the new version
+            cache.set("recs:1:def", "[]")
+            deadline = time.monotonic() + 60
+            while cache.exists("recs:1:def"):
+                assert time.monotonic() < deadline, "the second drop did not come:\n" + log_path.read_text()
+                time.sleep(0.5)
         finally:
             proc.terminate()
             proc.wait(timeout=30)

@@ -1,7 +1,8 @@
 """The per-user recommendation cache in Redis.
 
 Keys (their format is ``movierec.storage.recs_cache_keys``, shared with ``movierec.tasks.cache``,
-which invalidates by deleting the user's ``recs:`` keys after each feedback event):
+which invalidates by deleting the user's ``recs:`` keys after each feedback event and every
+user's after a new policy version is published):
 
 - ``recs:{user_id}:{request_hash}``: the fresh list for one (k, filters, excludes) combination,
   ``cache_ttl_s``, stored as the exact JSON body a hit answers (``"cached": true``), so a hit

@@ -3,7 +3,8 @@
 Key format: ``movierec.storage.recs_cache_keys`` (the gateway writes the entries): every cached
 list for user ``u`` lives under a key that starts with ``recs:{u}:`` (one key per filter
 combination). Invalidation deletes them all; refresh then asks the gateway for a fresh list,
-which fills the cache again.
+which fills the cache again. After a new policy version is published, every user's lists go
+(``drop_every_cached_list``): the lists a hit would serve were chosen by the version before.
 """
 
 from __future__ import annotations
@@ -23,6 +24,12 @@ log = logging.getLogger(__name__)
 def delete_user_cache(client: redis.Redis, user_id: int) -> int:
     """Delete every cached recommendation list of ``user_id``; returns how many keys went."""
     return delete_matching(client, keys.user_lists(user_id))
+
+
+PUBLISH_SETTLE_S = 5.0
+"""After a publish every cached list is dropped at once and again this much later: the policy
+service looks for a new version at most every ``reload_interval_s`` (2 s by default), so a list
+cached in between may still be the earlier version's."""
 
 
 def delete_matching(client: redis.Redis, pattern: str) -> int:
@@ -55,6 +62,30 @@ def invalidate_user_recs(user_id: int, refresh: bool = False) -> int:
     log.info("invalidated %d cached lists of user %s", deleted, user_id)
     if refresh:
         refresh_user_recs.delay(int(user_id))
+    return deleted
+
+
+@shared_task(
+    name="movierec.tasks.cache.drop_every_cached_list",
+    autoretry_for=(redis.RedisError,), retry_backoff=True, retry_backoff_max=30, max_retries=10,
+)
+def drop_every_cached_list() -> int:
+    """Drop every user's cached lists (and cached histories; the stale copies stay). Idempotent."""
+    deleted = delete_matching(broker_redis(), keys.ALL_LISTS)
+    log.info("dropped %d cached lists and histories", deleted)
+    return deleted
+
+
+def drop_cached_lists_after_publish() -> int | None:
+    """Drop every cached list now and once more ``PUBLISH_SETTLE_S`` later (a task), so that the
+    next request of every user is answered by the version just published. How many keys went
+    now; None when Redis could not be reached (the lists then expire with the cache TTL)."""
+    try:
+        deleted = delete_matching(broker_redis(), keys.ALL_LISTS)
+        drop_every_cached_list.apply_async(countdown=PUBLISH_SETTLE_S)
+    except (redis.RedisError, OSError) as exc:  # the broker is this Redis: the task could not go either
+        log.warning("cached lists not dropped after the publish: %s", exc)
+        return None
     return deleted
 
 

@@ -41,7 +41,7 @@ from movierec.rl.online import MIN_HELD_OUT_USERS, Progress, retrain_from_events
 from movierec.settings import Settings, get_settings
 from movierec.storage import FeedbackStore, create_engine_for
 from movierec.storage.decisions import START, DecisionLogRead, read_decisions_since
-from movierec.tasks.cache import broker_redis
+from movierec.tasks.cache import broker_redis, drop_cached_lists_after_publish
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +193,8 @@ class TaskProgress:
 @shared_task(name=RETRAIN_TASK, bind=True)
 def retrain_policy(self, min_slates: int = 20, tolerance: float = 0.0, epochs: int = 20,
                    min_held_out_users: int = MIN_HELD_OUT_USERS) -> dict:
-    """Fine-tune the served policy on new feedback; publish it only if held-out slates show a gain off-policy.
+    """Fine-tune the served policy on new feedback; publish it only if held-out slates show a gain
+    off-policy, and then drop every cached list (``drop_cached_lists_after_publish``).
 
     ``epochs``: passes over the new transitions (more: a longer, slower fine-tune);
     ``min_held_out_users``: fewest users whose slates value the candidate."""
@@ -202,4 +203,6 @@ def retrain_policy(self, min_slates: int = 20, tolerance: float = 0.0, epochs: i
     progress = TaskProgress(self)
     out = run_retraining(min_slates=min_slates, tolerance=tolerance, epochs=epochs, min_held_out_users=min_held_out_users,
                          decision_log=broker_redis(), progress=progress)
+    if out["status"] == "published":  # cached lists were chosen by the version before: the next requests ask the new one
+        out["cached_lists_dropped"] = drop_cached_lists_after_publish()
     return {**out, "run": progress.run, "pid": os.getpid()}

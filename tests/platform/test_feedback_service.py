@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
+from datetime import datetime, timezone
 
 import pytest
 import redis
@@ -159,6 +161,10 @@ def test_every_nth_new_event_triggers_policy_retraining(database_url: str, priva
     assert retrain in metrics and invalidate in metrics
     queued = redis.Redis.from_url(private_redis_url).lrange("celery", 0, -1)
     assert sum(b"retrain_policy" in message for message in queued) == 2
+    # no worker runs them here: each is dropped unrun if none starts it within follow_up_expires_s
+    for message in queued:
+        expires = datetime.fromisoformat(json.loads(message)["headers"]["expires"])
+        assert 0 < (expires - datetime.now(timezone.utc)).total_seconds() <= FeedbackSettings().follow_up_expires_s
 
 
 def test_without_redis_events_are_still_stored_and_the_failed_enqueue_is_counted(database_url: str):

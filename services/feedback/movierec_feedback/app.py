@@ -97,7 +97,8 @@ def create_app(settings: FeedbackSettings | None = None) -> FastAPI:
     events_total = Counter("feedback_events_total", "Feedback events received", ["kind", "outcome"], registry=registry)
     follow_ups = EventFollowUps(make_celery(settings.redis_url), redis_client, registry,
                                 retrain_after_events=settings.retrain_after_events or 0,
-                                refresh_cache=settings.refresh_cache, timeout_s=settings.enqueue_timeout_s)
+                                refresh_cache=settings.refresh_cache, timeout_s=settings.enqueue_timeout_s,
+                                expires_s=settings.follow_up_expires_s)
     app.state.store = store
     app.router.on_startup.append(freeze_loaded_objects)  # SQLAlchemy, the app: off the collector's rounds
     app.state.follow_ups = follow_ups

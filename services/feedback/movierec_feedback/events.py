@@ -27,20 +27,23 @@ RETRAIN_COUNTER_KEY = "feedback:events_total"
 
 class EventFollowUps:
     def __init__(self, celery: Celery, redis_client: redis.Redis, registry: CollectorRegistry, *,
-                 retrain_after_events: int, refresh_cache: bool, timeout_s: float):
+                 retrain_after_events: int, refresh_cache: bool, timeout_s: float, expires_s: float | None = None):
         self.celery = celery
         self.redis = redis_client
         self.retrain_after_events = retrain_after_events
         self.refresh_cache = refresh_cache
         self.timeout_s = timeout_s
+        self.expires_s = expires_s
+        """Invalidations and retraining requests not started within this are dropped unrun
+        (``FeedbackSettings.follow_up_expires_s``); buffered events never expire."""
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="feedback-follow-up")
         self.enqueued = Counter("feedback_tasks_enqueued_total", "Celery tasks sent by the feedback service",
                                 ["task", "outcome"], registry=registry)
 
-    def _send(self, name: str, args: list) -> bool:
+    def _send(self, name: str, args: list, expires_s: float | None = None) -> bool:
         short = name.rsplit(".", 1)[-1]
         try:
-            self.celery.send_task(name, args=args, retry=True,
+            self.celery.send_task(name, args=args, expires=expires_s, retry=True,
                                   retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": self.timeout_s})
         except Exception:  # noqa: BLE001 - any broker failure: the event is stored, keep serving
             log.exception("could not enqueue %s", short)
@@ -65,7 +68,7 @@ class EventFollowUps:
 
     def user_changed(self, user_id: int) -> bool:
         """Invalidate ``user_id``'s cached recommendation lists."""
-        return self._send(INVALIDATE_TASK, [user_id, self.refresh_cache])
+        return self._send(INVALIDATE_TASK, [user_id, self.refresh_cache], self.expires_s)
 
     def event_stored(self, user_id: int) -> None:
         """Invalidate the user's cache and count the event toward the next retraining."""
@@ -78,4 +81,4 @@ class EventFollowUps:
             log.warning("could not count the event toward retraining (Redis unavailable)")
             return
         if total % self.retrain_after_events == 0:  # one request crosses each multiple: no double trigger
-            self._send(RETRAIN_TASK, [])
+            self._send(RETRAIN_TASK, [], self.expires_s)

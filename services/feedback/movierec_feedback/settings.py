@@ -6,6 +6,7 @@ The database and Redis come from the core settings (``MOVIEREC_DATABASE_URL``,
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from movierec.settings import get_settings
@@ -23,6 +24,12 @@ class FeedbackSettings(BaseSettings):
     retrain_after_events: int | None = None
     """Trigger policy retraining after this many new events (default: the core setting; 0: never)."""
     enqueue_timeout_s: float = 2.0
+    follow_up_expires_s: float = Field(600.0, gt=0)
+    """A cache invalidation or retraining request that no worker has started within this is
+    dropped unrun: the lists it would invalidate have expired by then (the gateway's cache TTL,
+    600 s by default) and a later retraining reads the same events and more. Without it, hours
+    with no worker pile up thousands of tasks that a worker would run one by one when it starts.
+    Events buffered while the database is down never expire."""
     log_level: str = "INFO"
 
     def resolved(self) -> "FeedbackSettings":

@@ -156,3 +156,42 @@ def test_cli_use_names_what_is_published(tmp_path, tiny_artifact_factory, monkey
         get_settings.cache_clear()
     assert refused.exit_code == 2 and "v-one, v-two" in refused.output and "Traceback" not in refused.output
     assert used.exit_code == 0 and "v-one (was v-two)" in used.output and current_version(policy_dir) == "v-one"
+
+
+@pytest.mark.integration
+def test_cli_use_drops_the_cached_lists_the_version_before_chose(tmp_path, tiny_artifact_factory, monkeypatch):
+    """A rollback with a Redis configured: every user's cached lists go (the stale copies stay),
+    and a second drop is queued for a few seconds later, on the same Redis."""
+    import json
+    from datetime import datetime, timezone
+
+    import redis
+    from typer.testing import CliRunner
+
+    from movierec.cli import app
+    from movierec.settings import get_settings
+    from movierec.tasks.cache import PUBLISH_SETTLE_S
+
+    url = "redis://127.0.0.1:6379/8"  # the RL tests' database
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    monkeypatch.setenv("MOVIEREC_HOME", str(tmp_path))
+    monkeypatch.setenv("MOVIEREC_REDIS_URL", url)
+    get_settings.cache_clear()
+    try:
+        policy_dir = get_settings().models_dir / "policy"
+        for version in ("v-one", "v-two"):
+            publish_policy(tiny_artifact_factory(version), policy_dir)
+        for key in ("recs:1:abc", "recs:1:history", "recs:22:def", "recs_stale:1:abc"):
+            client.set(key, "[]")
+        used = CliRunner().invoke(app, ["rl", "use", "v-one"])
+        queued = [json.loads(m) for m in client.lrange("celery", 0, -1)]
+        remaining = sorted(k.decode() for k in client.keys("recs*"))
+    finally:
+        get_settings.cache_clear()
+        client.flushdb()
+    assert used.exit_code == 0 and "3 dropped" in used.output, used.output
+    assert remaining == ["recs_stale:1:abc"]
+    assert [m["headers"]["task"] for m in queued] == ["movierec.tasks.cache.drop_every_cached_list"]
+    due_in = (datetime.fromisoformat(queued[0]["headers"]["eta"]) - datetime.now(timezone.utc)).total_seconds()
+    assert 0 < due_in <= PUBLISH_SETTLE_S

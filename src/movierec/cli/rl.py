@@ -156,20 +156,22 @@ def retrain(
     min_held_out_users: int = typer.Option(20, min=1, help="Fewest held-out users whose slates value the candidate."),
 ) -> None:
     """Fine-tune the served policy on recorded feedback now (what the Celery task does on a schedule)."""
-    from movierec.tasks.cache import broker_redis
-    from movierec.tasks.policy import run_retraining
+    from movierec.tasks.policy import retrain_on_broker
 
-    result = run_retraining(min_slates=min_slates, tolerance=tolerance, publish=not dry_run, min_held_out_users=min_held_out_users,
-                            decision_log=broker_redis())
+    result = retrain_on_broker(min_slates=min_slates, tolerance=tolerance, publish=not dry_run, min_held_out_users=min_held_out_users)
     console.print_json(json.dumps(result))
 
 
 @app.command()
 def use(version: str = typer.Argument(..., help="A published version (`movierec rl status` names the current one).")) -> None:
-    """Serve an already published policy version again (a rollback); the policy service reloads it."""
+    """Serve an already published policy version again (a rollback); the policy service reloads it
+    and, with ``MOVIEREC_REDIS_URL`` set, the gateway's cached lists (the version before chose
+    them) are dropped."""
     from movierec.rl.artifact import PolicyArtifactError, current_version, use_version
+    from movierec.tasks.cache import drop_cached_lists_after_publish
 
-    policy_dir = get_settings().models_dir / "policy"
+    settings = get_settings()
+    policy_dir = settings.models_dir / "policy"
     before = current_version(policy_dir)
     try:
         use_version(policy_dir, version)
@@ -177,6 +179,9 @@ def use(version: str = typer.Argument(..., help="A published version (`movierec 
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(2) from None
     console.print(f"current policy: {version} (was {before})")
+    if settings.redis_url and version != before:
+        dropped = drop_cached_lists_after_publish(settings.redis_url)
+        console.print("cached lists: " + ("Redis unreachable, they expire with the cache TTL" if dropped is None else f"{dropped} dropped"))
 
 
 @app.command()

@@ -14,6 +14,7 @@ import logging
 import httpx
 import redis
 from celery import shared_task
+from kombu.exceptions import OperationalError as BrokerError
 
 from movierec.settings import get_settings
 from movierec.storage import recs_cache_keys as keys
@@ -76,14 +77,18 @@ def drop_every_cached_list() -> int:
     return deleted
 
 
-def drop_cached_lists_after_publish() -> int | None:
+def drop_cached_lists_after_publish(redis_url: str | None = None) -> int | None:
     """Drop every cached list now and once more ``PUBLISH_SETTLE_S`` later (a task), so that the
-    next request of every user is answered by the version just published. How many keys went
-    now; None when Redis could not be reached (the lists then expire with the cache TTL)."""
+    next request of every user is answered by the version just published. ``redis_url``: the
+    cache and broker (default: this worker's broker). How many keys went now; None when Redis
+    could not be reached (the lists then expire with the cache TTL)."""
+    from movierec.tasks.app import celery_app, make_celery
+
     try:
-        deleted = delete_matching(broker_redis(), keys.ALL_LISTS)
-        drop_every_cached_list.apply_async(countdown=PUBLISH_SETTLE_S)
-    except (redis.RedisError, OSError) as exc:  # the broker is this Redis: the task could not go either
+        client = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5) if redis_url else broker_redis()
+        deleted = delete_matching(client, keys.ALL_LISTS)
+        (make_celery(redis_url) if redis_url else celery_app).send_task(drop_every_cached_list.name, countdown=PUBLISH_SETTLE_S)
+    except (redis.RedisError, BrokerError, OSError) as exc:  # the broker is this Redis: the task could not go either
         log.warning("cached lists not dropped after the publish: %s", exc)
         return None
     return deleted

@@ -163,6 +163,16 @@ def run_retraining(*, min_slates: int = 20, tolerance: float = 0.0, publish: boo
     return out
 
 
+def retrain_on_broker(**kwargs) -> dict:
+    """``run_retraining`` with the broker's Redis as the decision log (what the task and
+    ``movierec rl retrain`` run); after a publish every cached list is dropped
+    (``drop_cached_lists_after_publish``): they were chosen by the version before."""
+    out = run_retraining(decision_log=broker_redis(), **kwargs)
+    if out["status"] == "published":
+        out["cached_lists_dropped"] = drop_cached_lists_after_publish()
+    return out
+
+
 class TaskProgress:
     """Forwards ``retrain_from_events`` progress to the task's Celery state, at most every
     ``every_s`` seconds while training and at once on a new phase."""
@@ -201,8 +211,6 @@ def retrain_policy(self, min_slates: int = 20, tolerance: float = 0.0, epochs: i
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
     progress = TaskProgress(self)
-    out = run_retraining(min_slates=min_slates, tolerance=tolerance, epochs=epochs, min_held_out_users=min_held_out_users,
-                         decision_log=broker_redis(), progress=progress)
-    if out["status"] == "published":  # cached lists were chosen by the version before: the next requests ask the new one
-        out["cached_lists_dropped"] = drop_cached_lists_after_publish()
+    out = retrain_on_broker(min_slates=min_slates, tolerance=tolerance, epochs=epochs, min_held_out_users=min_held_out_users,
+                            progress=progress)
     return {**out, "run": progress.run, "pid": os.getpid()}

@@ -4,7 +4,8 @@ Key format: ``movierec.storage.recs_cache_keys`` (the gateway writes the entries
 list for user ``u`` lives under a key that starts with ``recs:{u}:`` (one key per filter
 combination). Invalidation deletes them all; refresh then asks the gateway for a fresh list,
 which fills the cache again. After a new policy version is published, every user's lists go
-(``drop_every_cached_list``): the lists a hit would serve were chosen by the version before.
+(``drop_cached_lists_after_publish``): the lists a hit would serve were chosen by the version
+before.
 """
 
 from __future__ import annotations
@@ -21,16 +22,15 @@ from movierec.storage import recs_cache_keys as keys
 
 log = logging.getLogger(__name__)
 
-
-def delete_user_cache(client: redis.Redis, user_id: int) -> int:
-    """Delete every cached recommendation list of ``user_id``; returns how many keys went."""
-    return delete_matching(client, keys.user_lists(user_id))
-
-
 PUBLISH_SETTLE_S = 5.0
 """After a publish every cached list is dropped at once and again this much later: the policy
 service looks for a new version at most every ``reload_interval_s`` (2 s by default), so a list
 cached in between may still be the earlier version's."""
+
+
+def delete_user_cache(client: redis.Redis, user_id: int) -> int:
+    """Delete every cached recommendation list of ``user_id``; returns how many keys went."""
+    return delete_matching(client, keys.user_lists(user_id))
 
 
 def delete_matching(client: redis.Redis, pattern: str) -> int:

@@ -117,6 +117,17 @@ def test_closed_loop_section_pools_the_seeds_with_a_t_interval(tmp_path: Path):
     assert "Over 3 seeds, learning adds +0.100 to the rise of CTR (sd 0.050 over seeds; 95% t interval +- 0.124, " \
            "not distinguishable from zero)" in text
     assert text.index("### Seed 0") < text.index("### Seed 1") < text.index("### Seed 2")
+    assert "By starting policy" not in text  # every learning run started from v0: one series
+
+
+def test_closed_loop_section_gives_each_starting_policy_its_own_series(tmp_path: Path):
+    # v0: +0.15 and +0.05 -> mean 0.10, sd 0.0707, t(0.975, 1) = 12.706 -> +- 0.635; u0: +0.20 alone
+    pairs = [(_loop([0.5, 0.5, 0.7, 0.7], seed=0), _loop([0.5, 0.5, 0.55, 0.55], seed=0)),
+             (_loop([0.5, 0.5, 0.6, 0.6], seed=1), _loop([0.5, 0.5, 0.55, 0.55], seed=1)),
+             (_loop([0.5, 0.5, 0.7, 0.7], start="u0", seed=2), _loop([0.5, 0.5, 0.5, 0.5], start="u0", seed=2))]
+    text = "\n".join(closed_loop_section(pairs, tmp_path / "none.png"))
+    assert "Over 3 seeds, learning adds +0.133" in text
+    assert "| v0 | 2 | +0.100 | 0.071 | +- 0.635 |" in text and "| u0 | 1 | +0.200 | – | – |" in text
 
 
 def test_closed_loop_records_pair_each_learning_run_with_its_seeds_control(tmp_path: Path):

@@ -544,7 +544,7 @@ def _replications(pairs: list[tuple[dict, dict | None]]) -> list[str]:
         return []
     out = ["", "| seed | started from | versions published | learning: CTR first half -> second | control: CTR first half -> second | "
                "rise that learning adds (95%, lists as independent) |", "|---:|---|---:|---|---|---|"]
-    diffs, half_widths = [], []
+    diffs, half_widths, starts = [], [], []
     for d, c in rows:
         l1, l2, rise, hw = _rise(d["bins"])
         c1, c2, c_rise, c_hw = _rise(c["bins"])
@@ -552,6 +552,7 @@ def _replications(pairs: list[tuple[dict, dict | None]]) -> list[str]:
             f"{d.get('start_version')} (control: {c.get('start_version')})"
         diffs.append(rise - c_rise)
         half_widths.append(math.hypot(hw, c_hw))
+        starts.append(d.get("start_version"))
         out.append(f"| {d['seed']} | {start} | {_published(d)} | {l1:.3f} -> {l2:.3f} ({rise:+.3f}) | {c1:.3f} -> {c2:.3f} ({c_rise:+.3f}) | "
                    f"{diffs[-1]:+.3f} +- {half_widths[-1]:.3f} |")
     n, mean = len(diffs), sum(diffs) / len(diffs)
@@ -559,14 +560,32 @@ def _replications(pairs: list[tuple[dict, dict | None]]) -> list[str]:
     if n < 2:
         return out + ["", f"One seed so far: learning adds {mean:+.3f} +- {pooled:.3f} (95%, lists as independent, which understates "
                           "the run-to-run variation); more seeds (`--seed`) tell it from chance."]
+    _, sd, t_hw = _t_interval(diffs)
+    verdict = "above zero" if mean - t_hw > 0 else ("below zero" if mean + t_hw < 0 else "not distinguishable from zero")
+    out += ["", f"Over {n} seeds, learning adds {mean:+.3f} to the rise of CTR (sd {sd:.3f} over seeds; 95% t interval "
+                f"+- {t_hw:.3f}, {verdict}). Pooling the within-run intervals instead (lists as independent, no run-to-run "
+                f"variation): +- {pooled:.3f}."]
+    groups = {start: [x for x, s in zip(diffs, starts) if s == start] for start in dict.fromkeys(starts)}
+    if len(groups) > 1:
+        out += ["", "By starting policy (each was trained in its own session, and its seeds ran with the code of that session, "
+                    "so each is a series of its own):", "",
+                "| started from | seeds | learning adds (mean) | sd over seeds | 95% t interval |", "|---|---:|---:|---:|---:|"]
+        for start, xs in groups.items():
+            g_mean, g_sd, g_hw = _t_interval(xs)
+            out.append(f"| {start} | {len(xs)} | {g_mean:+.3f} | " + (f"{g_sd:.3f} | +- {g_hw:.3f} |" if len(xs) > 1 else "– | – |"))
+    return out
+
+
+def _t_interval(xs: list[float]) -> tuple[float, float, float]:
+    """Mean, sample standard deviation and the half-width of the 95% t interval of the mean (sd
+    and half-width nan for a single value)."""
     from scipy import stats
 
-    sd = math.sqrt(sum((x - mean) ** 2 for x in diffs) / (n - 1))
-    t_hw = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
-    verdict = "above zero" if mean - t_hw > 0 else ("below zero" if mean + t_hw < 0 else "not distinguishable from zero")
-    return out + ["", f"Over {n} seeds, learning adds {mean:+.3f} to the rise of CTR (sd {sd:.3f} over seeds; 95% t interval "
-                      f"+- {t_hw:.3f}, {verdict}). Pooling the within-run intervals instead (lists as independent, no run-to-run "
-                      f"variation): +- {pooled:.3f}."]
+    n, mean = len(xs), sum(xs) / len(xs)
+    if n < 2:
+        return mean, float("nan"), float("nan")
+    sd = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1))
+    return mean, sd, float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
 
 
 def _closed_loop_run(data: dict, control: dict | None) -> list[str]:

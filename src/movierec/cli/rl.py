@@ -162,6 +162,43 @@ def retrain(
     console.print_json(json.dumps(result))
 
 
+@app.command("fine-tune-study")
+@fail_on_data_error
+def fine_tune_study(
+    epochs: str = typer.Option("1,3,10,20", help="Comma-separated fine-tuning lengths to compare (the retraining task's default is 20)."),
+    log_users: int = typer.Option(200, min=2, help="Simulated users whose sessions the served policy logs (the check holds 30% of them out)."),
+    eval_users: int = typer.Option(200, min=2, help="Other simulated users on whom each candidate and the served policy are served on-policy."),
+    seed: int = typer.Option(0, help="Seed of the users drawn, the simulator and the fine-tuning."),
+    ranker: str = typer.Option("auto", help=RANKER_HELP),
+    out: Path | None = typer.Option(None, help="Also write the rows as JSON here."),
+) -> None:
+    """Fine-tune the published policy on a simulated log for several lengths; for each candidate,
+    what the off-policy check sees (SNIPS, ESS, bound) against its true CTR gain in the simulator."""
+    from movierec.rl.artifact import load_current
+    from movierec.rl.fine_tune_study import as_records, run_study
+
+    try:
+        lengths = [int(e) for e in epochs.split(",") if e.strip()]
+    except ValueError:
+        raise RLConfigError(f"--epochs: expected comma-separated integers, got {epochs!r}") from None
+    if not lengths or min(lengths) < 1:
+        raise RLConfigError(f"--epochs: every length must be at least 1, got {epochs!r}")
+    served = load_current(get_settings().models_dir / "policy")
+    if served is None:
+        raise RLConfigError("no published policy to fine-tune (run `movierec rl train`)")
+    world = _world(_config([]), ranker)
+    if log_users + eval_users > world.n_users:
+        raise RLConfigError(f"--log-users + --eval-users = {log_users + eval_users}, more than the simulator's {world.n_users} users")
+    order = np.random.default_rng([seed, 11]).permutation(world.n_users)
+    rows = run_study(world, served, lengths, log_users=np.sort(order[:log_users]),
+                     eval_users=np.sort(order[log_users:log_users + eval_users]), seed=seed, say=console.print)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"seed": seed, "served": served.version, "log_users": log_users, "eval_users": eval_users,
+                                   "rows": as_records(rows)}, indent=2) + "\n")
+        console.print(f"wrote {out}")
+
+
 @app.command()
 def use(version: str = typer.Argument(..., help="A published version (`movierec rl status` names the current one).")) -> None:
     """Serve an already published policy version again (a rollback); the policy service reloads it

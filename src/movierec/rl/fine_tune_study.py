@@ -1,0 +1,107 @@
+"""How long online fine-tuning should run: the off-policy check's view of each candidate against
+its true value in the simulator.
+
+The served policy serves simulated sessions to some users, logged as the gateway logs them
+(``simulate_feedback_events`` with decisions). For each number of fine-tuning epochs, online
+retraining (``retrain_from_events``) fine-tunes a candidate on that log and values it off-policy on
+its held-out users (SNIPS, the effective sample size of its weights, the lower bound of its gain
+that decides a first check). Then the candidate and the served policy each serve the same
+sessions (same simulator seeds) to other users, never logged: the gain the check tries to
+estimate, measured on-policy. A candidate that moves far from the served policy can only be
+valued on a few explored positions (a small ESS); this shows whether fewer epochs keep it
+valuable and whether they still gain.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from movierec.rl.artifact import PolicyArtifact, load_current, publish_policy
+from movierec.rl.feedback_log import simulate_feedback_events
+from movierec.rl.online import MIN_HELD_OUT_USERS, check_alpha, retrain_from_events
+from movierec.rl.ranking import PolicyRanker
+from movierec.rl.world import World
+
+NEVER_REFUSE = 1e9
+"""Tolerance that publishes every candidate into the study's scratch folder, so each one can be
+served; whether the check would have published it is read from its lower bound."""
+
+
+@dataclass(frozen=True)
+class ServedValue:
+    lists: int
+    ctr: float
+    watch_minutes_per_list: float
+
+
+@dataclass(frozen=True)
+class CandidateRow:
+    epochs: int
+    candidate_snips: float
+    current_snips: float
+    candidate_ess: float
+    units: int
+    gain_lower_bound: float
+    would_publish: bool
+    """The first check's bound (``check_alpha(1)``) above 0."""
+    candidate: ServedValue
+    served: ServedValue
+    ctr_gain: float
+    ctr_gain_half_width: float
+    """95% half-width of the CTR gain, paired over the evaluation users."""
+
+
+def served_value(world: World, policy: PolicyArtifact, users: np.ndarray, seed: int) -> tuple[ServedValue, np.ndarray]:
+    """CTR and watch minutes per list when ``policy`` serves ``users`` (with its serving
+    exploration), and each user's CTR (for paired comparisons on the same simulator seeds)."""
+    decisions: list = []
+    events = simulate_feedback_events(world, PolicyRanker(policy), users, seed=seed, decisions=decisions, id_prefix="value")
+    clicked = {e.decision_id for e in events if e.kind == "watch"}
+    watch = sum(e.watch_seconds or 0.0 for e in events if e.kind == "watch") / 60.0
+    per_user: dict[int, list[bool]] = {}
+    for d in decisions:
+        per_user.setdefault(d.user_id, []).append(d.decision_id in clicked)
+    user_ctr = np.array([np.mean(per_user.get(int(world.simulator.user_ids[u]), [False])) for u in users])
+    n = max(1, len(decisions))
+    return ServedValue(len(decisions), len(clicked) / n, watch / n), user_ctr
+
+
+def run_study(world: World, served: PolicyArtifact, epochs: list[int], *, log_users: np.ndarray, eval_users: np.ndarray,
+              seed: int, min_held_out_users: int = MIN_HELD_OUT_USERS, say: Callable[[str], None] = print) -> list[CandidateRow]:
+    """One candidate per entry of ``epochs``, fine-tuned on the served policy's log of
+    ``log_users`` (the check holds some of them out) and served on-policy to ``eval_users``."""
+    decisions: list = []
+    events = simulate_feedback_events(world, PolicyRanker(served), log_users, seed=seed, decisions=decisions, id_prefix="log")
+    say(f"logged {len(decisions)} lists of {len(log_users)} users served by {served.version}")
+    base, base_users = served_value(world, served, eval_users, seed + 1)
+    rows = []
+    for n in epochs:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            publish_policy(served, folder)
+            result = retrain_from_events(events, folder, decisions=decisions, epochs=n, tolerance=NEVER_REFUSE, seed=seed,
+                                          min_held_out_users=min_held_out_users)
+            if result.status != "published":
+                say(f"{n} epochs: {result.status} ({result.reason})")
+                continue
+            candidate = load_current(folder)
+            value, cand_users = served_value(world, candidate, eval_users, seed + 1)
+        diff = cand_users - base_users
+        half = 1.96 * float(diff.std(ddof=1)) / np.sqrt(len(diff)) if len(diff) > 1 else float("nan")
+        row = CandidateRow(n, result.candidate_snips, result.current_snips, result.candidate_ess, result.units,
+                           result.gain_lower_bound, bool(result.gain_lower_bound > 0), value, base,
+                           value.ctr - base.ctr, half)
+        say(f"{n} epochs: SNIPS {row.candidate_snips:.4f} vs {row.current_snips:.4f}, ESS {row.candidate_ess:.1f} of {row.units}, "
+            f"bound {row.gain_lower_bound:+.4f} (check 1 at {1 - check_alpha(1):.2%}); served on-policy: CTR {value.ctr:.4f} vs "
+            f"{base.ctr:.4f} ({row.ctr_gain:+.4f} +- {half:.4f})")
+        rows.append(row)
+    return rows
+
+
+def as_records(rows: list[CandidateRow]) -> list[dict]:
+    return [asdict(r) for r in rows]

@@ -169,12 +169,13 @@ def fine_tune_study(
     log_users: int = typer.Option(200, min=2, help="Simulated users whose sessions the served policy logs (the check holds 30% of them out)."),
     eval_users: int = typer.Option(200, min=2, help="Other simulated users on whom each candidate and the served policy are served on-policy."),
     seed: int = typer.Option(0, help="Seed of the users drawn, the simulator and the fine-tuning."),
+    version: str | None = typer.Option(None, help="The published policy version to start from (default: the served one)."),
     ranker: str = typer.Option("auto", help=RANKER_HELP),
     out: Path | None = typer.Option(None, help="Also write the rows as JSON here."),
 ) -> None:
     """Fine-tune the published policy on a simulated log for several lengths; for each candidate,
     what the off-policy check sees (SNIPS, ESS, bound) against its true CTR gain in the simulator."""
-    from movierec.rl.artifact import load_current
+    from movierec.rl.artifact import PolicyArtifactError, load_current, load_policy
     from movierec.rl.fine_tune_study import as_records, run_study
 
     try:
@@ -183,7 +184,11 @@ def fine_tune_study(
         raise RLConfigError(f"--epochs: expected comma-separated integers, got {epochs!r}") from None
     if not lengths or min(lengths) < 1:
         raise RLConfigError(f"--epochs: every length must be at least 1, got {epochs!r}")
-    served = load_current(get_settings().models_dir / "policy")
+    policy_dir = get_settings().models_dir / "policy"
+    try:
+        served = load_current(policy_dir) if version is None else load_policy(policy_dir / version)
+    except (FileNotFoundError, PolicyArtifactError) as exc:
+        raise RLConfigError(f"--version: {exc}") from None
     if served is None:
         raise RLConfigError("no published policy to fine-tune (run `movierec rl train`)")
     world = _world(_config([]), ranker)

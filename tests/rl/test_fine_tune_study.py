@@ -23,3 +23,22 @@ def test_each_candidate_is_valued_off_policy_and_served_on_the_same_sessions(tin
     # the served policy's on-policy value is reproducible: the candidates met the same sessions
     again, per_user = served_value(tiny_world, served, eval_users, 1)
     assert again == rows[0].served and len(per_user) == len(eval_users)
+
+
+@pytest.mark.parametrize("args, named", [(["--epochs", "0,3"], "--epochs"), (["--epochs", "a"], "--epochs"),
+                                         (["--version", "v-nine"], "--version")])
+def test_bad_study_options_are_a_clear_cli_error(args, named, tmp_path, tiny_artifact_factory, monkeypatch):
+    from typer.testing import CliRunner
+
+    from movierec.cli import app
+    from movierec.rl.artifact import publish_policy
+    from movierec.settings import get_settings
+
+    monkeypatch.setenv("MOVIEREC_HOME", str(tmp_path))
+    get_settings.cache_clear()
+    try:
+        publish_policy(tiny_artifact_factory("v-one"), get_settings().models_dir / "policy")
+        result = CliRunner().invoke(app, ["rl", "fine-tune-study", *args])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 2 and named in result.output and "Traceback" not in result.output, result.output

@@ -12,21 +12,26 @@ from movierec.rl.fine_tune_study import run_study, served_value
 def test_each_candidate_is_valued_off_policy_and_served_on_the_same_sessions(tiny_world, tiny_artifact_factory):
     served = tiny_artifact_factory("v-base")
     eval_users = np.arange(24, 40)
-    rows = run_study(tiny_world, served, [1, 5], log_users=np.arange(24), eval_users=eval_users, seed=0, min_held_out_users=4,
-                     say=lambda _: None)
+    rows = run_study(tiny_world, served, [1, 5], log_users=np.arange(24), eval_users=eval_users, seed=0, caps=(10.0,),
+                     min_held_out_users=4, say=lambda _: None)
     assert [r.epochs for r in rows] == [1, 5]
     for r in rows:
         assert 0 < r.candidate_ess <= r.units
         assert r.would_publish == (r.gain_lower_bound > 0)
         assert r.served == rows[0].served and r.candidate.lists > 0 and 0 <= r.candidate.ctr <= 1
         assert r.ctr_gain == pytest.approx(r.candidate.ctr - r.served.ctr)
+        # uncapped, the study sees what the check saw; capped, no weight is above the cap
+        check, capped = r.views
+        assert check.cap is None and check.gain == pytest.approx(r.candidate_snips - r.current_snips)
+        assert check.candidate_ess == pytest.approx(r.candidate_ess) and check.gain_lower_bound == pytest.approx(r.gain_lower_bound)
+        assert capped.cap == 10.0 and capped.candidate_ess >= check.candidate_ess
     # the served policy's on-policy value is reproducible: the candidates met the same sessions
     again, per_user = served_value(tiny_world, served, eval_users, 1)
     assert again == rows[0].served and len(per_user) == len(eval_users)
 
 
 @pytest.mark.parametrize("args, named", [(["--epochs", "0,3"], "--epochs"), (["--epochs", "a"], "--epochs"),
-                                         (["--version", "v-nine"], "--version")])
+                                         (["--version", "v-nine"], "--version"), (["--caps", "0"], "--caps")])
 def test_bad_study_options_are_a_clear_cli_error(args, named, tmp_path, tiny_artifact_factory, monkeypatch):
     from typer.testing import CliRunner
 
@@ -42,3 +47,14 @@ def test_bad_study_options_are_a_clear_cli_error(args, named, tmp_path, tiny_art
     finally:
         get_settings.cache_clear()
     assert result.exit_code == 2 and named in result.output and "Traceback" not in result.output, result.output
+
+
+def test_clipped_units_cap_the_weights_and_keep_the_rest():
+    from movierec.rl.off_policy import clipped_units, importance_weights
+
+    units = np.array([[1.0, 0.9, 0.9], [0.0, 0.5, 0.001], [2.0, 0.002, 0.5]])
+    capped = clipped_units(units, 10.0)
+    assert importance_weights(capped[:, 1], capped[:, 2]).tolist() == pytest.approx([1.0, 10.0, 0.004])
+    assert capped[:, [0, 2]].tolist() == units[:, [0, 2]].tolist() and units[1, 1] == 0.5  # the input is not changed
+    with pytest.raises(ValueError, match="positive"):
+        clipped_units(units, 0)

@@ -170,6 +170,7 @@ def fine_tune_study(
     eval_users: int = typer.Option(200, min=2, help="Other simulated users on whom each candidate and the served policy are served on-policy."),
     seed: int = typer.Option(0, help="Seed of the users drawn, the simulator and the fine-tuning."),
     version: str | None = typer.Option(None, help="The published policy version to start from (default: the served one)."),
+    caps: str = typer.Option("100,10", help="Comma-separated importance-weight caps to value each candidate with besides the check's uncapped weights ('' for none)."),
     ranker: str = typer.Option("auto", help=RANKER_HELP),
     out: Path | None = typer.Option(None, help="Also write the rows as JSON here."),
 ) -> None:
@@ -184,6 +185,12 @@ def fine_tune_study(
         raise RLConfigError(f"--epochs: expected comma-separated integers, got {epochs!r}") from None
     if not lengths or min(lengths) < 1:
         raise RLConfigError(f"--epochs: every length must be at least 1, got {epochs!r}")
+    try:
+        weight_caps = tuple(float(c) for c in caps.split(",") if c.strip())
+    except ValueError:
+        raise RLConfigError(f"--caps: expected comma-separated numbers, got {caps!r}") from None
+    if any(not c > 0 for c in weight_caps):
+        raise RLConfigError(f"--caps: every cap must be above 0, got {caps!r}")
     policy_dir = get_settings().models_dir / "policy"
     try:
         served = load_current(policy_dir) if version is None else load_policy(policy_dir / version)
@@ -196,7 +203,7 @@ def fine_tune_study(
         raise RLConfigError(f"--log-users + --eval-users = {log_users + eval_users}, more than the simulator's {world.n_users} users")
     order = np.random.default_rng([seed, 11]).permutation(world.n_users)
     rows = run_study(world, served, lengths, log_users=np.sort(order[:log_users]),
-                     eval_users=np.sort(order[log_users:log_users + eval_users]), seed=seed, say=console.print)
+                     eval_users=np.sort(order[log_users:log_users + eval_users]), seed=seed, caps=weight_caps, say=console.print)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps({"seed": seed, "served": served.version, "log_users": log_users, "eval_users": eval_users,

@@ -9,7 +9,8 @@ that decides a first check). Then the candidate and the served policy each serve
 sessions (same simulator seeds) to other users, never logged: the gain the check tries to
 estimate, measured on-policy. A candidate that moves far from the served policy can only be
 valued on a few explored positions (a small ESS); this shows whether fewer epochs keep it
-valuable and whether they still gain.
+valuable and whether they still gain. Each candidate is also valued with its importance weights
+capped (``caps``; clipped importance sampling), to see whether a capped check would see the gain.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ import numpy as np
 
 from movierec.rl.artifact import PolicyArtifact, load_current, publish_policy
 from movierec.rl.feedback_log import simulate_feedback_events
-from movierec.rl.online import MIN_HELD_OUT_USERS, check_alpha, retrain_from_events
+from movierec.rl.off_policy import clipped_units, effective_sample_size, snips
+from movierec.rl.online import MIN_HELD_OUT_USERS, check_alpha, held_out_units, retrain_from_events, snips_gain_lower_bound
 from movierec.rl.ranking import PolicyRanker
 from movierec.rl.world import World
 
@@ -37,6 +39,18 @@ class ServedValue:
     lists: int
     ctr: float
     watch_minutes_per_list: float
+
+
+@dataclass(frozen=True)
+class OffPolicyView:
+    """The check's view of a candidate with its weights capped at ``cap`` (None: as the check)."""
+
+    cap: float | None
+    gain: float
+    """SNIPS of the candidate minus SNIPS of the served policy on the held-out units."""
+    candidate_ess: float
+    gain_lower_bound: float
+    """At the first check's confidence (``check_alpha(1)``)."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +68,8 @@ class CandidateRow:
     ctr_gain: float
     ctr_gain_half_width: float
     """95% half-width of the CTR gain, paired over the evaluation users."""
+    views: list[OffPolicyView]
+    """The check's view (cap None) and the capped ones."""
 
 
 def served_value(world: World, policy: PolicyArtifact, users: np.ndarray, seed: int) -> tuple[ServedValue, np.ndarray]:
@@ -71,8 +87,21 @@ def served_value(world: World, policy: PolicyArtifact, users: np.ndarray, seed: 
     return ServedValue(len(decisions), len(clicked) / n, watch / n), user_ctr
 
 
+def off_policy_views(cand_units: list[np.ndarray], cur_units: list[np.ndarray], caps: list[float | None], seed: int) -> list[OffPolicyView]:
+    """The candidate's gain over the served policy, its ESS and the first check's lower bound, per cap."""
+    views = []
+    for cap in caps:
+        cand = cand_units if cap is None else [clipped_units(u, cap) for u in cand_units]
+        cur = cur_units if cap is None else [clipped_units(u, cap) for u in cur_units]
+        a, b = np.concatenate(cand), np.concatenate(cur)
+        views.append(OffPolicyView(cap, snips(*a.T) - snips(*b.T), effective_sample_size(a[:, 1], a[:, 2]),
+                                   snips_gain_lower_bound(cand, cur, seed, alpha=check_alpha(1))))
+    return views
+
+
 def run_study(world: World, served: PolicyArtifact, epochs: list[int], *, log_users: np.ndarray, eval_users: np.ndarray,
-              seed: int, min_held_out_users: int = MIN_HELD_OUT_USERS, say: Callable[[str], None] = print) -> list[CandidateRow]:
+              seed: int, caps: tuple[float, ...] = (), min_held_out_users: int = MIN_HELD_OUT_USERS,
+              say: Callable[[str], None] = print) -> list[CandidateRow]:
     """One candidate per entry of ``epochs``, fine-tuned on the served policy's log of
     ``log_users`` (the check holds some of them out) and served on-policy to ``eval_users``."""
     decisions: list = []
@@ -91,14 +120,18 @@ def run_study(world: World, served: PolicyArtifact, epochs: list[int], *, log_us
                 continue
             candidate = load_current(folder)
             value, cand_users = served_value(world, candidate, eval_users, seed + 1)
+        views = off_policy_views(held_out_units(served, candidate.learner(), events, decisions, seed),
+                                 held_out_units(served, served.learner(), events, decisions, seed), [None, *caps], seed)
         diff = cand_users - base_users
         half = 1.96 * float(diff.std(ddof=1)) / np.sqrt(len(diff)) if len(diff) > 1 else float("nan")
         row = CandidateRow(n, result.candidate_snips, result.current_snips, result.candidate_ess, result.units,
                            result.gain_lower_bound, bool(result.gain_lower_bound > 0), value, base,
-                           value.ctr - base.ctr, half)
+                           value.ctr - base.ctr, half, views)
         say(f"{n} epochs: SNIPS {row.candidate_snips:.4f} vs {row.current_snips:.4f}, ESS {row.candidate_ess:.1f} of {row.units}, "
             f"bound {row.gain_lower_bound:+.4f} (check 1 at {1 - check_alpha(1):.2%}); served on-policy: CTR {value.ctr:.4f} vs "
             f"{base.ctr:.4f} ({row.ctr_gain:+.4f} +- {half:.4f})")
+        for v in views[1:]:
+            say(f"  weights capped at {v.cap:g}: gain {v.gain:+.4f}, ESS {v.candidate_ess:.1f}, bound {v.gain_lower_bound:+.4f}")
         rows.append(row)
     return rows
 

@@ -47,3 +47,14 @@ def effective_sample_size(target_propensities, logging_propensities) -> float:
     w = importance_weights(target_propensities, logging_propensities)
     square = float((w * w).sum())
     return float(w.sum()) ** 2 / square if square > 0 else 0.0
+
+
+def clipped_units(units: np.ndarray, cap: float) -> np.ndarray:
+    """Units (reward, target propensity, logging propensity) whose weight is capped at ``cap``
+    (clipped importance sampling: bias traded for variance; the target propensity is lowered so
+    that target / logging <= cap, so every estimate above reads the capped weights)."""
+    if cap <= 0:
+        raise ValueError(f"the weight cap must be positive, got {cap}")
+    out = np.array(units, np.float64, copy=True).reshape(-1, 3)
+    out[:, 1] = np.minimum(out[:, 1], cap * out[:, 2])
+    return out

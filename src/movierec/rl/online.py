@@ -307,6 +307,15 @@ def _logged_units(learner: DQNLearner, users: list[list[_Decision]], epsilon: fl
     return out
 
 
+def held_out_units(current: PolicyArtifact, learner: DQNLearner, events: list[FeedbackEvent],
+                   decisions: Iterable[ServedDecision], seed: int) -> list[np.ndarray]:
+    """Per held-out user, the units (reward, target propensity, logging propensity) on which a
+    check of ``current`` with this ``seed`` values ``learner`` (the users ``retrain_from_events``
+    holds out)."""
+    _, held_out = split_users(_decisions(current, served_slates(events, decisions)), HELD_OUT_SHARE, seed)
+    return _logged_units(learner, held_out, current.config.dqn.serving_epsilon)
+
+
 def _stacked(per_user: list[np.ndarray]) -> np.ndarray:
     """Every user's units as one (units, 3) array."""
     return np.concatenate(per_user) if per_user else np.zeros((0, 3))

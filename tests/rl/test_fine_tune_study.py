@@ -9,23 +9,32 @@ import pytest
 from movierec.rl.fine_tune_study import run_study, served_value
 
 
-def test_each_candidate_is_valued_off_policy_and_served_on_the_same_sessions(tiny_world, tiny_artifact_factory):
+def test_each_candidate_is_valued_off_policy_and_served_on_the_same_sessions(tiny_world, tiny_artifact_factory, tmp_path):
+    from movierec.rl.artifact import publish_policy
+    from movierec.rl.feedback_log import simulate_feedback_events
+    from movierec.rl.online import retrain_from_events
+    from movierec.rl.ranking import PolicyRanker
+
     served = tiny_artifact_factory("v-base")
     eval_users = np.arange(24, 40)
     rows = run_study(tiny_world, served, [1, 5], log_users=np.arange(24), eval_users=eval_users, seed=0, caps=(10.0,),
                      min_held_out_users=4, say=lambda _: None)
-    assert [r.epochs for r in rows] == [1, 5]
+    assert [r.label for r in rows] == ["1 epochs", "5 epochs", "untrained"]
     for r in rows:
-        assert 0 < r.candidate_ess <= r.units
-        assert r.would_publish == (r.gain_lower_bound > 0)
+        check, capped = r.views
+        assert check.cap is None and 0 < check.candidate_ess <= r.units and r.would_publish == (check.gain_lower_bound > 0)
+        assert capped.cap == 10.0 and capped.candidate_ess >= check.candidate_ess
         assert r.served == rows[0].served and r.candidate.lists > 0 and 0 <= r.candidate.ctr <= 1
         assert r.ctr_gain == pytest.approx(r.candidate.ctr - r.served.ctr)
-        # uncapped, the study sees what the check saw; capped, no weight is above the cap
-        check, capped = r.views
-        assert check.cap is None and check.gain == pytest.approx(r.candidate_snips - r.current_snips)
-        assert check.candidate_ess == pytest.approx(r.candidate_ess) and check.gain_lower_bound == pytest.approx(r.gain_lower_bound)
-        assert capped.cap == 10.0 and capped.candidate_ess >= check.candidate_ess
-    # the served policy's on-policy value is reproducible: the candidates met the same sessions
+    # uncapped, the study sees what the check saw: the same log, candidate and held-out users
+    decisions: list = []
+    events = simulate_feedback_events(tiny_world, PolicyRanker(served), np.arange(24), seed=0, decisions=decisions, id_prefix="log")
+    publish_policy(served, tmp_path)
+    result = retrain_from_events(events, tmp_path, decisions=decisions, epochs=5, tolerance=1e9, min_held_out_users=4)
+    check = rows[1].views[0]
+    assert check.gain == pytest.approx(result.candidate_snips - result.current_snips) and rows[1].units == result.units
+    assert check.candidate_ess == pytest.approx(result.candidate_ess) and check.gain_lower_bound == pytest.approx(result.gain_lower_bound)
+    # the served policy's on-policy value is reproducible: every candidate met the same sessions
     again, per_user = served_value(tiny_world, served, eval_users, 1)
     assert again == rows[0].served and len(per_user) == len(eval_users)
 

@@ -22,7 +22,8 @@ from typing import Callable
 
 import numpy as np
 
-from movierec.rl.artifact import PolicyArtifact, load_current, publish_policy
+from movierec.rl.artifact import PolicyArtifact, artifact_from_learner, load_current, publish_policy
+from movierec.rl.dqn import DQNLearner
 from movierec.rl.feedback_log import simulate_feedback_events
 from movierec.rl.off_policy import clipped_units, effective_sample_size, snips
 from movierec.rl.online import MIN_HELD_OUT_USERS, check_alpha, held_out_units, retrain_from_events, snips_gain_lower_bound
@@ -55,21 +56,22 @@ class OffPolicyView:
 
 @dataclass(frozen=True)
 class CandidateRow:
-    epochs: int
-    candidate_snips: float
-    current_snips: float
-    candidate_ess: float
+    label: str
+    """``N epochs`` for a fine-tuned candidate; ``untrained`` for the negative control."""
     units: int
-    gain_lower_bound: float
-    would_publish: bool
-    """The first check's bound (``check_alpha(1)``) above 0."""
+    """Held-out (slate, position) units the check values it on."""
+    views: list[OffPolicyView]
+    """The check's view (cap None, what decides a publish) and the capped ones."""
     candidate: ServedValue
     served: ServedValue
     ctr_gain: float
     ctr_gain_half_width: float
     """95% half-width of the CTR gain, paired over the evaluation users."""
-    views: list[OffPolicyView]
-    """The check's view (cap None) and the capped ones."""
+
+    @property
+    def would_publish(self) -> bool:
+        """The first check's bound above 0."""
+        return self.views[0].gain_lower_bound > 0
 
 
 def served_value(world: World, policy: PolicyArtifact, users: np.ndarray, seed: int) -> tuple[ServedValue, np.ndarray]:
@@ -100,15 +102,18 @@ def off_policy_views(cand_units: list[np.ndarray], cur_units: list[np.ndarray], 
 
 
 def run_study(world: World, served: PolicyArtifact, epochs: list[int], *, log_users: np.ndarray, eval_users: np.ndarray,
-              seed: int, caps: tuple[float, ...] = (), min_held_out_users: int = MIN_HELD_OUT_USERS,
+              seed: int, caps: tuple[float, ...] = (), negative_control: bool = True, min_held_out_users: int = MIN_HELD_OUT_USERS,
               say: Callable[[str], None] = print) -> list[CandidateRow]:
     """One candidate per entry of ``epochs``, fine-tuned on the served policy's log of
-    ``log_users`` (the check holds some of them out) and served on-policy to ``eval_users``."""
+    ``log_users`` (the check holds some of them out) and served on-policy to ``eval_users``;
+    with ``negative_control``, also an untrained Q-network (a candidate worse than the served
+    policy, which a check must refuse)."""
     decisions: list = []
     events = simulate_feedback_events(world, PolicyRanker(served), log_users, seed=seed, decisions=decisions, id_prefix="log")
     say(f"logged {len(decisions)} lists of {len(log_users)} users served by {served.version}")
     base, base_users = served_value(world, served, eval_users, seed + 1)
-    rows = []
+    served_units = held_out_units(served, served.learner(), events, decisions, seed)
+    candidates: list[tuple[str, PolicyArtifact]] = []
     for n in epochs:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
@@ -118,23 +123,28 @@ def run_study(world: World, served: PolicyArtifact, epochs: list[int], *, log_us
             if result.status != "published":
                 say(f"{n} epochs: {result.status} ({result.reason})")
                 continue
-            candidate = load_current(folder)
-            value, cand_users = served_value(world, candidate, eval_users, seed + 1)
-        views = off_policy_views(held_out_units(served, candidate.learner(), events, decisions, seed),
-                                 held_out_units(served, served.learner(), events, decisions, seed), [None, *caps], seed)
+            candidates.append((f"{n} epochs", load_current(folder)))
+    if negative_control:
+        d = served.config.dqn
+        untrained = DQNLearner(served.featurizer(), top_n=d.top_n, hidden=d.hidden, gamma=d.gamma, lr=d.lr, tau=d.target_tau, seed=seed)
+        candidates.append(("untrained", artifact_from_learner(untrained, served.config, served.items, served.user_ids,
+                                                              served.user_vectors, served.metadata)))
+    rows = []
+    for label, candidate in candidates:
+        value, cand_users = served_value(world, candidate, eval_users, seed + 1)
+        units = held_out_units(served, candidate.learner(), events, decisions, seed)
+        views = off_policy_views(units, served_units, [None, *caps], seed)
         diff = cand_users - base_users
         half = 1.96 * float(diff.std(ddof=1)) / np.sqrt(len(diff)) if len(diff) > 1 else float("nan")
-        row = CandidateRow(n, result.candidate_snips, result.current_snips, result.candidate_ess, result.units,
-                           result.gain_lower_bound, bool(result.gain_lower_bound > 0), value, base,
-                           value.ctr - base.ctr, half, views)
-        say(f"{n} epochs: SNIPS {row.candidate_snips:.4f} vs {row.current_snips:.4f}, ESS {row.candidate_ess:.1f} of {row.units}, "
-            f"bound {row.gain_lower_bound:+.4f} (check 1 at {1 - check_alpha(1):.2%}); served on-policy: CTR {value.ctr:.4f} vs "
-            f"{base.ctr:.4f} ({row.ctr_gain:+.4f} +- {half:.4f})")
-        for v in views[1:]:
-            say(f"  weights capped at {v.cap:g}: gain {v.gain:+.4f}, ESS {v.candidate_ess:.1f}, bound {v.gain_lower_bound:+.4f}")
+        row = CandidateRow(label, int(sum(len(u) for u in units)), views, value, base, value.ctr - base.ctr, half)
+        say(f"{label}: served on-policy CTR {value.ctr:.4f} vs {base.ctr:.4f} ({row.ctr_gain:+.4f} +- {half:.4f}); "
+            f"the check on {row.units} held-out units:")
+        for v in views:
+            say(f"  weights {'as logged' if v.cap is None else f'capped at {v.cap:g}'}: SNIPS gain {v.gain:+.4f}, "
+                f"ESS {v.candidate_ess:.1f}, bound {v.gain_lower_bound:+.4f} (check 1 at {1 - check_alpha(1):.2%})")
         rows.append(row)
     return rows
 
 
 def as_records(rows: list[CandidateRow]) -> list[dict]:
-    return [asdict(r) for r in rows]
+    return [{**asdict(r), "would_publish": r.would_publish} for r in rows]

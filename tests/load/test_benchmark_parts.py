@@ -221,3 +221,20 @@ def test_a_closed_loop_run_starts_without_what_earlier_runs_left_in_redis():
         assert clear_earlier_runs(url) == {"cached_lists": 0, "queued_tasks": 0}
     finally:
         client.flushdb()
+
+
+def test_fine_tune_study_section_sets_the_check_beside_the_true_gain(tmp_path: Path):
+    from movierec.benchmarks.records import fine_tune_study_record_path, fine_tune_study_records, save_record
+    from movierec.benchmarks.report import fine_tune_study_section
+
+    view = lambda cap, gain, ess, bound: {"cap": cap, "gain": gain, "candidate_ess": ess, "gain_lower_bound": bound}  # noqa: E731
+    for seed in (1, 0):
+        save_record(fine_tune_study_record_path(tmp_path, seed), {"seed": seed, "rows": [
+            {"label": "3 epochs", "units": 4000, "ctr_gain": 0.062, "ctr_gain_half_width": 0.018,
+             "views": [view(None, 0.01, 8.0, -0.124), view(10.0, 0.163, 580.7, 0.116)]}]})
+    records = fine_tune_study_records(tmp_path)
+    assert [r["seed"] for r in records] == [0, 1]
+    text = "\n".join(fine_tune_study_section(records))
+    assert "| 0 | 3 epochs | +0.062 +- 0.018 | as logged (the check) | +0.010 | 8.0 of 4000 | -0.124 | no |" in text
+    assert "| | | | capped at 10 | +0.163 | 580.7 of 4000 | +0.116 | yes |" in text
+    assert fine_tune_study_section([]) == []

@@ -1,8 +1,8 @@
 """The measurement records the performance report is assembled from, kept beside it.
 
-``movierec bench ranker`` (on a GPU, only where one is lent) and ``movierec bench closed-loop``
-(20 minutes with its control) are not rerun by ``movierec bench serving``; their last results
-are read from ``<reports-dir>/measurements/``. They live there, committed with the reports they
+``movierec bench ranker`` (on a GPU, only where one is lent), ``movierec bench closed-loop``
+(20 minutes with its control) and ``movierec rl fine-tune-study`` are not rerun by ``movierec
+bench serving``; their last results are read from ``<reports-dir>/measurements/``. They live there, committed with the reports they
 feed, not under ``<home>``: a new checkout would lose them, and the report with them.
 """
 
@@ -27,6 +27,17 @@ def closed_loop_pairs(reports_dir: Path) -> list[tuple[dict, dict | None]]:
     """Every saved learning run with the control run of its seed (None when there is none), by seed."""
     runs = [load_record(p) for p in (Path(reports_dir) / MEASUREMENTS).glob("closed_loop_seed*.json")]
     return [(run, load_record(closed_loop_record_path(reports_dir, False, run["seed"]))) for run in sorted(runs, key=lambda r: r["seed"])]
+
+
+def fine_tune_study_record_path(reports_dir: Path, seed: int) -> Path:
+    """The last ``movierec rl fine-tune-study`` of one seed."""
+    return Path(reports_dir) / MEASUREMENTS / f"fine_tune_study_seed{seed}.json"
+
+
+def fine_tune_study_records(reports_dir: Path) -> list[dict]:
+    """Every saved fine-tuning study, by seed."""
+    found = [load_record(p) for p in (Path(reports_dir) / MEASUREMENTS).glob("fine_tune_study_seed*.json")]
+    return sorted(found, key=lambda r: r["seed"])
 
 
 def load_record(path: Path) -> dict | None:

@@ -588,6 +588,32 @@ def _t_interval(xs: list[float]) -> tuple[float, float, float]:
     return mean, sd, float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
 
 
+def fine_tune_study_section(records: list[dict]) -> list[str]:
+    """The saved ``movierec rl fine-tune-study`` runs: per seed and candidate, its on-policy CTR
+    gain in the simulator next to what the off-policy check (and the capped views) made of it."""
+    if not records:
+        return []
+    out = ["", "### What the check sees of fine-tuned candidates (`movierec rl fine-tune-study`)", "",
+           "The served policy logs simulated sessions of 200 users; online retraining fine-tunes a candidate on that log for "
+           "each length and values it off-policy on its held-out users, as a check does (SNIPS gain over the served policy, "
+           "ESS of the candidate's weights, the first check's lower bound; a check publishes when the bound is above 0). "
+           "Each candidate and the served policy then serve the same sessions to 200 other users: the true CTR gain "
+           "(95%, paired over users). `untrained` is a negative control (a Q-network never trained), which a check must "
+           "refuse. Capped views value the same units with importance weights capped (clipped importance sampling).", "",
+           "| seed | candidate | true CTR gain | weights | SNIPS gain | ESS | bound | publishes |", "|---:|---|---|---|---:|---:|---:|---|"]
+    for record in records:
+        for row in record["rows"]:
+            first = True
+            for v in row["views"]:
+                head = (f"| {record['seed']} | {row['label']} | {row['ctr_gain']:+.3f} +- {row['ctr_gain_half_width']:.3f} |" if first
+                        else "| | | |")
+                weights = "as logged (the check)" if v["cap"] is None else f"capped at {v['cap']:g}"
+                out.append(f"{head} {weights} | {v['gain']:+.3f} | {v['candidate_ess']:.1f} of {row['units']} | "
+                           f"{v['gain_lower_bound']:+.3f} | {'yes' if v['gain_lower_bound'] > 0 else 'no'} |")
+                first = False
+    return out
+
+
 def _closed_loop_run(data: dict, control: dict | None) -> list[str]:
     out = [f"{data['requests']} requests, {data['failures']} failed."
            + (f" The gateway logged {data['logged_decisions']:,} policy decisions (lists chosen for known users, filtered ones "
@@ -653,13 +679,16 @@ def _checks_table(checks: list[dict] | None) -> list[str]:
 
 def write_report(result: ServingBenchResult, cpu_scaling: list[ScalingResult], gpu_scaling: list[ScalingResult] | None,
                  reports_dir: Path, command: str, cpu_threads: int, notes: str = "",
-                 closed_loop: list[tuple[dict, dict | None]] | None = None, gpu_served: dict | None = None) -> dict:
+                 closed_loop: list[tuple[dict, dict | None]] | None = None, gpu_served: dict | None = None,
+                 fine_tune_studies: list[dict] | None = None) -> dict:
     h = headline(result, cpu_scaling, gpu_scaling)
     figure = reports_dir / "figures" / "performance_latency.png"
     plot(result, figure)
     md = render_markdown(result, h, cpu_scaling, gpu_scaling, figure, command, cpu_threads, gpu_served)
     if closed_loop:
         md += "\n".join(closed_loop_section(closed_loop, reports_dir / "figures" / "performance_closed_loop.png")) + "\n"
+    if fine_tune_studies:
+        md += "\n".join(fine_tune_study_section(fine_tune_studies)) + "\n"
     md += DEVELOPMENT_FINDINGS
     if notes:
         md += "\n" + notes.strip() + "\n"

@@ -10,7 +10,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from movierec.benchmarks.records import closed_loop_pairs, closed_loop_record_path, load_record, ranker_record_path, save_record
+from movierec.benchmarks.records import (closed_loop_pairs, closed_loop_record_path, fine_tune_study_records, load_record,
+                                         ranker_record_path, save_record)
 from movierec.settings import get_settings
 
 app = typer.Typer(no_args_is_help=True, help="Serving benchmarks: ranker top-N scaling, the stack under load.")
@@ -197,7 +198,7 @@ def serving(
     command = "movierec bench serving" + (f" --levels {levels}" if levels != "1,8,32,128" else "") + \
         (f" --duration {duration:g}" if duration != 15.0 else "")
     h = write_report(result, cpu, gpu, reports_dir, command, torch.get_num_threads(), gpu_served=gpu_record.get("served"),
-                     closed_loop=closed_loop_pairs(reports_dir))
+                     closed_loop=closed_loop_pairs(reports_dir), fine_tune_studies=fine_tune_study_records(reports_dir))
     table = Table(title="goals (issue 7)")
     for col in ("goal", "target", "measured", "result"):
         table.add_column(col)

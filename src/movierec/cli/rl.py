@@ -172,10 +172,12 @@ def fine_tune_study(
     version: str | None = typer.Option(None, help="The published policy version to start from (default: the served one)."),
     caps: str = typer.Option("100,10", help="Comma-separated importance-weight caps to value each candidate with besides the check's uncapped weights ('' for none)."),
     ranker: str = typer.Option("auto", help=RANKER_HELP),
-    out: Path | None = typer.Option(None, help="Also write the rows as JSON here."),
+    out: Path | None = typer.Option(None, help="Where the record goes (default reports/measurements/fine_tune_study_seed<seed>.json, "
+                                                "which the next `movierec bench serving` report includes)."),
 ) -> None:
     """Fine-tune the published policy on a simulated log for several lengths; for each candidate,
     what the off-policy check sees (SNIPS, ESS, bound) against its true CTR gain in the simulator."""
+    from movierec.benchmarks.records import fine_tune_study_record_path, save_record
     from movierec.rl.artifact import PolicyArtifactError, load_current, load_policy
     from movierec.rl.fine_tune_study import as_records, run_study
 
@@ -204,11 +206,10 @@ def fine_tune_study(
     order = np.random.default_rng([seed, 11]).permutation(world.n_users)
     rows = run_study(world, served, lengths, log_users=np.sort(order[:log_users]),
                      eval_users=np.sort(order[log_users:log_users + eval_users]), seed=seed, caps=weight_caps, say=console.print)
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"seed": seed, "served": served.version, "log_users": log_users, "eval_users": eval_users,
-                                   "rows": as_records(rows)}, indent=2) + "\n")
-        console.print(f"wrote {out}")
+    out = out or fine_tune_study_record_path(REPO_ROOT / "reports", seed)
+    save_record(out, {"seed": seed, "served": served.version, "log_users": log_users, "eval_users": eval_users,
+                      "epochs": lengths, "caps": list(weight_caps), "rows": as_records(rows)})
+    console.print(f"wrote {out}")
 
 
 @app.command()

@@ -10,7 +10,9 @@ sessions (same simulator seeds) to other users, never logged: the gain the check
 estimate, measured on-policy. A candidate that moves far from the served policy can only be
 valued on a few explored positions (a small ESS); this shows whether fewer epochs keep it
 valuable and whether they still gain. Each candidate is also valued with its importance weights
-capped (``caps``; clipped importance sampling), to see whether a capped check would see the gain.
+capped (``caps``; clipped importance sampling), to see whether a capped check would see the gain,
+and an untrained Q-network is valued the same way as a negative control, which a check must
+refuse. ``movierec rl fine-tune-study`` runs it; ``movierec bench serving`` reports its records.
 """
 
 from __future__ import annotations

@@ -186,7 +186,7 @@ def write_report(results: dict, reports_dir: Path, command: str) -> dict:
         "same collaborative stage without history, item-item term or content.",
         "",
         "How the configuration was chosen: learning rate, L2, widths, dropouts, the two blend strengths, the item-item "
-        "term and `dislike_weight` were compared on a random 90/10 split of the ratings and on 10% validation slices of the training data (seed 0; seeds 0-2 for `dislike_weight`), "
+        "term and `dislike_weight` were compared on a random 90/10 split of the ratings and on 10% validation slices of the training data (seed 0; seeds 0-2 for `dislike_weight`, the ranking blend and the item-item width), "
         "never on a test split; see the `FusionConfig` docstring. A goal marked not reached was not reached with any of them.",
         "",
         "## Rating prediction (random 90/10 split)",

@@ -323,7 +323,7 @@ was done or is proposed:
       closed-loop runs; seeds 0-2, 200 logged and 200 other simulated users). Every fine-tuned
       candidate, 1 to 20 epochs, served better than the served policy on-policy: true CTR gains
       +0.048 to +0.088, each interval above zero. The check would have published none of the 12:
-      the ESS of their weights was 3.4-9.6 of 4,200-4,700 units and every bound was negative.
+      the ESS of their weights was 3.4-9.3 of 4,200-4,700 units and every bound was negative.
       Fewer epochs do not help (1 epoch is as far as 20). A movie the candidate puts first where
       the served policy explored weighs about 0.95 / 0.0005, so a handful of units carry the
       estimate, whose point values swing from -0.15 to +0.42. Capping the weights at 10 gave

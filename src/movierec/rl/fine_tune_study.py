@@ -28,7 +28,7 @@ from movierec.rl.artifact import PolicyArtifact, artifact_from_learner, load_cur
 from movierec.rl.dqn import DQNLearner
 from movierec.rl.feedback_log import simulate_feedback_events
 from movierec.rl.off_policy import clipped_units, effective_sample_size, snips
-from movierec.rl.online import MIN_HELD_OUT_USERS, check_alpha, held_out_units, retrain_from_events, snips_gain_lower_bound
+from movierec.rl.online import MIN_HELD_OUT_USERS, check_alpha, held_out_valuer, retrain_from_events, snips_gain_lower_bound
 from movierec.rl.ranking import PolicyRanker
 from movierec.rl.world import World
 
@@ -114,7 +114,8 @@ def run_study(world: World, served: PolicyArtifact, epochs: list[int], *, log_us
     events = simulate_feedback_events(world, PolicyRanker(served), log_users, seed=seed, decisions=decisions, id_prefix="log")
     say(f"logged {len(decisions)} lists of {len(log_users)} users served by {served.version}")
     base, base_users = served_value(world, served, eval_users, seed + 1)
-    served_units = held_out_units(served, served.learner(), events, decisions, seed)
+    units_of = held_out_valuer(served, events, decisions, seed)
+    served_units = units_of(served.learner())
     candidates: list[tuple[str, PolicyArtifact]] = []
     for n in epochs:
         with tempfile.TemporaryDirectory() as tmp:
@@ -134,7 +135,7 @@ def run_study(world: World, served: PolicyArtifact, epochs: list[int], *, log_us
     rows = []
     for label, candidate in candidates:
         value, cand_users = served_value(world, candidate, eval_users, seed + 1)
-        units = held_out_units(served, candidate.learner(), events, decisions, seed)
+        units = units_of(candidate.learner())
         views = off_policy_views(units, served_units, [None, *caps], seed)
         diff = cand_users - base_users
         half = 1.96 * float(diff.std(ddof=1)) / np.sqrt(len(diff)) if len(diff) > 1 else float("nan")

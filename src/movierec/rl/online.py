@@ -307,13 +307,13 @@ def _logged_units(learner: DQNLearner, users: list[list[_Decision]], epsilon: fl
     return out
 
 
-def held_out_units(current: PolicyArtifact, learner: DQNLearner, events: list[FeedbackEvent],
-                   decisions: Iterable[ServedDecision], seed: int) -> list[np.ndarray]:
-    """Per held-out user, the units (reward, target propensity, logging propensity) on which a
-    check of ``current`` with this ``seed`` values ``learner`` (the users ``retrain_from_events``
-    holds out)."""
+def held_out_valuer(current: PolicyArtifact, events: list[FeedbackEvent], decisions: Iterable[ServedDecision],
+                    seed: int) -> Callable[[DQNLearner], list[np.ndarray]]:
+    """A function giving, for any Q-network, the units (reward, target propensity, logging
+    propensity) per held-out user on which a check of ``current`` with this ``seed`` values it
+    (the users ``retrain_from_events`` holds out; the log is read once for every network)."""
     _, held_out = split_users(_decisions(current, served_slates(events, decisions)), HELD_OUT_SHARE, seed)
-    return _logged_units(learner, held_out, current.config.dqn.serving_epsilon)
+    return lambda learner: _logged_units(learner, held_out, current.config.dqn.serving_epsilon)
 
 
 def _stacked(per_user: list[np.ndarray]) -> np.ndarray:

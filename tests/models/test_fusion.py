@@ -56,9 +56,9 @@ def test_every_registered_model_trains_one_step_on_tiny_data(name, tiny_ratings,
     after = trained.net.state_dict()
     assert len(trained.curves["train_rmse"]) == 1 and np.isfinite(trained.curves["train_rmse"][0])
     art = trained.export("t", {})
-    # served width: the ranking head's 6, then the item-item term's 128 (none for mf and content)
+    # served width: the ranking head's 6, then the item-item term's default 256 (none for mf and content)
     assert art.item_vectors.shape == (len(tiny_catalog_ids), cfg.served_dim) and art.rating.item_vectors.shape == (len(tiny_catalog_ids), 4)
-    assert cfg.served_dim == (6 if name in ("mf", "content") else 6 + 128)
+    assert cfg.served_dim == (6 if name in ("mf", "content") else 6 + 256)
     assert np.isfinite(art.item_vectors).all() and np.isfinite(art.user_vectors).all()
     assert art.item_rated.tolist() == np.isin(tiny_catalog_ids, tiny_ratings["movie_id"]).tolist()  # the 5 cold ones are new
     # the one step moved the parameters away from their initialisation

@@ -131,27 +131,11 @@ def worker(redis_url: str, database_url: str):
             yield app
 
 
-def free_port_offset(ports: tuple[int, ...] = (8000, 8001, 8002, 8003, 8004, 8011, 8021, 9090, 9808)) -> int:
-    """A port offset under which every stack port is free on loopback right now."""
-    import random
-    import socket
-
-    rng = random.Random()
-    for _ in range(200):
-        offset = rng.randrange(10000, 50000, 10)
-        try:
-            for port in ports:
-                with socket.socket() as sock:
-                    sock.bind(("127.0.0.1", port + offset))
-        except OSError:
-            continue
-        return offset
-    raise RuntimeError("no free port range found")
-
-
 @pytest.fixture(scope="session")
 def port_offsets():
     """Call it for a port offset under which every stack port is free."""
+    from movierec.launcher.ports import free_port_offset
+
     return free_port_offset
 
 

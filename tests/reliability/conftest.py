@@ -39,7 +39,8 @@ def redis_client():
 @pytest.fixture(scope="session")
 def fault_stack(tmp_path_factory):
     """One real stack for every fault test of the run (started once: about a minute here)."""
-    from movierec.reliability.stack import FaultStack, free_port_offset
+    from movierec.launcher.ports import free_port_offset
+    from movierec.reliability.stack import FaultStack
 
     # not under pytest's 0700 temp root: the embedded PostgreSQL runs as its own system user when
     # we are root, and must be able to reach its data folder

@@ -25,6 +25,7 @@ import httpx
 from movierec.benchmarks.processes import cpu_seconds, rss_mb
 from movierec.benchmarks.profiling import Profile, start_recording, summarise
 from movierec.benchmarks.wrk_runner import WrkResult, fixed_bodies_script, run_wrk, unique_miss_script
+from movierec.launcher.ports import free_port_offset
 from movierec.launcher.servers import free_port
 from movierec.launcher.stack import LocalStack, StackOptions
 from movierec.launcher.supervisor import StackError
@@ -184,22 +185,6 @@ def stack_services() -> tuple[str, ...]:
     return STACK_SERVICES + (("policy",) if has_policy else ())
 
 
-def _pick_offset() -> int:
-    import random
-    import socket
-
-    for _ in range(200):
-        offset = random.randrange(10_000, 22_000, 10)  # ports below the ephemeral range (see reliability.stack.free_port_offset)
-        try:
-            for port in (8000, 8001, 8002, 8003, 8004):
-                with socket.socket() as sock:
-                    sock.bind(("127.0.0.1", port + offset))
-        except OSError:
-            continue
-        return offset
-    raise BenchmarkError("no free port range for the stack")
-
-
 def bench_stack_options(settings: Settings, cfg: ServingBenchConfig, services: tuple[str, ...]) -> StackOptions:
     """The stack as the benchmark (and the load tests) start it: no pipeline, no Celery, no
     Prometheus; short cache TTLs so the miss run's unique lists expire soon; a per-client rate
@@ -212,7 +197,7 @@ def bench_stack_options(settings: Settings, cfg: ServingBenchConfig, services: t
     if cfg.model_dir is not None:
         extra["MOVIEREC_RANKER_ARTIFACT_DIR"] = str(cfg.model_dir)
     return StackOptions(
-        host="127.0.0.1", port_offset=cfg.port_offset or _pick_offset(), services=services, celery=False, pipeline=False,
+        host="127.0.0.1", port_offset=cfg.port_offset or free_port_offset(), services=services, celery=False, pipeline=False,
         database_url=cfg.database_url, redis_url=cfg.redis_url, prometheus=False, ready_timeout_s=cfg.ready_timeout_s, extra_env=extra,
     )
 

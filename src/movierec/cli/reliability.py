@@ -57,7 +57,8 @@ def run(
     from movierec.reliability.bad_input import run_bad_input
     from movierec.reliability.fuzz import fuzz_service
     from movierec.reliability.report import ReliabilityReport
-    from movierec.reliability.stack import FaultStack, free_port_offset
+    from movierec.launcher.ports import free_port_offset
+    from movierec.reliability.stack import FaultStack
 
     unknown = sorted(set(only or ()) - set(FAULT_STEPS))
     if unknown:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import random
 import secrets
 import signal
 import socket
@@ -26,24 +25,6 @@ from movierec.launcher.services import CELERY_PROCESSES, SERVICES
 from movierec.launcher.stack import LocalStack, StackOptions
 from movierec.launcher.supervisor import Child, StackError
 from movierec.settings import Settings
-
-
-def free_port_offset(host: str = "127.0.0.1") -> int:
-    """A port offset under which every port of the stack is free on ``host`` right now. The ports
-    stay below Linux's ephemeral range (32768 and up), where an outgoing connection can take a
-    port between this check and the service's bind (a CI run lost a fault stack that way)."""
-    ports = [s.port for s in SERVICES] + [p.metrics_port for p in CELERY_PROCESSES if p.metrics_port]
-    rng = random.Random()
-    for _ in range(200):
-        offset = rng.randrange(10_000, 32_768 - max(ports), 10)
-        try:
-            for port in ports:
-                with socket.socket() as sock:
-                    sock.bind((host, port + offset))
-        except OSError:
-            continue
-        return offset
-    raise StackError("no free range of ports found for the stack")
 
 
 def available_services() -> tuple[str, ...]:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from movierec.evaluation.metrics import like_classification, mae, mean_and_spread, ndcg_at_k, recall_at_k, rmse, top_k
+from movierec.evaluation.metrics import like_classification, mae, mean_and_spread, ndcg_at_k, recall_at_k, rmse, t_interval95, top_k
 from movierec.evaluation.protocol import cold_item_metrics, cold_split_metrics, topk_metrics
 
 
@@ -50,6 +50,15 @@ def test_top_k_orders_best_first_and_never_picks_minus_inf():
 def test_mean_and_spread():
     assert mean_and_spread([1.0, 2.0, 3.0]) == pytest.approx((2.0, 1.0))
     assert mean_and_spread([4.0]) == (4.0, 0.0)
+
+
+def test_t_interval95_by_hand():
+    # n = 3: t(0.975, 2) = 4.3027; sd = 1; half-width = 4.3027 / sqrt(3)
+    mean, sd, half = t_interval95([1.0, 2.0, 3.0])
+    assert (mean, sd) == pytest.approx((2.0, 1.0))
+    assert half == pytest.approx(4.302653 / math.sqrt(3), rel=1e-5)
+    mean, sd, half = t_interval95([5.0])
+    assert mean == 5.0 and math.isnan(sd) and math.isnan(half)
 
 
 class FixedScores:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from movierec.benchmarks.ranker_scaling import ScalingResult
 from movierec.benchmarks.serving import ServingBenchResult
+from movierec.evaluation.metrics import t_interval95
 
 HIT_RATIO_GOAL = 0.60
 HIT_P99_GOAL_MS = 50.0
@@ -593,7 +594,7 @@ def _replications(pairs: list[tuple[dict, dict | None]]) -> list[str]:
     if n < 2:
         return out + ["", f"One seed so far: learning adds {mean:+.3f} +- {pooled:.3f} (95%, lists as independent, which understates "
                           "the run-to-run variation); more seeds (`--seed`) tell it from chance."]
-    _, sd, t_hw = _t_interval(diffs)
+    _, sd, t_hw = t_interval95(diffs)
     verdict = "above zero" if mean - t_hw > 0 else ("below zero" if mean + t_hw < 0 else "not distinguishable from zero")
     out += ["", f"Over {n} seeds, learning adds {mean:+.3f} to the rise of CTR (sd {sd:.3f} over seeds; 95% t interval "
                 f"+- {t_hw:.3f}, {verdict}). Pooling the within-run intervals instead (lists as independent, no run-to-run "
@@ -604,21 +605,9 @@ def _replications(pairs: list[tuple[dict, dict | None]]) -> list[str]:
                     "so each is a series of its own):", "",
                 "| started from | seeds | learning adds (mean) | sd over seeds | 95% t interval |", "|---|---:|---:|---:|---:|"]
         for start, xs in groups.items():
-            g_mean, g_sd, g_hw = _t_interval(xs)
+            g_mean, g_sd, g_hw = t_interval95(xs)
             out.append(f"| {start} | {len(xs)} | {g_mean:+.3f} | " + (f"{g_sd:.3f} | +- {g_hw:.3f} |" if len(xs) > 1 else "– | – |"))
     return out
-
-
-def _t_interval(xs: list[float]) -> tuple[float, float, float]:
-    """Mean, sample standard deviation and the half-width of the 95% t interval of the mean (sd
-    and half-width nan for a single value)."""
-    from scipy import stats
-
-    n, mean = len(xs), sum(xs) / len(xs)
-    if n < 2:
-        return mean, float("nan"), float("nan")
-    sd = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1))
-    return mean, sd, float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
 
 
 def fine_tune_study_section(records: list[dict]) -> list[str]:

@@ -59,3 +59,16 @@ def mean_and_spread(values: list[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (0 for a single value)."""
     arr = np.asarray(values, float)
     return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
+
+
+def t_interval95(values: list[float]) -> tuple[float, float, float]:
+    """Mean, sample standard deviation and the half-width of the Student-t 95% interval of the
+    mean (sd and half-width nan for a single value)."""
+    from scipy import stats
+
+    arr = np.asarray(values, np.float64)
+    mean = float(arr.mean())
+    if len(arr) < 2:
+        return mean, float("nan"), float("nan")
+    sd = float(arr.std(ddof=1))
+    return mean, sd, float(stats.t.ppf(0.975, len(arr) - 1)) * sd / float(np.sqrt(len(arr)))

@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 from tqdm import tqdm
 
+from movierec.evaluation.metrics import t_interval95
 from movierec.rl.config import ExperimentConfig
 from movierec.rl.policies import (DQNPolicy, GreedyPolicy, LinUCBPolicy, PopularityPolicy, RandomCatalogPolicy,
                                   RandomRerankPolicy)
@@ -67,13 +67,9 @@ def run_seed(world: World, seed: int, *, progress: bool = True) -> dict:
 
 
 def interval95(values: list[float]) -> tuple[float, float, float]:
-    """Mean and the Student-t 95% interval of the mean over seeds."""
-    v = np.asarray(values, np.float64)
-    mean = float(v.mean())
-    if len(v) < 2:
-        return mean, mean, mean
-    half = float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
-    return mean, mean - half, mean + half
+    """Mean and the Student-t 95% interval of the mean over seeds (a single value is its own interval)."""
+    mean, _, half = t_interval95(values)
+    return (mean, mean, mean) if len(values) < 2 else (mean, mean - half, mean + half)
 
 
 def summarize(per_seed: list[dict]) -> dict:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from movierec.rl.slate import SlateExploration
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
@@ -96,6 +98,14 @@ class DQNConfig(_Strict):
     """Share of the iterations over which exploration decays linearly."""
     serving_epsilon: float = Field(0.05, gt=0, le=1)
     """Exploration when served, so every slate has logged propensities above zero."""
+    serving_temperature: float = Field(0.0, ge=0)
+    """0: served epsilon-greedy; > 0: the rest of the time a softmax of Q / (temperature x the
+    candidates' Q standard deviation) instead of the best movie (``movierec.rl.slate``), so
+    candidates near the served policy can be valued."""
+
+    @property
+    def serving_exploration(self) -> SlateExploration:
+        return SlateExploration(self.serving_epsilon, self.serving_temperature)
 
 
 class ExperimentConfig(_Strict):

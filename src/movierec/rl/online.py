@@ -63,7 +63,7 @@ from movierec.rl.dqn import DQNLearner, ReplayBuffer
 from movierec.rl.off_policy import effective_sample_size, ips, snips
 from movierec.rl.ranking import request_state, score_ranks
 from movierec.rl.reward import step_reward
-from movierec.rl.slate import slate_position_propensities
+from movierec.rl.slate import SlateExploration
 from movierec.rl.state import Featurizer, Observation
 
 log = logging.getLogger(__name__)
@@ -288,9 +288,9 @@ def _fill_buffer(policy: PolicyArtifact, users: list[list[_Decision]], seed: int
     return buf
 
 
-def _logged_units(learner: DQNLearner, users: list[list[_Decision]], epsilon: float) -> list[np.ndarray]:
-    """Per user, an array (units, 3) of (reward, target propensity, logging propensity) for an
-    epsilon-greedy policy with this Q-network on the user's logged slates."""
+def _logged_units(learner: DQNLearner, users: list[list[_Decision]], exploration: SlateExploration) -> list[np.ndarray]:
+    """Per user, an array (units, 3) of (reward, target propensity, logging propensity) for a
+    policy serving this Q-network with ``exploration`` on the user's logged slates."""
     out = []
     for ds in users:
         units = []
@@ -300,7 +300,7 @@ def _logged_units(learner: DQNLearner, users: list[list[_Decision]], epsilon: fl
                 continue  # nothing says how likely this slate was: it cannot be valued
             # positions without a logged propensity (e.g. a client that logs only watches) are left out
             q = learner.q_values(d.state[None], d.rows[None], d.scores[None], d.ranks[None])[0]
-            props = slate_position_propensities(q, d.shown, epsilon)
+            props = exploration.propensities(q, d.shown)
             engaged = d.slate.slate.index(d.slate.engaged) if d.slate.clicked else None
             units += [(d.reward if p == engaged else 0.0, props[p], d.slate.propensities[p]) for p in logged]
         out.append(np.asarray(units, np.float64).reshape(-1, 3))
@@ -313,7 +313,7 @@ def held_out_valuer(current: PolicyArtifact, events: list[FeedbackEvent], decisi
     propensity) per held-out user on which a check of ``current`` with this ``seed`` values it
     (the users ``retrain_from_events`` holds out; the log is read once for every network)."""
     _, held_out = split_users(_decisions(current, served_slates(events, decisions)), HELD_OUT_SHARE, seed)
-    return lambda learner: _logged_units(learner, held_out, current.config.dqn.serving_epsilon)
+    return lambda learner: _logged_units(learner, held_out, current.config.dqn.serving_exploration)
 
 
 def _stacked(per_user: list[np.ndarray]) -> np.ndarray:
@@ -415,13 +415,13 @@ def retrain_from_events(
         learner.update(buffer, batch)
     progress("valuing", updates, updates)
     base_learner = current.learner()
-    cand_units, cur_units = _logged_units(learner, held_out, d.serving_epsilon), _logged_units(base_learner, held_out, d.serving_epsilon)
+    cand_units, cur_units = _logged_units(learner, held_out, d.serving_exploration), _logged_units(base_learner, held_out, d.serving_exploration)
     cand_snips, cand_ips, units, cand_ess = _estimates(cand_units)
     cur_snips, cur_ips, _, cur_ess = _estimates(cur_units)
     base.units, base.candidate_ess, base.current_ess = units, cand_ess, cur_ess
     # the gap is about the served version's own decisions: others' logged propensities differ by design
     own = [[x for x in ds if x.slate.policy_version == current.version] for ds in held_out]
-    base.current_propensity_gap = propensity_gap(_logged_units(base_learner, own, d.serving_epsilon))
+    base.current_propensity_gap = propensity_gap(_logged_units(base_learner, own, d.serving_exploration))
     base.transitions = len(buffer)
     base.candidate_snips, base.current_snips, base.candidate_ips, base.current_ips = cand_snips, cur_snips, cand_ips, cur_ips
     if units == 0:

@@ -15,7 +15,7 @@ import numpy as np
 from movierec.rl.dqn import DQNLearner
 from movierec.rl.rollout import SessionView
 from movierec.rl.simulator import StepOutcome
-from movierec.rl.slate import epsilon_greedy_slate
+from movierec.rl.slate import SlateExploration
 from movierec.rl.state import Featurizer
 from movierec.rl.world import World
 
@@ -145,6 +145,6 @@ class DQNPolicy(_Passive):
         q = self.learner.q_values(np.stack([v.state for v in views]), rows, scores)
         out = []
         for i, v in enumerate(views):
-            idx, props = epsilon_greedy_slate(q[i, : len(v.cand_rows)], self.k, self.epsilon, rng)
+            idx, props = SlateExploration(self.epsilon).select(q[i, : len(v.cand_rows)], self.k, rng)
             out.append((v.cand_rows[idx], props))
         return out

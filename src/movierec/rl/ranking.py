@@ -2,7 +2,8 @@
 
 ``PolicyRanker.rank`` validates ids and dimensions (raising ``RankInputError`` with a message a
 client can act on), builds the state from the user's vector and recent movies, scores every
-candidate with the Q-network and serves an epsilon-greedy slate with each position's propensity.
+candidate with the Q-network and serves a slate with its serving exploration (``movierec.rl.slate``)
+and each position's propensity.
 Without a policy, ``greedy_order`` passes the ranker's order through.
 """
 
@@ -13,7 +14,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from movierec.rl.artifact import PolicyArtifact
-from movierec.rl.slate import epsilon_greedy_slate
 from movierec.rl.state import Featurizer, Observation
 
 GREEDY_VERSION = "greedy"
@@ -56,7 +56,7 @@ class PolicyRanker:
         self.version = artifact.version
         self.featurizer = artifact.featurizer()
         self.learner = artifact.learner()
-        self.epsilon = artifact.config.dqn.serving_epsilon
+        self.exploration = artifact.config.dqn.serving_exploration
         self.top_n = artifact.config.dqn.top_n
 
     @property
@@ -95,7 +95,7 @@ class PolicyRanker:
         state = request_state(self.featurizer, vec, history, session_step)
         scores = np.asarray(scores, np.float32)
         q = self.learner.q_values(state[None], cand[None], scores[None], score_ranks(scores)[None])[0]
-        chosen, props = epsilon_greedy_slate(q, k, self.epsilon, rng)
+        chosen, props = self.exploration.select(q, k, rng)
         return [RankedMovie(int(movie_ids[i]), float(q[i]), float(p)) for i, p in zip(chosen, props)]
 
 

@@ -228,13 +228,19 @@ def test_fine_tune_study_section_sets_the_check_beside_the_true_gain(tmp_path: P
     from movierec.benchmarks.report import fine_tune_study_section
 
     view = lambda cap, gain, ess, bound: {"cap": cap, "gain": gain, "candidate_ess": ess, "gain_lower_bound": bound}  # noqa: E731
-    for seed in (1, 0):
-        save_record(fine_tune_study_record_path(tmp_path, seed), {"seed": seed, "rows": [
-            {"label": "3 epochs", "units": 4000, "ctr_gain": 0.062, "ctr_gain_half_width": 0.018,
-             "views": [view(None, 0.01, 8.0, -0.124), view(10.0, 0.163, 580.7, 0.116)]}]})
+    for seed, temperature in ((1, 0.0), (0, 0.0), (0, 0.1)):
+        record = {"seed": seed, "rows": [
+            {"label": "3 epochs", "units": 4000, "ctr_gain": 0.062, "ctr_gain_half_width": 0.018, "served": {"ctr": 0.612},
+             "views": [view(None, 0.01, 8.0, -0.124), view(10.0, 0.163, 580.7, 0.116)]}]}
+        if temperature:  # records written before the softmax exploration have neither key
+            record.update(serving_epsilon=0.05, serving_temperature=temperature)
+        save_record(fine_tune_study_record_path(tmp_path, seed, temperature), record)
     records = fine_tune_study_records(tmp_path)
-    assert [r["seed"] for r in records] == [0, 1]
+    assert [(r["seed"], r.get("serving_temperature", 0.0)) for r in records] == [(0, 0.0), (1, 0.0), (0, 0.1)]
+    assert fine_tune_study_record_path(tmp_path, 0, 0.1).name == "fine_tune_study_seed0_t0.1.json"
     text = "\n".join(fine_tune_study_section(records))
-    assert "| 0 | 3 epochs | +0.062 +- 0.018 | as logged (the check) | +0.010 | 8.0 of 4000 | -0.124 | no |" in text
-    assert "| | | | capped at 10 | +0.163 | 580.7 of 4000 | +0.116 | yes |" in text
+    assert ("| eps 0.05 | 0 | 0.612 | 3 epochs | +0.062 +- 0.018 | as logged (the check) | +0.010 | 8.0 of 4000 | -0.124 | no |"
+            in text)
+    assert "| eps 0.05, T 0.1 | 0 | 0.612 | 3 epochs |" in text
+    assert "| | | | | | capped at 10 | +0.163 | 580.7 of 4000 | +0.116 | yes |" in text
     assert fine_tune_study_section([]) == []

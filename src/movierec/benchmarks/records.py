@@ -29,15 +29,17 @@ def closed_loop_pairs(reports_dir: Path) -> list[tuple[dict, dict | None]]:
     return [(run, load_record(closed_loop_record_path(reports_dir, False, run["seed"]))) for run in sorted(runs, key=lambda r: r["seed"])]
 
 
-def fine_tune_study_record_path(reports_dir: Path, seed: int) -> Path:
-    """The last ``movierec rl fine-tune-study`` of one seed."""
-    return Path(reports_dir) / MEASUREMENTS / f"fine_tune_study_seed{seed}.json"
+def fine_tune_study_record_path(reports_dir: Path, seed: int, temperature: float = 0.0) -> Path:
+    """The last ``movierec rl fine-tune-study`` of one seed, served epsilon-greedy (temperature
+    0) or with this softmax exploration temperature."""
+    suffix = f"_t{temperature:g}" if temperature > 0 else ""
+    return Path(reports_dir) / MEASUREMENTS / f"fine_tune_study_seed{seed}{suffix}.json"
 
 
 def fine_tune_study_records(reports_dir: Path) -> list[dict]:
-    """Every saved fine-tuning study, by seed."""
+    """Every saved fine-tuning study, by serving exploration temperature, then seed."""
     found = [load_record(p) for p in (Path(reports_dir) / MEASUREMENTS).glob("fine_tune_study_seed*.json")]
-    return sorted(found, key=lambda r: r["seed"])
+    return sorted(found, key=lambda r: (r.get("serving_temperature", 0.0), r["seed"]))
 
 
 def load_record(path: Path) -> dict | None:

@@ -621,14 +621,20 @@ def fine_tune_study_section(records: list[dict]) -> list[str]:
            "ESS of the candidate's weights, the first check's lower bound; a check publishes when the bound is above 0). "
            "Each candidate and the served policy then serve the same sessions to 200 other users: the true CTR gain "
            "(95%, paired over users). `untrained` is a negative control (a Q-network never trained), which a check must "
-           "refuse. Capped views value the same units with importance weights capped (clipped importance sampling).", "",
-           "| seed | candidate | true CTR gain | weights | SNIPS gain | ESS | bound | publishes |", "|---:|---|---|---|---:|---:|---:|---|"]
+           "refuse. Capped views value the same units with importance weights capped (clipped importance sampling). "
+           "Serving: epsilon-greedy (epsilon 0.05: the best movie, or 5% of the time a uniform one), or with a temperature T the "
+           "rest of the time a softmax of Q / T instead of the best (`movierec.rl.slate`); the served policy's on-policy CTR "
+           "shows what that exploration costs.", "",
+           "| serving | seed | served CTR | candidate | true CTR gain | weights | SNIPS gain | ESS | bound | publishes |",
+           "|---|---:|---:|---|---|---|---:|---:|---:|---|"]
     for record in records:
+        temperature = record.get("serving_temperature", 0.0)
+        serving = f"eps {record.get('serving_epsilon', 0.05):g}" + (f", T {temperature:g}" if temperature else "")
         for row in record["rows"]:
             first = True
             for v in row["views"]:
-                head = (f"| {record['seed']} | {row['label']} | {row['ctr_gain']:+.3f} +- {row['ctr_gain_half_width']:.3f} |" if first
-                        else "| | | |")
+                head = (f"| {serving} | {record['seed']} | {row['served']['ctr']:.3f} | {row['label']} | "
+                        f"{row['ctr_gain']:+.3f} +- {row['ctr_gain_half_width']:.3f} |" if first else "| | | | | |")
                 weights = "as logged (the check)" if v["cap"] is None else f"capped at {v['cap']:g}"
                 out.append(f"{head} {weights} | {v['gain']:+.3f} | {v['candidate_ess']:.1f} of {row['units']} | "
                            f"{v['gain_lower_bound']:+.3f} | {'yes' if v['gain_lower_bound'] > 0 else 'no'} |")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -171,14 +172,17 @@ def fine_tune_study(
     seed: int = typer.Option(0, help="Seed of the users drawn, the simulator and the fine-tuning."),
     version: str | None = typer.Option(None, help="The published policy version to start from (default: the served one)."),
     caps: str = typer.Option("100,10", help="Comma-separated importance-weight caps to value each candidate with besides the check's uncapped weights ('' for none)."),
+    temperature: float | None = typer.Option(None, min=0.0, help="Serve with this softmax exploration temperature (dqn.serving_temperature) "
+                                             "instead of the served policy's own, in the log, the candidates and their on-policy value."),
     ranker: str = typer.Option("auto", help=RANKER_HELP),
-    out: Path | None = typer.Option(None, help="Where the record goes (default reports/measurements/fine_tune_study_seed<seed>.json, "
+    out: Path | None = typer.Option(None, help="Where the record goes (default reports/measurements/fine_tune_study_seed<seed>[_t<temperature>].json, "
                                                 "which the next `movierec bench serving` report includes)."),
 ) -> None:
     """Fine-tune the published policy on a simulated log for several lengths; for each candidate,
     what the off-policy check sees (SNIPS, ESS, bound) against its true CTR gain in the simulator."""
     from movierec.benchmarks.records import fine_tune_study_record_path, save_record
     from movierec.rl.artifact import PolicyArtifactError, load_current, load_policy
+    from movierec.rl.config import apply_overrides
     from movierec.rl.fine_tune_study import as_records, run_study
 
     try:
@@ -200,14 +204,17 @@ def fine_tune_study(
         raise RLConfigError(f"--version: {exc}") from None
     if served is None:
         raise RLConfigError("no published policy to fine-tune (run `movierec rl train`)")
+    if temperature is not None:
+        served = dataclasses.replace(served, config=apply_overrides(served.config, {"dqn.serving_temperature": temperature}))
     world = _world(_config([]), ranker)
     if log_users + eval_users > world.n_users:
         raise RLConfigError(f"--log-users + --eval-users = {log_users + eval_users}, more than the simulator's {world.n_users} users")
     order = np.random.default_rng([seed, 11]).permutation(world.n_users)
     rows = run_study(world, served, lengths, log_users=np.sort(order[:log_users]),
                      eval_users=np.sort(order[log_users:log_users + eval_users]), seed=seed, caps=weight_caps, say=console.print)
-    out = out or fine_tune_study_record_path(REPO_ROOT / "reports", seed)
-    save_record(out, {"seed": seed, "served": served.version, "log_users": log_users, "eval_users": eval_users,
+    out = out or fine_tune_study_record_path(REPO_ROOT / "reports", seed, served.config.dqn.serving_temperature)
+    save_record(out, {"seed": seed, "served": served.version, "serving_epsilon": served.config.dqn.serving_epsilon,
+                      "serving_temperature": served.config.dqn.serving_temperature, "log_users": log_users, "eval_users": eval_users,
                       "epochs": lengths, "caps": list(weight_caps), "rows": as_records(rows)})
     console.print(f"wrote {out}")
 

@@ -40,6 +40,18 @@ def test_publish_writes_a_version_and_swaps_the_pointer(tmp_path, tiny_artifact_
     assert current_version(tmp_path) == "v-two"
 
 
+def test_a_policy_saved_before_softmax_serving_keeps_epsilon_greedy(tmp_path, tiny_artifact_factory):
+    import json
+
+    publish_policy(tiny_artifact_factory("v-old"), tmp_path)
+    assert load_policy(tmp_path / "v-old").config.dqn.serving_temperature == 1.0  # today's default, saved
+    meta_path = tmp_path / "v-old" / "policy.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["config"]["dqn"]["serving_temperature"]  # as a policy published before the setting existed
+    meta_path.write_text(json.dumps(meta))
+    assert load_policy(tmp_path / "v-old").config.dqn.serving_exploration.temperature == 0.0
+
+
 def test_rollback_serves_a_published_version_again_and_refuses_others(tmp_path, tiny_artifact_factory):
     publish_policy(tiny_artifact_factory("v-one"), tmp_path)
     publish_policy(tiny_artifact_factory("v-two"), tmp_path)

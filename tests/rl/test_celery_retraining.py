@@ -145,6 +145,7 @@ def test_retraining_counts_the_checks_of_the_served_version(tmp_path, database_u
     assert second["status"] == "kept" and "99.24% lower bound of the gain (check 2 of v-base)" in second["reason"]
     assert state()["checks"] == 2 and state()["checked_slates"] == second["slates"] > first["slates"]
     log_sessions(7)
+    log_sessions(70)  # two batches: the next check needs 1.5x the evidence of the last, whatever the sessions' lengths
     assert retrain(-100.0, publish=False)["status"] == "kept" and state()["checks"] == 2  # a dry run is not a check
 
     published = retrain(1.0)

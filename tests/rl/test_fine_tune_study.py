@@ -76,8 +76,8 @@ def test_softmax_serving_lets_the_check_value_fine_tuned_candidates_on_more_unit
 
     from movierec.rl.config import apply_overrides
 
-    greedy = tiny_artifact_factory("v-base")
-    soft = dataclasses.replace(greedy, config=apply_overrides(greedy.config, {"dqn.serving_temperature": 1.0}))
+    base = tiny_artifact_factory("v-base")
+    greedy, soft = (dataclasses.replace(base, config=apply_overrides(base.config, {"dqn.serving_temperature": t})) for t in (0.0, 1.0))
     ess = {}
     for name, served in (("greedy", greedy), ("soft", soft)):
         rows = run_study(tiny_world, served, [5], log_users=np.arange(24), eval_users=np.arange(24, 40), seed=0,

@@ -92,6 +92,8 @@ def load_policy(folder: Path) -> PolicyArtifact:
         arrays = {k: z[k] for k in z.files}
     items = ItemTable(**{k.removeprefix("item_"): v for k, v in arrays.items() if k.startswith("item_")})
     state_dict = torch.load(folder / "policy.pt", map_location="cpu", weights_only=True)
+    # saved before the softmax exploration existed: it was served, and keeps being served, epsilon-greedy
+    meta["config"].setdefault("dqn", {}).setdefault("serving_temperature", 0.0)
     return PolicyArtifact(meta["version"], ExperimentConfig.model_validate(meta["config"]), items,
                           arrays["user_ids"], arrays["user_vectors"], state_dict, meta.get("metadata", {}))
 

@@ -234,6 +234,9 @@ def test_fine_tune_study_section_sets_the_check_beside_the_true_gain(tmp_path: P
              "views": [view(None, 0.01, 8.0, -0.124), view(10.0, 0.163, 580.7, 0.116)]}]}
         if temperature:  # records written before the softmax exploration have neither key
             record.update(serving_epsilon=0.05, serving_temperature=temperature)
+            record["rows"][0]["views"][0] = view(None, 0.05, 900.0, 0.02)
+            record["rows"].append({"label": "untrained", "units": 4000, "ctr_gain": -0.04, "ctr_gain_half_width": 0.02,
+                                   "served": {"ctr": 0.612}, "views": [view(None, -0.03, 800.0, -0.05)]})
         save_record(fine_tune_study_record_path(tmp_path, seed, temperature), record)
     records = fine_tune_study_records(tmp_path)
     assert [(r["seed"], r.get("serving_temperature", 0.0)) for r in records] == [(0, 0.0), (1, 0.0), (0, 0.1)]
@@ -241,6 +244,9 @@ def test_fine_tune_study_section_sets_the_check_beside_the_true_gain(tmp_path: P
     text = "\n".join(fine_tune_study_section(records))
     assert ("| eps 0.05 | 0 | 0.612 | 3 epochs | +0.062 +- 0.018 | as logged (the check) | +0.010 | 8.0 of 4000 | -0.124 | no |"
             in text)
-    assert "| eps 0.05, T 0.1 | 0 | 0.612 | 3 epochs |" in text
+    assert "| eps 0.05, T 0.1 | 0 | 0.612 | 3 epochs | +0.062 +- 0.018 | as logged (the check) | +0.050 | 900.0 of 4000 | +0.020 | yes |" in text
     assert "| | | | | | capped at 10 | +0.163 | 580.7 of 4000 | +0.116 | yes |" in text
+    # one summary row per serving exploration: the check's bound (-0.124) publishes none here
+    assert "| eps 0.05 | 0, 1 | 0.612 | 0 of 2 | – | 8-8 | 0 of 0 |" in text
+    assert "| eps 0.05, T 0.1 | 0 | 0.612 | 1 of 1 | +0.062 to +0.062 | 900-900 | 1 of 1 |" in text
     assert fine_tune_study_section([]) == []

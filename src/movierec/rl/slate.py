@@ -40,49 +40,50 @@ class SlateExploration:
         if self.temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
 
-    def position_distribution(self, scores: np.ndarray, remaining: np.ndarray, best: int) -> np.ndarray:
-        """Probability of each movie (0 for those already placed) at the next position."""
-        free = remaining.sum()
-        out = np.where(remaining, self.epsilon / free, 0.0)
+    def next_distribution(self, scores_left: np.ndarray) -> np.ndarray:
+        """Probability of each movie still unplaced (``scores_left``, in candidate order) at the
+        next position. The best is the first of equal top scores, as a stable sort puts first."""
+        n = len(scores_left)
+        best = int(np.argmax(scores_left))
         if self.temperature > 0:
-            spread = float(scores[remaining].std())
-            z = np.where(remaining, (scores - scores[best]) / (self.temperature * spread) if spread > 0 else 0.0, -np.inf)
-            soft = np.exp(z)
-            out += (1.0 - self.epsilon) * soft / soft.sum()
+            spread = float(scores_left.std())
+            soft = np.exp((scores_left - scores_left[best]) / (self.temperature * spread)) if spread > 0 else np.ones(n)
+            out = (1.0 - self.epsilon) / soft.sum() * soft
         else:
-            out[best] += 1.0 - self.epsilon
-        return out
+            out = np.zeros(n)
+            out[best] = 1.0 - self.epsilon
+        return out + self.epsilon / n
 
     def select(self, scores: np.ndarray, k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Indices into ``scores`` for a slate of ``min(k, len(scores))`` and their propensities."""
         scores = np.asarray(scores, np.float64)
-        n, k = len(scores), min(k, len(scores))
-        remaining = np.ones(n, bool)
-        order = np.argsort(-scores, kind="stable")
+        left = np.arange(len(scores))
+        k = min(k, len(scores))
         chosen = np.empty(k, np.int64)
         props = np.empty(k, np.float64)
         for p in range(k):
-            best = int(order[remaining[order]][0])
-            if self.temperature == 0:  # cheaper, and the same draw as a plain epsilon-greedy rule
-                pick = int(rng.choice(np.flatnonzero(remaining))) if self.epsilon > 0 and rng.random() < self.epsilon else best
-                props[p] = (1.0 - self.epsilon) * (pick == best) + self.epsilon / remaining.sum()
+            s = scores[left]
+            if self.temperature == 0:  # cheaper, and the same draws as a plain epsilon-greedy rule
+                best = int(np.argmax(s))
+                j = int(rng.choice(len(left))) if self.epsilon > 0 and rng.random() < self.epsilon else best
+                props[p] = (1.0 - self.epsilon) * (j == best) + self.epsilon / len(left)
             else:
-                dist = self.position_distribution(scores, remaining, best)
-                pick = int(rng.choice(n, p=dist / dist.sum()))
-                props[p] = dist[pick]
-            chosen[p] = pick
-            remaining[pick] = False
+                dist = self.next_distribution(s)
+                cumulative = np.cumsum(dist)
+                j = min(int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right")), len(left) - 1)
+                props[p] = dist[j]
+            chosen[p] = left[j]
+            left = np.delete(left, j)
         return chosen, props
 
     def propensities(self, scores: np.ndarray, slate: np.ndarray) -> np.ndarray:
         """Probability that this rule with these scores puts ``slate[p]`` at position p given
         ``slate[:p]`` above it (the same rule as ``select``)."""
         scores = np.asarray(scores, np.float64)
-        remaining = np.ones(len(scores), bool)
-        order = np.argsort(-scores, kind="stable")
+        left = np.arange(len(scores))
         out = np.empty(len(slate), np.float64)
         for p, pick in enumerate(slate):
-            best = int(order[remaining[order]][0])
-            out[p] = self.position_distribution(scores, remaining, best)[pick]
-            remaining[pick] = False
+            j = int(np.searchsorted(left, pick))
+            out[p] = self.next_distribution(scores[left])[j]
+            left = np.delete(left, j)
         return out

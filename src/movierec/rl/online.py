@@ -415,13 +415,14 @@ def retrain_from_events(
         learner.update(buffer, batch)
     progress("valuing", updates, updates)
     base_learner = current.learner()
-    cand_units, cur_units = _logged_units(learner, held_out, d.serving_exploration), _logged_units(base_learner, held_out, d.serving_exploration)
+    explore = d.serving_exploration
+    cand_units, cur_units = _logged_units(learner, held_out, explore), _logged_units(base_learner, held_out, explore)
     cand_snips, cand_ips, units, cand_ess = _estimates(cand_units)
     cur_snips, cur_ips, _, cur_ess = _estimates(cur_units)
     base.units, base.candidate_ess, base.current_ess = units, cand_ess, cur_ess
     # the gap is about the served version's own decisions: others' logged propensities differ by design
     own = [[x for x in ds if x.slate.policy_version == current.version] for ds in held_out]
-    base.current_propensity_gap = propensity_gap(_logged_units(base_learner, own, d.serving_exploration))
+    base.current_propensity_gap = propensity_gap(_logged_units(base_learner, own, explore))
     base.transitions = len(buffer)
     base.candidate_snips, base.current_snips, base.candidate_ips, base.current_ips = cand_snips, cur_snips, cand_ips, cur_ips
     if units == 0:

@@ -166,7 +166,7 @@ def retrain(
 @app.command("fine-tune-study")
 @fail_on_data_error
 def fine_tune_study(
-    epochs: str = typer.Option("1,3,10,20", help="Comma-separated fine-tuning lengths to compare (the retraining task's default is 20)."),
+    epochs: str = typer.Option("1,3,10,20", help="Comma-separated fine-tuning lengths to compare (retraining uses rl.online.FINE_TUNE_EPOCHS, 3)."),
     log_users: int = typer.Option(200, min=2, help="Simulated users whose sessions the served policy logs (the check holds 30% of them out)."),
     eval_users: int = typer.Option(200, min=2, help="Other simulated users on whom each candidate and the served policy are served on-policy."),
     seed: int = typer.Option(0, help="Seed of the users drawn, the simulator and the fine-tuning."),

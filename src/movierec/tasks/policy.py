@@ -37,7 +37,7 @@ import redis
 from celery import shared_task
 
 from movierec.rl.artifact import current_version
-from movierec.rl.online import MIN_HELD_OUT_USERS, Progress, retrain_from_events
+from movierec.rl.online import FINE_TUNE_EPOCHS, MIN_HELD_OUT_USERS, Progress, retrain_from_events
 from movierec.settings import Settings, get_settings
 from movierec.storage import FeedbackStore, create_engine_for
 from movierec.storage.decisions import START, DecisionLogRead, read_decisions_since
@@ -101,7 +101,7 @@ def resume_seq(events: list, pending_ids: frozenset[str]) -> int | None:
     return max((e.seq for e in events), default=None)
 
 
-def run_retraining(*, min_slates: int = 20, tolerance: float = 0.0, publish: bool = True, epochs: int = 20,
+def run_retraining(*, min_slates: int = 20, tolerance: float = 0.0, publish: bool = True, epochs: int = FINE_TUNE_EPOCHS,
                    min_held_out_users: int = MIN_HELD_OUT_USERS, settings: Settings | None = None,
                    store: FeedbackStore | None = None, decision_log: redis.Redis | None = None,
                    progress: Progress | None = None) -> dict:
@@ -201,7 +201,7 @@ class TaskProgress:
 
 
 @shared_task(name=RETRAIN_TASK, bind=True)
-def retrain_policy(self, min_slates: int = 20, tolerance: float = 0.0, epochs: int = 20,
+def retrain_policy(self, min_slates: int = 20, tolerance: float = 0.0, epochs: int = FINE_TUNE_EPOCHS,
                    min_held_out_users: int = MIN_HELD_OUT_USERS) -> dict:
     """Fine-tune the served policy on new feedback; publish it only if held-out slates show a gain
     off-policy, and then drop every cached list (``drop_cached_lists_after_publish``).

@@ -289,7 +289,7 @@ was done or is proposed:
       all (-0.105 to -0.128). The 2 published in seed 5 had an ESS of 326 and 381 (of 1,880 and
       2,800 units): published on evidence, not on a handful of units. A candidate that moves
       far cannot be valued at all; fine-tuning that stays nearer the served policy, or serving
-      with more exploration, would let more candidates be judged. Not done.
+      with more exploration, would let more candidates be judged (serving exploration: finding 26).
     - **Seeds 3-5**, run after the fix from a new 20-iteration DQN (this checkout trained the
       model and the policy again). The benchmark now clears what earlier runs left in its Redis
       itself (cached lists, and queued Celery tasks: each control run's feedback service queued
@@ -363,6 +363,21 @@ was done or is proposed:
       chosen after seeing this study (1 over 0.5 for its ESS, over 2 for its CTR), on simulated
       users; it is the default for newly trained policies (`rl train`). Policies published
       before the setting existed keep epsilon-greedy serving.
+    - **Retraining fine-tunes for 3 epochs, not 20** (`rl.online.FINE_TUNE_EPOCHS`): at T 1 the
+      3-epoch candidates were published on all three seeds (true gains +0.024 to +0.030), the
+      20-epoch ones on none.
+    - **Closed loop, seeds 10-12**, from dqn-20261124T080457-cedfb9 (the study's network, saved
+      with T 1; the table above gives them as their own series). Seed 10 ran before the epochs
+      change (20 epochs): 3 checks, ESS 353-911 (against 2-400 for epsilon-greedy serving in
+      seeds 4-5), none published. Seeds 11 and 12 (3 epochs): 4 checks each, ESS 815-3,227,
+      **2 and 1 versions published** (seeds 6-9 published 1 in 4 runs); every check saw the
+      served decisions as made (propensity gap 0). Learning added -0.097, +0.029 and +0.046.
+      Seed 10 published nothing, so both of its arms served the same policy: its -0.097 is
+      run-to-run noise, as large as any effect here. **Over all 13 seeds learning adds +0.021,
+      95% t interval +-0.038: still not distinguishable from zero.** The study's true gains of
+      published candidates (+0.003 to +0.030 at T 1) are smaller than this noise (sd 0.062 over
+      seeds); seeing them in the closed loop would take far more seeds or longer runs, not a
+      better check.
 """
 
 

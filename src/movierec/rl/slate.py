@@ -9,9 +9,9 @@ where ``G`` is the exploiting rule: with ``temperature`` 0, all on the best rema
 times their standard deviation (Boltzmann exploration: movies scored near the best are tried
 often, poor ones rarely). Measuring t in standard deviations keeps one setting meaningful for
 every Q-network: a trained DQN's Q-values for one request's candidates can differ by a few
-hundredths, a freshly initialised one's by far more. The
-logged propensity of the movie at position p is this probability given the movies above it, so
-it is always in (0, 1], and the slate's probability is the product over positions.
+hundredths, a freshly initialised one's by far more. The logged propensity of the movie at
+position p is this probability given the movies above it, so it is always in (0, 1], and the
+slate's probability is the product over positions.
 
 Why a temperature: a policy fine-tuned from the served one mostly reorders movies the served
 policy also scores highly. Under epsilon-greedy, the served policy puts such a movie first only

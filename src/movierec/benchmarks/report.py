@@ -349,9 +349,9 @@ was done or is proposed:
     - epsilon-greedy (T 0): ESS 5-10 of 4,450-4,840 units; the check publishes **none** of the
       12 fine-tuned candidates although every one served better (true gains +0.017 to +0.059);
     - T 0.5: ESS 94-719; 5 of 12 published (true gains +0.019 to +0.044);
-    - **T 1: ESS 544-2,274; 7 of 12 published** (true gains +0.003 to +0.029; the 20-epoch
+    - **T 1: ESS 544-2,274; 7 of 12 published** (true gains +0.003 to +0.030; the 20-epoch
       candidates, further from the served policy, were never published);
-    - T 2: ESS 3,203-4,689; 7 of 12 published (true gains +0.001 to +0.032);
+    - T 2: ESS 3,202-4,689; 7 of 12 published (true gains +0.001 to +0.032);
     - every negative control (an untrained network, true gains -0.015 to -0.145) was refused at
       every temperature, with bounds -0.019 to -0.187;
     - exploring this way did not cost CTR: the served policy's on-policy CTR over the three seeds

@@ -378,8 +378,9 @@ was done or is proposed:
       published candidates (+0.003 to +0.030 at T 1) are smaller than this noise (sd 0.062 over
       seeds); seeing them in the closed loop would take far more seeds or longer runs, not a
       better check.
-    - **What the softmax costs in serving.** Drawing a slate of 20 from 50 candidates takes
-      about 0.9 ms against 0.19 ms for epsilon-greedy (ad hoc timing). In the first serving run
+    - **What the softmax costs in serving.** Each position of a slate takes a softmax over the
+      candidates left, where epsilon-greedy took the best one (no command here times the draw
+      alone; the serving profiles below show its share). In the first serving run
       with it (2026-11-24 09:18 UTC; this report is the run after it) the policy service had
       1,741 CPU samples in the miss profile against 1,377 in the last run without it, and 12 of
       7,420 miss requests fell back to the ranker's order because the policy did not answer in

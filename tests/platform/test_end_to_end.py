@@ -95,6 +95,20 @@ def _worker_task_count(stack: LocalStack, task: str) -> float:
     return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(prefix))
 
 
+def _worker_counted(stack: LocalStack, task: str, above: float, wait_s: float = 30) -> bool:
+    """Whether the worker's count of ``task`` rises above ``above`` within ``wait_s``.
+
+    The worker counts a task after it returns and its result is stored (``task_postrun``), so a
+    client can see what the task did (the deleted cache keys) a moment before the count moves.
+    """
+    deadline = time.monotonic() + wait_s
+    while _worker_task_count(stack, task) <= above:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
 def exercise(stack: LocalStack) -> None:
     with httpx.Client(base_url=stack.url("gateway"), timeout=60) as client:
         # 1. a known user
@@ -145,7 +159,8 @@ def exercise(stack: LocalStack) -> None:
         assert [i["movie_id"] for i in after["items"]] != [i["movie_id"] for i in first["items"]]
 
         # 7. the invalidation ran as a Celery task on the real worker
-        assert _worker_task_count(stack, "invalidate_user_recs") > invalidations_before
+        assert _worker_counted(stack, "invalidate_user_recs", above=invalidations_before), \
+            "the worker never counted an invalidate_user_recs task"
 
         # 6. a new movie through the feature-extractor, recommended without a restart
         plot = "A young robot explorer crosses a frozen ocean on a distant moon to save her family."

@@ -121,6 +121,10 @@ def test_hot_reload_swaps_versions_without_dropping_requests(tmp_path, tiny_arti
     threads = [threading.Thread(target=hammer) for _ in range(3)]
     for t in threads:
         t.start()
+    for _ in range(200):  # the hammer is under way on the old version before the new one is published
+        if seen or errors:
+            break
+        threading.Event().wait(0.05)
     publish_policy(tiny_artifact_factory("v-new"), tmp_path)
     for _ in range(200):
         if seen and seen[-1] == "v-new":

@@ -36,6 +36,7 @@ def test_benchmark_and_report_on_a_tiny_world(world_factory, tmp_path):
         assert set(data[metric]) == set(POLICIES)
         assert all(np.isfinite(v) for v in data[metric].values())
     md = (tmp_path / "reports" / "rl.md").read_text()
-    assert "boredom_weight" in md and "| dqn |" in md
+    assert "boredom_weight" in md and "| dqn |" in md and "| dqn_served |" in md
+    assert "The DQN as served (epsilon 0.05, temperature 1.0) vs greedy" in md
     assert all(p.exists() and p.stat().st_size > 0 for p in paths)
     assert set(METRICS) <= set(data["intervals"])

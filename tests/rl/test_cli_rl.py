@@ -37,3 +37,12 @@ def test_status_without_a_policy(home):
     r = CliRunner().invoke(app, ["status"])
     assert r.exit_code == 0
     assert "greedy" in r.stdout
+
+
+def test_report_refuses_results_saved_without_a_policy(home):
+    bench = get_settings().models_dir / "rl" / "bench"
+    bench.mkdir(parents=True)
+    (bench / "latest.json").write_text('{"watch_time": {"dqn": 1.0, "greedy": 1.0}}')
+    r = CliRunner().invoke(app, ["report"])
+    assert r.exit_code == 2, r.output
+    assert "no results for dqn_served" in r.stderr and "movierec rl evaluate" in r.stderr

@@ -64,3 +64,21 @@ def test_double_dqn_update_reduces_the_loss_on_a_fixed_batch(tiny_world):
     for _ in range(150):
         last = learner.update(buf, 64)
     assert last < 0.5 * first
+
+
+def test_dqn_as_served_explores_with_the_serving_rule(tiny_world, trained_tiny):
+    """``dqn_served`` in the benchmark: the same network, slates drawn with the serving exploration."""
+    from movierec.rl.rollout import _view
+    from movierec.rl.state import Observation
+
+    learner, _ = trained_tiny
+    k = tiny_world.config.simulator.slate_size
+    f = make_featurizer(tiny_world)
+    views = [_view(tiny_world, f, u, Observation(tiny_world.user_vectors[u]), set()) for u in range(30, 40)]
+    greedy = DQNPolicy(learner, k).select(views, np.random.default_rng(0))
+    served = DQNPolicy(learner, k, tiny_world.config.dqn.serving_exploration).select(views, np.random.default_rng(0))
+    assert all(np.all(props == 1.0) for _, props in greedy)
+    assert all(np.all((props > 0) & (props < 1)) for _, props in served)
+    assert any(not np.array_equal(a, b) for (a, _), (b, _) in zip(greedy, served))
+    metrics = _run(tiny_world, DQNPolicy(learner, k, tiny_world.config.dqn.serving_exploration), np.arange(30, 40))
+    assert metrics.sessions == 30 and 0 < metrics.ctr <= 1

@@ -120,12 +120,16 @@ def evaluate(
 @fail_on_data_error
 def report(reports_dir: Path = typer.Option(REPO_ROOT / "reports", help="Where rl.md, rl.json and figures go.")) -> None:
     """Rewrite the report from the last `movierec rl evaluate` results."""
+    from movierec.rl.experiment import POLICIES
     from movierec.rl.report import write_report
 
     latest = get_settings().models_dir / "rl" / "bench" / "latest.json"
     if not latest.exists():
         raise RLConfigError(f"no benchmark results at {latest}: run `movierec rl evaluate` first")
     summary = json.loads(latest.read_text())
+    missing = [p for p in POLICIES if p not in summary["watch_time"]]
+    if missing:
+        raise RLConfigError(f"{latest} has no results for {', '.join(missing)}: run `movierec rl evaluate` again")
     for path in write_report(summary, reports_dir):
         console.print(f"wrote {path}")
     _print_summary(summary)
@@ -146,6 +150,8 @@ def _print_summary(summary: dict) -> None:
     console.print(f"DQN vs greedy watch time: {g['dqn_vs_greedy_watch_time_gain']:+.1%} "
                   f"(>= +10%: {g['dqn_beats_greedy_by_10pct']}, intervals apart: {g['intervals_do_not_overlap']}); "
                   f"training {g['train_seconds_mean']:.0f} s per seed")
+    console.print(f"DQN as served (with its exploration) vs greedy watch time: {g['served_dqn_vs_greedy_watch_time_gain']:+.1%} "
+                  f"(>= +10%: {g['served_dqn_beats_greedy_by_10pct']}, intervals apart: {g['served_intervals_do_not_overlap']})")
 
 
 @app.command()

@@ -3,6 +3,9 @@
 Per seed: the simulated users are shuffled, ``eval_user_share`` of them are held out; the DQN is
 trained (and the LinUCB bandit warmed up) on sessions of the others only; then every policy
 serves ``eval_sessions_per_user`` sessions to each held-out user with the same simulator seeds.
+The trained DQN is valued twice: ``dqn`` without exploration (its top-k by Q) and ``dqn_served``
+with the serving exploration (``dqn.serving_epsilon`` and ``dqn.serving_temperature``), which is
+how the policy service serves it.
 Each seed's result is saved as soon as it is done, so an interrupted run resumes.
 """
 
@@ -25,12 +28,13 @@ from movierec.rl.rollout import run_sessions
 from movierec.rl.training import make_featurizer, train_dqn
 from movierec.rl.world import World
 
-POLICIES: tuple[str, ...] = ("dqn", "greedy", "linucb", "random_rerank", "popularity", "random")
+POLICIES: tuple[str, ...] = ("dqn", "dqn_served", "greedy", "linucb", "random_rerank", "popularity", "random")
 METRICS: tuple[str, ...] = ("watch_time", "ctr", "rating", "session_length", "coverage", "long_tail_share")
 
 
 def config_key(config: ExperimentConfig, ranker_version: str, dataset_version: str) -> str:
-    blob = json.dumps([config.model_dump(exclude={"seeds"}), ranker_version, dataset_version], sort_keys=True)
+    """Saved seeds are reused only for the same settings, data, ranker and list of policies."""
+    blob = json.dumps([config.model_dump(exclude={"seeds"}), ranker_version, dataset_version, POLICIES], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -54,7 +58,8 @@ def run_seed(world: World, seed: int, *, progress: bool = True) -> dict:
     run_sessions(world, featurizer, linucb, train_users, sessions_per_user=1, seed=20_000 + seed,
                  parallel=cfg.dqn.parallel_sessions, reward_fn=reward)
     policies = {
-        "dqn": DQNPolicy(learner, k), "greedy": GreedyPolicy(k), "linucb": linucb,
+        "dqn": DQNPolicy(learner, k), "dqn_served": DQNPolicy(learner, k, cfg.dqn.serving_exploration),
+        "greedy": GreedyPolicy(k), "linucb": linucb,
         "random_rerank": RandomRerankPolicy(k), "popularity": PopularityPolicy(world, k), "random": RandomCatalogPolicy(world, k),
     }
     metrics = {}
@@ -84,10 +89,14 @@ def summarize(per_seed: list[dict]) -> dict:
             intervals[metric][policy] = {"mean": mean, "ci95": [lo, hi], "per_seed": values}
     wt = intervals["watch_time"]
     gain = wt["dqn"]["mean"] / wt["greedy"]["mean"] - 1.0
+    served_gain = wt["dqn_served"]["mean"] / wt["greedy"]["mean"] - 1.0
     goals = {
         "dqn_vs_greedy_watch_time_gain": gain,
         "dqn_beats_greedy_by_10pct": bool(gain >= 0.10),
         "intervals_do_not_overlap": bool(wt["dqn"]["ci95"][0] > wt["greedy"]["ci95"][1]),
+        "served_dqn_vs_greedy_watch_time_gain": served_gain,
+        "served_dqn_beats_greedy_by_10pct": bool(served_gain >= 0.10),
+        "served_intervals_do_not_overlap": bool(wt["dqn_served"]["ci95"][0] > wt["greedy"]["ci95"][1]),
         "dqn_vs_random": {m: out[m]["dqn"] / out[m]["random"] - 1.0 if out[m]["random"] else None for m in ("watch_time", "ctr", "rating")},
         "train_seconds_mean": float(np.mean([r["train_seconds"] for r in per_seed])),
     }

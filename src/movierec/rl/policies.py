@@ -5,7 +5,8 @@
 - ``random_rerank``: k movies uniformly from the ranker's top-N candidates.
 - ``popularity``: the k most rated unseen movies.
 - ``linucb``: a shared-parameter LinUCB bandit on the candidate features, learning online.
-- ``dqn``: the double-DQN re-ranker (epsilon-greedy only while training or when serving).
+- ``dqn``: the double-DQN re-ranker, exploring only as told (epsilon-greedy while training; the
+  benchmark values it once without exploration and once with the serving exploration).
 """
 
 from __future__ import annotations
@@ -133,8 +134,8 @@ class LinUCBPolicy:
 class DQNPolicy(_Passive):
     name = "dqn"
 
-    def __init__(self, learner: DQNLearner, slate_size: int, epsilon: float = 0.0):
-        self.learner, self.k, self.epsilon = learner, slate_size, epsilon
+    def __init__(self, learner: DQNLearner, slate_size: int, exploration: SlateExploration = SlateExploration(0.0)):
+        self.learner, self.k, self.exploration = learner, slate_size, exploration
 
     def select(self, views, rng):
         n = max(len(v.cand_rows) for v in views)
@@ -145,6 +146,6 @@ class DQNPolicy(_Passive):
         q = self.learner.q_values(np.stack([v.state for v in views]), rows, scores)
         out = []
         for i, v in enumerate(views):
-            idx, props = SlateExploration(self.epsilon).select(q[i, : len(v.cand_rows)], self.k, rng)
+            idx, props = self.exploration.select(q[i, : len(v.cand_rows)], self.k, rng)
             out.append((v.cand_rows[idx], props))
         return out

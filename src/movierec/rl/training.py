@@ -13,6 +13,7 @@ from movierec.rl.dqn import DQNLearner, ReplayBuffer
 from movierec.rl.policies import DQNPolicy
 from movierec.rl.reward import step_reward
 from movierec.rl.rollout import Transition, run_sessions
+from movierec.rl.slate import SlateExploration
 from movierec.rl.state import Featurizer
 from movierec.rl.world import World
 
@@ -43,7 +44,7 @@ def train_dqn(world: World, train_users: np.ndarray, seed: int, *, progress: boo
     featurizer = make_featurizer(world)
     learner = learner or make_learner(featurizer, cfg, seed)
     buffer = ReplayBuffer(d.replay_capacity, featurizer.state_dim, d.top_n, seed=seed)
-    policy = DQNPolicy(learner, cfg.simulator.slate_size, epsilon=d.epsilon_start)
+    policy = DQNPolicy(learner, cfg.simulator.slate_size, SlateExploration(d.epsilon_start))
     curve = TrainingCurve()
     recent: list[float] = []
     losses: list[float] = []
@@ -57,7 +58,7 @@ def train_dqn(world: World, train_users: np.ndarray, seed: int, *, progress: boo
     def on_iteration(it: int) -> None:
         state["iteration"] = it
         decay_steps = max(1, int(d.epsilon_decay_share * d.iterations))
-        policy.epsilon = max(d.epsilon_end, d.epsilon_start - (d.epsilon_start - d.epsilon_end) * it / decay_steps)
+        policy.exploration = SlateExploration(max(d.epsilon_end, d.epsilon_start - (d.epsilon_start - d.epsilon_end) * it / decay_steps))
         if len(buffer) >= max(d.warmup_transitions, d.batch_size):
             for _ in range(d.updates_per_iteration):
                 losses.append(learner.update(buffer, d.batch_size))

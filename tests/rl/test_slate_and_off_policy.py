@@ -101,3 +101,19 @@ def test_invalid_propensities_are_refused():
         ips([1.0], [0.5], [0.0])
     with pytest.raises(ValueError, match="shape"):
         snips([1.0, 2.0], [0.5], [0.5, 0.5])
+
+
+def test_the_softmax_is_the_plain_formula_bit_for_bit():
+    """The fast path must draw exactly what the plain numpy formula gives (committed study records
+    were drawn with it), including equal scores (uniform)."""
+    from movierec.rl.slate import _softmax_mix
+
+    rng = np.random.default_rng(7)
+    for n in (1, 2, 7, 50, 300):
+        for scale in (1e-3, 0.03, 1.0, 100.0):
+            for eps, t in ((0.05, 1.0), (0.0, 0.5), (0.3, 2.0)):
+                s = rng.normal(scale=scale, size=n)
+                spread = float(s.std())
+                soft = np.exp((s - s[int(np.argmax(s))]) / (t * spread)) if spread > 0 else np.ones(n)
+                assert np.array_equal(_softmax_mix(s, t, eps), (1.0 - eps) / soft.sum() * soft + eps / n)
+    assert np.array_equal(_softmax_mix(np.full(4, 0.5), 1.0, 0.05), np.full(4, 0.25))

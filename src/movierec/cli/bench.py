@@ -1,8 +1,9 @@
-"""``movierec bench``: the ranker's top-N cost as the catalog grows, and the serving benchmark."""
+"""``movierec bench``: the ranker's top-N cost as the catalog grows, the serving benchmark, and the slate draw."""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import typer
@@ -47,6 +48,16 @@ def _parse_sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
+def _parse_seeds(option: str, text: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        seeds = ()
+    if not seeds:
+        _fail(f"{option}: expected comma-separated integers such as 0,1,2, got {text!r}")
+    return seeds
+
+
 @app.command()
 def ranker(
     sizes: str = typer.Option("10000,100000,1000000", help="Catalog sizes (synthetic items), comma-separated."),
@@ -75,12 +86,7 @@ def ranker(
 
     parsed = _parse_sizes(sizes)
     dim = dim or SERVED_DIM
-    try:
-        seeds = tuple(int(x) for x in served_seeds.split(",") if x.strip())
-    except ValueError:
-        seeds = ()
-    if served and not seeds:
-        _fail(f"--served-seeds: expected comma-separated integers such as 0,1,2, got {served_seeds!r}")
+    seeds = _parse_seeds("--served-seeds", served_seeds) if served else ()
     folder = model_dir or get_settings().models_dir / "fusion" / "current"
     if served and not (folder / "artifact.json").exists():
         _fail(f"--model-dir: no serving artifact (artifact.json) in {folder} (train one: `movierec model train`)")
@@ -331,3 +337,31 @@ def closed_loop(
                            None if control is None else [OutcomeBin(**b) for b in control["bins"]]) for learning, control in pairs], figure)
     console.print(f"Locust: {summary.total.requests} requests, {summary.total.failures} failures; CSV/HTML under {out}")
     console.print(f"wrote {figure} and {saved} (the next `movierec bench serving` report includes it)")
+
+
+@app.command("slate-draw")
+def slate_draw(
+    candidates: int = typer.Option(50, min=1, max=1000, help="Candidates the policy re-ranks (the DQN's dqn.top_n is 50)."),
+    k: int = typer.Option(20, min=1, max=100, help="Slate length (the gateway's default k is 20)."),
+    draws: int = typer.Option(2000, min=10, max=1_000_000, help="Timed draws per seed and rule."),
+    seeds: str = typer.Option("0,1,2", help="Comma-separated seeds (fresh scores per seed)."),
+) -> None:
+    """Time drawing one served slate (rl.slate.SlateExploration.select): epsilon-greedy and the default serving rule."""
+    from movierec.benchmarks.slate_draw import measure
+    from movierec.rl.config import DQNConfig
+    from movierec.rl.slate import SlateExploration
+
+    parsed = _parse_seeds("--seeds", seeds)
+    serving = DQNConfig().serving_exploration
+    rules = {"epsilon-greedy": SlateExploration(serving.epsilon), "softmax (serving)": serving}
+    table = Table(title=f"one slate of {min(k, candidates)} from {candidates} candidates: microseconds per draw "
+                        f"(mean +- sd over seeds {list(parsed)}, {draws} draws each)")
+    for col in ("rule", "epsilon", "temperature", "mean", "p50", "p99"):
+        table.add_column(col, justify="right")
+    def spread(value: float, sd: float) -> str:  # one seed has no spread to show
+        return f"{value:.0f}" if math.isnan(sd) else f"{value:.0f} +- {sd:.0f}"
+
+    for r in measure(rules, candidates=candidates, k=k, draws=draws, seeds=parsed):
+        table.add_row(r.rule, f"{r.epsilon:g}", f"{r.temperature:g}", spread(r.mean_us, r.mean_us_sd),
+                      spread(r.p50_us, r.p50_us_sd), spread(r.p99_us, r.p99_us_sd))
+    console.print(table)

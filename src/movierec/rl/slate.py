@@ -44,36 +44,35 @@ class SlateExploration:
         """Probability of each movie still unplaced (``scores_left``, in candidate order) at the
         next position. The best is the first of equal top scores, as a stable sort puts first."""
         n = len(scores_left)
-        best = int(np.argmax(scores_left))
         if self.temperature > 0:
-            spread = float(scores_left.std())
-            soft = np.exp((scores_left - scores_left[best]) / (self.temperature * spread)) if spread > 0 else np.ones(n)
-            out = (1.0 - self.epsilon) / soft.sum() * soft
-        else:
-            out = np.zeros(n)
-            out[best] = 1.0 - self.epsilon
+            return _softmax_mix(scores_left, self.temperature, self.epsilon)
+        out = np.zeros(n)
+        out[int(np.argmax(scores_left))] = 1.0 - self.epsilon
         return out + self.epsilon / n
 
     def select(self, scores: np.ndarray, k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Indices into ``scores`` for a slate of ``min(k, len(scores))`` and their propensities."""
         scores = np.asarray(scores, np.float64)
-        left = np.arange(len(scores))
         k = min(k, len(scores))
         chosen = np.empty(k, np.int64)
         props = np.empty(k, np.float64)
-        for p in range(k):
-            s = scores[left]
-            if self.temperature == 0:  # cheaper, and the same draws as a plain epsilon-greedy rule
-                best = int(np.argmax(s))
+        if self.temperature == 0:  # cheaper, and the same draws as a plain epsilon-greedy rule
+            left = np.arange(len(scores))
+            for p in range(k):
+                best = int(np.argmax(scores[left]))
                 j = int(rng.choice(len(left))) if self.epsilon > 0 and rng.random() < self.epsilon else best
                 props[p] = (1.0 - self.epsilon) * (j == best) + self.epsilon / len(left)
-            else:
-                dist = self.next_distribution(s)
-                cumulative = np.cumsum(dist)
-                j = min(int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right")), len(left) - 1)
-                props[p] = dist[j]
-            chosen[p] = left[j]
-            left = np.delete(left, j)
+                chosen[p] = left[j]
+                left = np.delete(left, j)
+            return chosen, props
+        left, s = list(range(len(scores))), scores  # unplaced movies and their scores, in candidate order
+        for p in range(k):
+            dist = _softmax_mix(s, self.temperature, self.epsilon)
+            cumulative = dist.cumsum()
+            j = min(int(cumulative.searchsorted(rng.random() * cumulative[-1], side="right")), len(left) - 1)
+            props[p] = dist[j]
+            chosen[p] = left.pop(j)
+            s = np.concatenate((s[:j], s[j + 1:]))
         return chosen, props
 
     def propensities(self, scores: np.ndarray, slate: np.ndarray) -> np.ndarray:
@@ -87,3 +86,21 @@ class SlateExploration:
             out[p] = self.next_distribution(scores[left])[j]
             left = np.delete(left, j)
         return out
+
+
+_add, _multiply, _exp = np.add.reduce, np.multiply, np.exp
+
+
+def _softmax_mix(scores: np.ndarray, temperature: float, epsilon: float) -> np.ndarray:
+    """``(1 - epsilon)`` times a softmax of ``scores`` / (``temperature`` x their standard
+    deviation), plus ``epsilon`` spread evenly (uniform if all scores are equal). Called once per
+    served position, so it uses the ufuncs directly: the same arithmetic as ``np.std`` and
+    ``np.exp``, bit for bit, without their Python-level overhead."""
+    n = len(scores)
+    top = scores.max()
+    centred = scores - _add(scores) / n
+    spread = np.sqrt(_add(_multiply(centred, centred)) / n)
+    if spread > 0:
+        soft = _exp((scores - top) / (temperature * spread))
+        return (1.0 - epsilon) / _add(soft) * soft + epsilon / n
+    return np.full(n, (1.0 - epsilon) / n + epsilon / n)

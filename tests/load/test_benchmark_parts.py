@@ -199,12 +199,12 @@ def test_report_renders_the_gpu_table_and_the_served_model_check(tmp_path: Path)
 
 
 @pytest.mark.integration
-def test_a_closed_loop_run_starts_without_what_earlier_runs_left_in_redis():
+def test_a_benchmark_run_starts_without_what_earlier_runs_left_in_redis():
     """Cached lists (and their stale copies) and queued Celery tasks of an earlier run are
     removed in real Redis; other keys stay."""
     import redis
 
-    from movierec.benchmarks.closed_loop import clear_earlier_runs
+    from movierec.benchmarks.serving import clear_earlier_runs
     from movierec.tasks.app import make_celery
 
     url = f"{os.environ.get('MOVIEREC_TEST_REDIS_URL', 'redis://127.0.0.1:6379')}/9"  # a DB no other test uses
@@ -250,3 +250,17 @@ def test_fine_tune_study_section_sets_the_check_beside_the_true_gain(tmp_path: P
     assert "| eps 0.05 | 0, 1 | 0.612 | 0 of 2 | – | 8-8 | 0 of 0 |" in text
     assert "| eps 0.05, T 0.1 | 0 | 0.612 | 1 of 1 | +0.062 to +0.062 | 900-900 | 1 of 1 |" in text
     assert fine_tune_study_section([]) == []
+
+
+def test_report_names_the_cpu_and_what_was_cleared_before_measuring(tmp_path: Path):
+    from movierec.benchmarks.serving import cpu_model
+
+    result = ServingBenchResult(config={"headline_connections": 32, "wrk_threads": 2, "duration_s": 15.0, "warmup_s": 3.0,
+                                        "levels": [32], "k": 20, "hit_users": 50})
+    result.runs = [_run("bare-1w", 32, 1000.0, 40.0), _run("gateway-hit", 32, 700.0, 45.0), _run("gateway-miss", 32, 200.0, 150.0)]
+    result.machine = {"cpus": 2, "cpu_model": cpu_model(), "load_avg_at_start": [0.1, 0.1, 0.1]}
+    result.cleared_from_earlier_runs = {"cached_lists": 46_000, "queued_tasks": 12}
+    cpu = [ScalingResult(1_000_000, 128, "cpu", 20, 5, 30.0, 30.0, 33.0, 35.0, 33.0, 1.0)]
+    md = render_markdown(result, headline(result, cpu), cpu, None, tmp_path / "figures" / "l.png", "c", 1)
+    assert f"({cpu_model()}, 2 CPU cores" in md and ", torch " in cpu_model()
+    assert "46000 cached lists and 12 queued tasks left by earlier runs were removed" in md

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from movierec.benchmarks.locust_run import LocustSummary, run_locust
-from movierec.benchmarks.serving import ServingBenchConfig, bench_stack_options, stack_services
+from movierec.benchmarks.serving import ServingBenchConfig, bench_stack_options, clear_earlier_runs, stack_services
 from movierec.launcher.stack import LocalStack
 from movierec.rl.artifact import current_version
 from movierec.settings import Settings
@@ -150,26 +150,6 @@ def _drop_stream(redis_url: str, key: str) -> int:
         return length
     finally:
         client.close()
-
-
-def clear_earlier_runs(redis_url: str) -> dict[str, int]:
-    """Remove what earlier runs left in the benchmark's Redis, which is its own like its scratch
-    database: cached lists (an earlier run's policy chose them, and a hit serves them for up to
-    the cache TTL) and queued Celery tasks (a control run queues retrainings and cache
-    invalidations with no worker to run them; the next run's worker would start on that
-    backlog). How many of each went."""
-    import redis
-
-    from movierec.storage.recs_cache_keys import ALL_LISTS, ALL_STALE_LISTS
-    from movierec.tasks.app import make_celery
-    from movierec.tasks.cache import delete_matching
-
-    client = redis.Redis.from_url(redis_url, socket_timeout=10)
-    try:
-        lists = delete_matching(client, ALL_LISTS) + delete_matching(client, ALL_STALE_LISTS)
-    finally:
-        client.close()
-    return {"cached_lists": lists, "queued_tasks": int(make_celery(redis_url).control.purge() or 0)}
 
 
 def run_closed_loop(settings: Settings, *, minutes: float, users: int, out_dir: Path, model_dir: Path | None,

@@ -74,6 +74,8 @@ class ServingBenchResult:
     policy_version: str | None = None
     catalog_items: int | None = None
     machine: dict = field(default_factory=dict)
+    cleared_from_earlier_runs: dict[str, int] = field(default_factory=dict)
+    """Cached lists and queued tasks of earlier runs removed from the stack's Redis before measuring."""
     gateway_counters: dict[str, dict[str, float]] = field(default_factory=dict)
     """Per path: how the gateway's answers were made during its runs (cache hit/miss/error,
     source of the list, fallbacks), from its Prometheus counters."""
@@ -202,6 +204,42 @@ def bench_stack_options(settings: Settings, cfg: ServingBenchConfig, services: t
     )
 
 
+def clear_earlier_runs(redis_url: str) -> dict[str, int]:
+    """Remove what earlier runs left in a benchmark's Redis, which is its own like its scratch
+    database (the serving benchmark and the closed loop clear it before measuring): cached lists
+    (an earlier run's policy chose them, and a hit serves them for up to the cache TTL) and
+    queued Celery tasks (a control run queues retrainings and cache invalidations with no worker
+    to run them; the next run's worker would start on that backlog). How many of each went."""
+    import redis
+
+    from movierec.storage.recs_cache_keys import ALL_LISTS, ALL_STALE_LISTS
+    from movierec.tasks.app import make_celery
+    from movierec.tasks.cache import delete_matching
+
+    client = redis.Redis.from_url(redis_url, socket_timeout=10)
+    try:
+        lists = delete_matching(client, ALL_LISTS) + delete_matching(client, ALL_STALE_LISTS)
+    finally:
+        client.close()
+    return {"cached_lists": lists, "queued_tasks": int(make_celery(redis_url).control.purge() or 0)}
+
+
+def cpu_model() -> str:
+    """The CPU's model name and the vector instructions torch uses on it (runs on different hosts
+    differ; a slower host is not a regression)."""
+    import platform
+
+    import torch
+
+    name = platform.processor() or "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    return f"{name}, torch {torch.backends.cpu.get_cpu_capability()}"
+
+
 def start_stack(settings: Settings, cfg: ServingBenchConfig, services: tuple[str, ...], say: Callable[[str], None],
                 attempts: int = 3) -> LocalStack:
     """The benchmark's stack, started on a free port range; another range is tried when a port
@@ -241,7 +279,8 @@ def run_serving_benchmark(settings: Settings, cfg: ServingBenchConfig, say: Call
     check_model(settings, cfg.model_dir)
     result = ServingBenchResult(config={k: (str(v) if isinstance(v, Path) else v) for k, v in cfg.__dict__.items()
                                         if k not in ("database_url", "redis_url")})
-    result.machine = {"cpus": os.cpu_count(), "python": sys.version.split()[0], "load_avg_at_start": [round(x, 2) for x in os.getloadavg()]}
+    result.machine = {"cpus": os.cpu_count(), "cpu_model": cpu_model(), "python": sys.version.split()[0],
+                      "load_avg_at_start": [round(x, 2) for x in os.getloadavg()]}
     users = known_users(settings)
     hit_bodies = [{"user_id": u, "k": cfg.k} for u in users[: cfg.hit_users]]
     logs = settings.home / "logs" / "bench"
@@ -264,6 +303,8 @@ def run_serving_benchmark(settings: Settings, cfg: ServingBenchConfig, say: Call
     result.services = list(services)
     with contextlib.ExitStack() as cleanup:
         cleanup.callback(stack.stop)
+        result.cleared_from_earlier_runs = cleared = clear_earlier_runs(stack.redis_url)
+        say(f"  removed what earlier runs left in Redis: {cleared['cached_lists']} cached lists, {cleared['queued_tasks']} queued tasks")
         pids = {c.name: c.proc.pid for c in stack.supervisor.children}
         gateway = stack.url("gateway")
         rec_url = f"{gateway}/v1/recommendations"

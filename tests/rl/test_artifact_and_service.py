@@ -211,3 +211,34 @@ def test_cli_use_drops_the_cached_lists_the_version_before_chose(tmp_path, tiny_
     assert [m["headers"]["task"] for m in queued] == ["movierec.tasks.cache.drop_every_cached_list"]
     due_in = (datetime.fromisoformat(queued[0]["headers"]["eta"]) - datetime.now(timezone.utc)).total_seconds()
     assert 0 < due_in <= PUBLISH_SETTLE_S
+
+
+@pytest.mark.integration
+def test_cli_use_without_a_configured_redis_drops_the_running_embedded_ones_lists(tmp_path, tiny_artifact_factory, monkeypatch):
+    """No MOVIEREC_REDIS_URL, a stack on embedded servers under this home: the rollback reaches the
+    embedded Redis the gateway caches in (found through its URL file)."""
+    import redis
+    from typer.testing import CliRunner
+
+    from movierec.cli import app
+    from movierec.launcher.servers import EmbeddedRedis, servers_folder
+    from movierec.settings import get_settings
+
+    monkeypatch.setenv("MOVIEREC_HOME", str(tmp_path))
+    monkeypatch.delenv("MOVIEREC_REDIS_URL", raising=False)
+    get_settings.cache_clear()
+    embedded = EmbeddedRedis(servers_folder(tmp_path) / "redis")
+    try:
+        client = redis.Redis.from_url(embedded.start())
+        policy_dir = get_settings().models_dir / "policy"
+        for version in ("v-one", "v-two"):
+            publish_policy(tiny_artifact_factory(version), policy_dir)
+        client.set("recs:1:abc", "[]")
+        client.set("recs_stale:1:abc", "[]")
+        used = CliRunner().invoke(app, ["rl", "use", "v-one"])
+        remaining = sorted(k.decode() for k in client.keys("recs*"))
+    finally:
+        embedded.stop()
+        get_settings.cache_clear()
+    assert used.exit_code == 0 and "1 dropped" in used.output, used.output
+    assert remaining == ["recs_stale:1:abc"]

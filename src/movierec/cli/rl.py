@@ -86,6 +86,7 @@ def train(
     if publish:
         folder = publish_policy(artifact, policy_dir)
         console.print(f"published policy {artifact.version} -> {folder}")
+        _drop_lists_the_version_before_chose()
     else:
         policy_dir.mkdir(parents=True, exist_ok=True)
         save_policy(artifact, policy_dir / artifact.version)
@@ -228,13 +229,10 @@ def fine_tune_study(
 @app.command()
 def use(version: str = typer.Argument(..., help="A published version (`movierec rl status` names the current one).")) -> None:
     """Serve an already published policy version again (a rollback); the policy service reloads it
-    and, with ``MOVIEREC_REDIS_URL`` set, the gateway's cached lists (the version before chose
-    them) are dropped."""
+    and the gateway's cached lists (the version before chose them) are dropped."""
     from movierec.rl.artifact import PolicyArtifactError, current_version, use_version
-    from movierec.tasks.cache import drop_cached_lists_after_publish
 
-    settings = get_settings()
-    policy_dir = settings.models_dir / "policy"
+    policy_dir = get_settings().models_dir / "policy"
     before = current_version(policy_dir)
     try:
         use_version(policy_dir, version)
@@ -242,9 +240,23 @@ def use(version: str = typer.Argument(..., help="A published version (`movierec 
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(2) from None
     console.print(f"current policy: {version} (was {before})")
-    if settings.redis_url and version != before:
-        dropped = drop_cached_lists_after_publish(settings.redis_url)
-        console.print("cached lists: " + ("Redis unreachable, they expire with the cache TTL" if dropped is None else f"{dropped} dropped"))
+    if version != before:
+        _drop_lists_the_version_before_chose()
+
+
+def _drop_lists_the_version_before_chose() -> None:
+    """After the served version changed: drop the gateway's cached lists in the Redis it serves
+    from (``MOVIEREC_REDIS_URL``, else the embedded one a running ``movierec up`` started under
+    this home). Without either there is no cache to drop."""
+    from movierec.launcher.servers import running_embedded_redis_url
+    from movierec.tasks.cache import drop_cached_lists_after_publish
+
+    settings = get_settings()
+    url = settings.redis_url or running_embedded_redis_url(settings.home)
+    if url is None:
+        return
+    dropped = drop_cached_lists_after_publish(url)
+    console.print("cached lists: " + ("Redis unreachable, they expire with the cache TTL" if dropped is None else f"{dropped} dropped"))
 
 
 @app.command()

@@ -3,7 +3,9 @@ when no ``MOVIEREC_DATABASE_URL`` / ``MOVIEREC_REDIS_URL`` is configured.
 
 Both keep their data in a folder under ``Settings().home`` (``servers/postgres``,
 ``servers/redis``), so feedback and queued tasks survive a restart of the launcher. Redis runs
-with an append-only file for the same reason.
+with an append-only file for the same reason, and while it runs its URL is in ``servers/redis/url``
+(``running_embedded_redis_url``), so a command run beside the stack (``movierec rl use``) reaches
+the cache the gateway serves from.
 """
 
 from __future__ import annotations
@@ -21,6 +23,28 @@ import psycopg
 log = logging.getLogger(__name__)
 
 DATABASE_NAME = "movierec"
+URL_FILE = "url"
+"""Where a running embedded Redis writes its URL, in its folder (removed when it stops)."""
+
+
+def servers_folder(home: Path) -> Path:
+    """Where the embedded servers keep their data (one folder each: ``postgres``, ``redis``, ...)."""
+    return Path(home) / "servers"
+
+
+def running_embedded_redis_url(home: Path) -> str | None:
+    """The URL of the embedded Redis a stack under ``home`` started, None when none runs there (no
+    URL file, or the file of a stack that was killed: nothing answers at its URL, or a Redis
+    keeping its data elsewhere does)."""
+    import redis
+
+    folder = servers_folder(home) / "redis"
+    try:
+        url = (folder / URL_FILE).read_text().strip()
+        answered = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2, decode_responses=True).config_get("dir")
+    except (FileNotFoundError, ValueError, redis.RedisError):
+        return None
+    return url if Path(answered.get("dir", "")).resolve() == folder.resolve() else None
 
 
 class ServerStartError(RuntimeError):
@@ -91,6 +115,7 @@ class EmbeddedRedis:
                 raise ServerStartError(f"embedded Redis exited with code {self._proc.returncode}; see {self.folder / 'redis.log'}")
             try:
                 redis.Redis.from_url(url, socket_connect_timeout=0.5).ping()
+                (self.folder / URL_FILE).write_text(url + "\n")
                 return url
             except redis.RedisError:
                 time.sleep(0.1)
@@ -98,6 +123,7 @@ class EmbeddedRedis:
         raise ServerStartError(f"embedded Redis did not answer within {timeout_s:.0f} s; see {self.folder / 'redis.log'}")
 
     def stop(self) -> None:
+        (self.folder / URL_FILE).unlink(missing_ok=True)
         if self._proc is not None and self._proc.poll() is None:
             self._proc.terminate()  # SIGTERM: Redis fsyncs the append-only file and exits
             try:

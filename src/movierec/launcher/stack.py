@@ -13,7 +13,7 @@ from typing import Callable
 
 from movierec.launcher import prometheus
 from movierec.launcher.pipeline import run_pipeline
-from movierec.launcher.servers import EmbeddedPostgres, EmbeddedRedis
+from movierec.launcher.servers import EmbeddedPostgres, EmbeddedRedis, servers_folder
 from movierec.launcher.services import CELERY_PROCESSES, REPLICA_PORT_STEP, SERVICES, service, stack_environment
 from movierec.launcher.supervisor import Supervisor
 from movierec.settings import Settings
@@ -49,7 +49,7 @@ class LocalStack:
 
     def __post_init__(self):
         self.run_dir = self.settings.home / "run"
-        self.servers_dir = self.settings.home / "servers"
+        self.servers_dir = servers_folder(self.settings.home)
         self.supervisor = Supervisor(self.settings.home / "logs", {}, self.say)
         self._postgres: EmbeddedPostgres | None = None
         self._redis: EmbeddedRedis | None = None

@@ -35,6 +35,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 MOVIEREC = str(Path(sys.executable).parent / "movierec")
 KNOWN_USER = 1
 LIKED = [1, 2355, 3114]  # Toy Story, A Bug's Life, Toy Story 2
+PATIENT_GATEWAY = {"MOVIEREC_GATEWAY_POLICY_TIMEOUT_S": "10", "MOVIEREC_GATEWAY_FEEDBACK_TIMEOUT_S": "10",
+                   "MOVIEREC_GATEWAY_RANKER_TIMEOUT_S": "10"}
+"""The gateway's timeouts here: past its defaults (policy 0.3 s, feedback 1 s, ranker 2 s) it serves
+a fallback (the ranker's order with no decision, the dataset's history), which is right in
+production but would turn a first, cold call on a loaded machine into a failure of an assertion
+about something else. The fallbacks have their own tests (tests/serving/test_gateway.py)."""
 
 
 def _built(home: Path) -> bool:
@@ -78,7 +84,7 @@ def _stack(home: Path, port_offset: int, database_url: str | None, redis_url: st
     options = StackOptions(
         services=_services(), pipeline=False, database_url=database_url, redis_url=redis_url, prometheus=prometheus,
         port_offset=port_offset, ready_timeout_s=420, replicas=replicas or {},
-        extra_env={"MOVIEREC_FEATURES_MODALITIES": '["text"]', "OMP_NUM_THREADS": "1"},
+        extra_env={"MOVIEREC_FEATURES_MODALITIES": '["text"]', "OMP_NUM_THREADS": "1", **PATIENT_GATEWAY},
     )
     return LocalStack(settings, options, say=lambda m: None)
 

@@ -9,14 +9,22 @@ from movierec.rl.tiny import make_tiny_world, tiny_policy
 from movierec.tasks.app import broker_transport_options
 
 
+def _wait_until(condition, timeout_s: float = 30.0) -> None:
+    """The watcher polls on its own thread (and loads each new version), so wait for what it saw."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "the pointer watcher did not get there in time"
+        time.sleep(0.01)
+
+
 def test_the_pointer_watcher_reports_a_pointer_to_a_partial_folder(tmp_path):
     publish_policy(tiny_policy(make_tiny_world(iterations=5), "v1"), tmp_path)
     watcher = PointerWatcher(tmp_path, time.monotonic, poll_s=0.01).start()
-    time.sleep(0.2)
+    _wait_until(lambda: watcher.versions == ["v1"] and watcher.polls > 1)  # v1 seen and loaded
     (tmp_path / "v2").mkdir()
     (tmp_path / "v2" / "policy.json").write_text("{}")
     (tmp_path / "current").write_text("v2\n")  # what a non-atomic publish could expose
-    time.sleep(0.2)
+    _wait_until(lambda: any(b.startswith("v2: does not load") for b in watcher.broken))
     watcher.stop()
     assert watcher.versions == ["v1", "v2"]
     assert not [b for b in watcher.broken if b.startswith("v1")]

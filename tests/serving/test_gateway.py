@@ -81,6 +81,12 @@ def services(catalog_dataset, trained_fusion_dir, serve_for_module, feedback_dat
             "features": features.url, "policy_calls": calls, "extracted": extracted}
 
 
+PATIENT = {"policy_timeout_s": 10.0, "feedback_timeout_s": 10.0}
+"""Past the defaults (0.3 s, 1 s) the gateway serves a fallback; on a loaded test machine a slow
+first call would then fail an assertion about something else. The fallback tests set the
+timeout they test (``policy_timeout_s=0.3``)."""
+
+
 @pytest.fixture
 def make_gateway(services, catalog_dataset, gateway_redis_url, redis_db, tmp_path):
     clients: list[TestClient] = []
@@ -89,7 +95,7 @@ def make_gateway(services, catalog_dataset, gateway_redis_url, redis_db, tmp_pat
         settings = GatewaySettings(**{
             "ranker_urls": services["ranker"], "policy_url": services["policy"], "feedback_url": services["feedback"],
             "features_url": services["features"], "redis_url": gateway_redis_url, "poster_dir": tmp_path / "no-posters",
-            "added_poster_dir": tmp_path / "added-posters", **overrides,
+            "added_poster_dir": tmp_path / "added-posters", **PATIENT, **overrides,
         })
         client = TestClient(create_gateway_app(settings, catalog=MovieCatalog.from_dataset(catalog_dataset)), raise_server_exceptions=False)
         clients.append(client.__enter__())

@@ -129,6 +129,7 @@ def page_url(catalog_dataset, model_folder, serve, feedback_database_url, redis_
     feedback = serve(create_feedback_app(FeedbackSettings(database_url=feedback_database_url, redis_url=gateway_redis_url)))
     gateway = serve(create_gateway_app(GatewaySettings(
         ranker_urls=ranker.url, policy_url=policy.url, feedback_url=feedback.url, redis_url=gateway_redis_url,
+        policy_timeout_s=10.0, feedback_timeout_s=10.0,  # no fallbacks from a slow first call: not what is tested here
         poster_dir=SHARED_POSTERS if SHARED_POSTERS.is_dir() else tmp_path / "no-posters", added_poster_dir=tmp_path / "added",
     ), catalog=MovieCatalog.from_dataset(catalog_dataset)))
     return gateway.url

@@ -390,16 +390,29 @@ was done or is proposed:
       closed loop would take more seeds or longer runs, not a better check.
     - **What the softmax costs in serving.** Each position of a slate takes a softmax over the
       candidates left, where epsilon-greedy took the best one. `movierec bench slate-draw`
-      (a slate of 20 from 50 candidates, seeds 0-2, 2,000 draws each, machine otherwise idle,
-      2026-11-24 10:44 UTC): epsilon-greedy 163 +- 2 us per slate; the softmax 899 +- 46 us before
-      this session (d054cdb), **356 +- 0 us** since 3b25a94, which draws the same slates bit for
-      bit with less per-position overhead. In the first serving run
-      with it (2026-11-24 09:18 UTC; this report is the run after it) the policy service had
+      (a slate of 20 from 50 candidates, seeds 0-2, 2,000 draws each, machine otherwise idle),
+      per slate, on the slower host of finding 27 (2026-11-24 10:44 UTC) and then on this
+      report's (15:04 UTC): epsilon-greedy 163 +- 2 and 105 +- 0 us; the softmax as first served
+      (`src/movierec/rl/slate.py` as of 48fdb55, the bench run on it) 899 +- 46 and 442 +- 3 us;
+      the softmax now (9462aad), which draws the same slates bit for bit with less per-position
+      overhead, **356 +- 0 and 227 +- 0 us**. In the first serving run
+      with the softmax (2026-11-24 09:18 UTC, the slower draw) the policy service had
       1,741 CPU samples in the miss profile against 1,377 in the last run without it, and 12 of
       7,420 miss requests fell back to the ranker's order because the policy did not answer in
       time (10 more to popular movies, the ranker not answering), where the last run had none.
       The miss path stayed at 0.038x the bare endpoint (0.035x in the last run without it; the
       machine was slower: bare 3,632 against 5,178 req/s).
+
+27. **The same code on two hosts.** The two serving runs of 2026-11-24 at 12:27 UTC (kept as
+    `reports/measurements/performance_run_20261124T1227.md`) and 15:03 UTC (this report) ran
+    the same serving code on machines that both report "AMD EPYC", with torch picking AVX2
+    kernels on the first and AVX512 on the second (the header names both). The bare endpoint at
+    32 connections served 3,752 and 6,138 req/s; the cache hit 0.72x and 0.79x of it (p99 19.0
+    and 10.3 ms); the cache miss 111.7 and 187.0 req/s (0.03x both times, p99 674 and 302 ms);
+    the ranker's filtered top-20 over 10^6 items took 50.9 and 30.7 ms, so **its absolute goal
+    failed on the first host and passed on the second**. The ratio goals came out the same on
+    both. The policies differed (a closed-loop-published version, then a freshly trained one),
+    which does not touch the ranker figures.
 """
 
 

@@ -154,6 +154,16 @@ def test_a_broken_version_keeps_the_old_policy_serving(tmp_path, tiny_artifact_f
     assert "v-broken" in client.get("/v1/policy").json()["last_error"]
 
 
+def _publish_two_versions(tiny_artifact_factory):
+    """v-one, then v-two (served), in this home's policy folder, which is returned."""
+    from movierec.settings import get_settings
+
+    policy_dir = get_settings().models_dir / "policy"
+    for version in ("v-one", "v-two"):
+        publish_policy(tiny_artifact_factory(version), policy_dir)
+    return policy_dir
+
+
 def test_cli_use_names_what_is_published(tmp_path, tiny_artifact_factory, monkeypatch):
     from typer.testing import CliRunner
 
@@ -163,9 +173,7 @@ def test_cli_use_names_what_is_published(tmp_path, tiny_artifact_factory, monkey
     monkeypatch.setenv("MOVIEREC_HOME", str(tmp_path))
     get_settings.cache_clear()
     try:
-        policy_dir = get_settings().models_dir / "policy"
-        for version in ("v-one", "v-two"):
-            publish_policy(tiny_artifact_factory(version), policy_dir)
+        policy_dir = _publish_two_versions(tiny_artifact_factory)
         refused = CliRunner().invoke(app, ["rl", "use", "v-nine"])
         used = CliRunner().invoke(app, ["rl", "use", "v-one"])
     finally:
@@ -195,9 +203,7 @@ def test_cli_use_drops_the_cached_lists_the_version_before_chose(tmp_path, tiny_
     monkeypatch.setenv("MOVIEREC_REDIS_URL", url)
     get_settings.cache_clear()
     try:
-        policy_dir = get_settings().models_dir / "policy"
-        for version in ("v-one", "v-two"):
-            publish_policy(tiny_artifact_factory(version), policy_dir)
+        _publish_two_versions(tiny_artifact_factory)
         for key in ("recs:1:abc", "recs:1:history", "recs:22:def", "recs_stale:1:abc"):
             client.set(key, "[]")
         used = CliRunner().invoke(app, ["rl", "use", "v-one"])
@@ -230,9 +236,7 @@ def test_cli_use_without_a_configured_redis_drops_the_running_embedded_ones_list
     embedded = EmbeddedRedis(servers_folder(tmp_path) / "redis")
     try:
         client = redis.Redis.from_url(embedded.start())
-        policy_dir = get_settings().models_dir / "policy"
-        for version in ("v-one", "v-two"):
-            publish_policy(tiny_artifact_factory(version), policy_dir)
+        _publish_two_versions(tiny_artifact_factory)
         client.set("recs:1:abc", "[]")
         client.set("recs_stale:1:abc", "[]")
         used = CliRunner().invoke(app, ["rl", "use", "v-one"])

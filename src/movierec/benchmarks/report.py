@@ -384,15 +384,25 @@ was done or is proposed:
       saved with T 1): every run published 1 version (check ESS 1,030-2,601). Learning added
       +0.050, +0.030 and +0.079: each time the control's CTR fell from the first half to the
       second (-0.029 to -0.069) while the learning run's held (-0.004 to +0.009).
-      **Over all 16 seeds learning adds +0.027 (sd 0.058), 95% t interval +-0.031: still not
-      distinguishable from zero, its lower end at -0.004.** The study's true gains of published
-      candidates (+0.003 to +0.030 at T 1) are about this noise's size; pinning them down in the
-      closed loop would take more seeds or longer runs, not a better check.
+      Over the 16 seeds then, learning added +0.027 (sd 0.058), 95% t interval +-0.031.
+    - **Closed loop, seeds 16-18** (2026-11-24, on the faster host of finding 27), from
+      dqn-20261124T145700-07421b (`rl train --set dqn.iterations=20` in another fresh checkout,
+      T 1): 4 checks a run (ESS 968-3,025), 1, 2 and 1 versions published, each with a lower
+      bound of +0.0003 to +0.009, just above zero. **Learning added -0.020, -0.035 and
+      -0.036**: this time the control's CTR rose from the first half to the second (+0.014 to
+      +0.039) and the learning runs' less (-0.022 to +0.018). The series' own interval
+      (-0.030 +- 0.023) is below zero, but three seeds with an sd of 0.009 give a narrow interval
+      by chance as easily as by effect. These seeds were added after seeing the earlier ones, to
+      narrow the total's interval, so the total is not a test either: **over all 19 seeds
+      learning adds +0.018 (sd 0.057), 95% t interval +-0.027, not distinguishable from zero.**
+      The study's true gains of published candidates (+0.003 to +0.030 at T 1) are about this
+      noise's size; pinning them down in the closed loop would take longer runs or far more
+      seeds, not a better check.
     - **What the softmax costs in serving.** Each position of a slate takes a softmax over the
       candidates left, where epsilon-greedy took the best one. `movierec bench slate-draw`
       (a slate of 20 from 50 candidates, seeds 0-2, 2,000 draws each, machine otherwise idle),
-      per slate, on the slower host of finding 27 (2026-11-24 10:44 UTC) and then on this
-      report's (15:04 UTC): epsilon-greedy 163 +- 2 and 105 +- 0 us; the softmax as first served
+      per slate, on the slower host of finding 27 (2026-11-24 10:44 UTC) and then on the faster
+      one (15:04 UTC): epsilon-greedy 163 +- 2 and 105 +- 0 us; the softmax as first served
       (`src/movierec/rl/slate.py` as of 48fdb55, the bench run on it) 899 +- 46 and 442 +- 3 us;
       the softmax now (9462aad), which draws the same slates bit for bit with less per-position
       overhead, **356 +- 0 and 227 +- 0 us**. In the first serving run
@@ -403,10 +413,10 @@ was done or is proposed:
       The miss path stayed at 0.038x the bare endpoint (0.035x in the last run without it; the
       machine was slower: bare 3,632 against 5,178 req/s).
 
-27. **The same code on two hosts.** The two serving runs of 2026-11-24 at 12:27 UTC (kept as
-    `reports/measurements/performance_run_20261124T1227.md`) and 15:03 UTC (this report) ran
+27. **The same code on two hosts.** The serving runs of 2026-11-24 at 12:27 and 15:03 UTC (kept
+    as `reports/measurements/performance_run_20261124T1227.md` and `..._T1503.md`) ran
     the same serving code on machines that both report "AMD EPYC", with torch picking AVX2
-    kernels on the first and AVX512 on the second (the header names both). The bare endpoint at
+    kernels on the first and AVX512 on the second (each header names its own). The bare endpoint at
     32 connections served 3,752 and 6,138 req/s; the cache hit 0.72x and 0.79x of it (p99 19.0
     and 10.3 ms); the cache miss 111.7 and 187.0 req/s (0.03x both times, p99 674 and 302 ms);
     the ranker's filtered top-20 over 10^6 items took 50.9 and 30.7 ms, so **its absolute goal

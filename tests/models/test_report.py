@@ -15,7 +15,7 @@ def fake_results() -> dict:
             "surprise_svdpp": {"rmse": [0.86, 0.86], "mae": [0.66, 0.66], "like_accuracy": [0.7, 0.7]},
             "implicit_als": {"recall@20": [0.31, 0.31], "ndcg@20": [0.23, 0.23]},
         },
-        "cold": {"ours": {"cold_recall@20": [0.1, 0.12], "cold_ndcg@20": [0.05, 0.05]},
+        "cold": {"ours": {"cold_recall@20": [0.1, 0.12], "cold_ndcg@20": [0.05, 0.05], "cold_catalog_recall@20": [0.0, 0.01]},
                  "content_nn": {"cold_recall@20": [0.04, 0.04], "cold_ndcg@20": [0.02, 0.02]}},
         "new_users": {"users": 10, "median_early_ratings": 16.0, "ours_foldin": {"recall@20": 0.2, "ndcg@20": 0.1, "rmse": 0.9, "users": 9}},
         "ablation": {"id-only": {"cold_recall@20": [0.02, 0.02], "cold_ndcg@20": [0.01, 0.01]},
@@ -44,6 +44,8 @@ def test_quality_json_has_the_agreed_shape_and_goal_verdicts(tmp_path):
     assert doc["goals"]["recall@20"]["best_peer"] == "implicit_als"
     md = (tmp_path / "quality.md").read_text()
     assert "0.8600 ± 0.0141" in md and "ablation text seed 2" in md
+    # the whole-catalog cold figure is explained where it is shown, with the study that measures it
+    assert "(ours: Recall@20 0.0050 ± 0.0071)" in md and "reports/new_movie_exposure.md" in md
     assert (tmp_path / "figures" / "quality_ablation.png").stat().st_size > 1000
 
 

@@ -61,6 +61,12 @@ def test_fit_item_item_regresses_on_the_target_it_is_given():
     f = fit_item_item(rows, cols, 10, 7, rank=7, l2=1.5, weight=1.0, max_items=100, seed=0, target=target)
     scores = f.user_vectors(rows, cols, 10) @ f.item.T
     np.testing.assert_allclose(scores, x @ _ridge_without_itself(x, y, 1.5), atol=1e-5)  # float32 factors
+    # a user's side weighted per rated movie (as the fusion model serves it) is that weighted row times B
+    weights = np.where(target > 0, 1.0, 0.3)
+    w = np.zeros_like(x)
+    w[rows, cols] = weights
+    weighted = f.user_vectors(rows, cols, 10, weights) @ f.item.T
+    np.testing.assert_allclose(weighted, w @ _ridge_without_itself(x, y, 1.5), atol=1e-5)
 
 
 def test_ease_scores_a_movie_by_the_movies_it_is_rated_with():

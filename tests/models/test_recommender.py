@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -80,10 +82,11 @@ def test_fold_in_gives_a_new_user_what_training_gives_a_user_without_id(saved_mo
     folder, trained = saved_model
     rec = load_recommender(folder)
     user = tiny_ratings[tiny_ratings["user_id"] == 3]
+    assert (user["rating"] >= 4).any() and (user["rating"] < 4).any()  # likes and dislikes, weighted apart
     vector, bias = rec.fold_in(dict(zip(user["movie_id"], user["rating"])))
     assert vector.shape == (rec.artifact.dim,) and bias == 0.0
     # the served vector of user 3 is their user embedding plus exactly this history part, in the
-    # ranking head's columns and in the item-item term's
+    # ranking head's columns and in the item-item term's (where a disliked movie counts for less)
     row = int(np.flatnonzero(trained.user_ids == 3)[0])
     id_part = np.zeros(rec.artifact.dim, np.float32)
     id_part[: trained.cfg.rank_dim] = trained.net.rank_user_vector.weight[row].detach().numpy()
@@ -140,3 +143,22 @@ def test_a_checkpoint_written_before_a_setting_existed_loads_with_the_value_it_w
         del info["config"][name]
     (folder / "checkpoint.json").write_text(json.dumps(info))
     assert load_checkpoint(folder).cfg.dislike_weight == 1.0 != FusionConfig().dislike_weight
+
+
+def test_a_checkpoint_from_before_the_item_item_history_weights_folds_in_as_it_was_trained(saved_model, tiny_ratings):
+    folder, trained = saved_model
+    info_path = folder.parent / "checkpoints" / "v1" / "checkpoint.json"
+    info = json.loads(info_path.read_text())
+    user = tiny_ratings[tiny_ratings["user_id"] == 3]
+    ratings = dict(zip(user["movie_id"], user["rating"]))
+    weighted, _ = load_recommender(folder).fold_in(ratings)
+    del info["config"]["item_item_weighs_history"]
+    info_path.write_text(json.dumps(info))
+    rec = load_recommender(folder)
+    assert rec.checkpoint.cfg.item_item_weighs_history is False
+    unweighted, _ = rec.fold_in(ratings)
+    width = trained.cfg.rank_dim
+    np.testing.assert_allclose(unweighted[:width], weighted[:width], rtol=1e-6)
+    rows = [int(np.flatnonzero(trained.movie_ids == m)[0]) for m in ratings]
+    np.testing.assert_allclose(unweighted[width:], trained.item_item.history[rows].sum(axis=0), rtol=1e-4, atol=1e-6)
+    assert not np.allclose(unweighted[width:], weighted[width:])

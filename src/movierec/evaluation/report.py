@@ -179,10 +179,11 @@ def write_report(results: dict, reports_dir: Path, command: str) -> dict:
         "which learns to put first the movies a user liked (a movie rated below 4 counts for `dislike_weight` in its targets), "
         "trained on the ratings first; then the content encoder (modality tokens, Transformer, attention pooling, missing "
         "modalities masked) learns to place each rated movie where both heads put it. Beside the ranking head the ranker "
-        "serves a closed-form item-item term of the rated history (EASE, regressing on the same like-weighted targets, truncated to `item_item_rank` columns, "
+        "serves a closed-form item-item term of the rated history (EASE, regressing on the same like-weighted targets, with a "
+        "disliked movie weighted the same way in the user's history, truncated to `item_item_rank` columns, "
         "`movierec.models.item_item`) in the same dot product. A movie is served as its ID vectors "
         "blended with its content vectors by its number of training ratings (a movie no one rated is content only and has no "
-        "item-item part); a new user is their history embeddings and the sum of their movies' item-item rows. `mf` is the "
+        "item-item part); a new user is their history embeddings and the weighted sum of their movies' item-item rows. `mf` is the "
         "same collaborative stage without history, item-item term or content.",
         "",
         "How the configuration was chosen: learning rate, L2, widths, dropouts, the two blend strengths, the item-item "

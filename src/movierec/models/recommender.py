@@ -18,6 +18,7 @@ import torch
 from movierec.features.store import MODALITIES
 from movierec.models.checkpoint import LoadedCheckpoint, load_checkpoint
 from movierec.models.serving import ArtifactError, ServingArtifact
+from movierec.models.training import liking
 
 
 class RecommenderInputError(ValueError):
@@ -105,18 +106,22 @@ class Recommender:
 
         With history embeddings (the fusion model), the vector is exactly what training gives a
         user the model has no ID for: the normalised sum of the movies' history embeddings, then the
-        item-item term's part (the sum of the movies' rows of it). Without them, it is the
-        normalised sum of the movies' served vectors. The values only need to be finite here (every
-        rated movie is history); unknown movie ids are ignored.
+        item-item term's part (the sum of the movies' rows of it, a movie rated below 4 weighted by
+        ``dislike_weight`` as in training). Without them, it is the normalised sum of the movies'
+        served vectors. Every rated movie is history, whatever its value (which must be finite);
+        unknown movie ids are ignored.
         """
         rows, _ = self._known_rows(ratings)
         history = self.checkpoint.history_vectors if self.checkpoint is not None else None
         if history is None:
             return (self.artifact.item_vectors[rows].sum(axis=0) / np.sqrt(len(rows))).astype(np.float32), 0.0
-        hist_rows = [self._history_row[int(m)] for m in ratings if int(m) in self._history_row]
+        known = [(self._history_row[int(m)], float(r)) for m, r in ratings.items() if int(m) in self._history_row]
+        hist_rows = [row for row, _ in known]
         parts = [history[hist_rows].sum(axis=0) / np.sqrt(len(hist_rows))]
         if self.checkpoint.item_item is not None:
-            parts.append(self.checkpoint.item_item.history[hist_rows].sum(axis=0))
+            cfg = self.checkpoint.cfg
+            weights = liking(np.array([r for _, r in known]), cfg.dislike_weight) if cfg.item_item_weighs_history else np.ones(len(known))
+            parts.append((self.checkpoint.item_item.history[hist_rows] * weights[:, None]).sum(axis=0))
         return np.concatenate(parts).astype(np.float32), 0.0
 
     def fold_in_rating(self, ratings: dict[int, float]) -> tuple[np.ndarray, float]:

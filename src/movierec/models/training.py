@@ -50,6 +50,12 @@ def history_matrix(rows: np.ndarray, cols: np.ndarray, n_users: int, n_items: in
     return torch.sparse_coo_tensor(idx, torch.from_numpy(values), (n_users, n_items), check_invariants=False).coalesce().to(device)
 
 
+def liking(ratings: np.ndarray, dislike_weight: float) -> np.ndarray:
+    """What each rated movie counts for in what the ranking parts learn: 1 if liked (rating >= 4),
+    else ``dislike_weight``."""
+    return np.where(np.asarray(ratings) >= LIKE, 1.0, dislike_weight).astype(np.float32)
+
+
 def evidence_weight(counts: np.ndarray, shrinkage: float) -> np.ndarray:
     """n / (n + kappa): how much of an item's served vectors is its ID part (0 for unrated items)."""
     counts = np.asarray(counts, np.float32)
@@ -71,6 +77,9 @@ class TrainedFusion:
     train_seconds: float = 0.0
     item_item: ItemItemFactors | None = None
     """The ranking head's item-item term (None when ``cfg.item_item_rank`` is 0)."""
+    history_weights: np.ndarray | None = None
+    """Per (history row, history col) pair, its weight in the item-item term's user side (None: 1
+    each; see ``cfg.item_item_weighs_history``)."""
 
     @property
     def movie_ids(self) -> np.ndarray:
@@ -127,7 +136,8 @@ class TrainedFusion:
         learned = self.net.rank_user_side(history).cpu().numpy()
         if self.item_item is None:
             return learned
-        return np.hstack([learned, self.item_item.user_vectors(self.history_rows, self.history_cols, len(self.user_ids))])
+        item_item = self.item_item.user_vectors(self.history_rows, self.history_cols, len(self.user_ids), self.history_weights)
+        return np.hstack([learned, item_item])
 
     def rank_item_vectors(self, items: dict[str, np.ndarray | None]) -> np.ndarray:
         """Served item vectors from ``item_tables()``: the ranking head's, then the item-item term's part."""
@@ -336,6 +346,7 @@ def _train_fusion(train: pd.DataFrame, content: ItemContent, cfg: FusionConfig, 
         vu, vi, vr = index_ratings(valid, user_ids, movie_ids)
         keep = (vu >= 0) & (vi >= 0)
         valid_t = tuple(torch.from_numpy(a[keep]).to(device) for a in (vu, vi, vr))
+    liked = liking(r, cfg.dislike_weight)
     curves: dict[str, list[float]] = {"train_rmse": [], "rank_loss": []}
     if valid is not None:
         curves["valid_rmse"] = []
@@ -349,14 +360,13 @@ def _train_fusion(train: pd.DataFrame, content: ItemContent, cfg: FusionConfig, 
         curves.update({k: list(v) for k, v in collaborative.curves.items() if k != "content_loss"})
         item_item = collaborative.item_item
     else:
-        liking = np.where(r >= LIKE, 1.0, cfg.dislike_weight).astype(np.float32)
         target = torch.zeros_like(rated)
-        target[torch.from_numpy(u).to(device), torch.from_numpy(i).to(device)] = torch.from_numpy(liking).to(device)
+        target[torch.from_numpy(u).to(device), torch.from_numpy(i).to(device)] = torch.from_numpy(liked).to(device)
         _train_collaborative(net, cfg, global_mean, u, i, r, rated, target, rng, valid_t, curves, progress, label)
         item_item = None
         if cfg.item_item_rank > 0:
             item_item = fit_item_item(u, i, n_users, n_items, rank=cfg.item_item_rank, l2=cfg.item_item_l2, weight=cfg.item_item_weight,
-                                      max_items=cfg.item_item_max_items, seed=cfg.seed, target=liking)
+                                      max_items=cfg.item_item_max_items, seed=cfg.seed, target=liked)
     if net.content is not None:
         # its own random streams, so a content stage gives the same model whether the collaborative
         # stage ran just before (drawing from the streams) or was reused (ablation rows)
@@ -364,4 +374,5 @@ def _train_fusion(train: pd.DataFrame, content: ItemContent, cfg: FusionConfig, 
         content_rng = np.random.default_rng([cfg.seed, CONTENT_STAGE_SEED])
         _train_content(net, cfg, content, np.bincount(i, minlength=n_items), content_rng, curves, progress, label)
     net.eval()
-    return TrainedFusion(net, cfg, content, user_ids, global_mean, u, i, curves, time.perf_counter() - started, item_item)
+    return TrainedFusion(net, cfg, content, user_ids, global_mean, u, i, curves, time.perf_counter() - started, item_item,
+                         history_weights=liked if cfg.item_item_weighs_history else None)

@@ -28,8 +28,13 @@ def database_url():
 
 
 @pytest.fixture
-def redis_client():
-    client = redis.Redis.from_url(f"{REDIS_SERVER}/{TEST_REDIS_DB}")
+def redis_url() -> str:
+    return f"{REDIS_SERVER}/{TEST_REDIS_DB}"
+
+
+@pytest.fixture
+def redis_client(redis_url):
+    client = redis.Redis.from_url(redis_url)
     client.ping()
     yield client
     client.close()

@@ -33,6 +33,36 @@ def test_the_pointer_watcher_reports_a_pointer_to_a_partial_folder(tmp_path):
 
 
 def test_dead_workers_messages_are_swept_every_fifth_of_the_visibility_timeout():
-    assert broker_transport_options(600) == {"visibility_timeout": 600, "unacked_restore_interval": 10.0, "unacked_restore_throttle": 10}
+    assert broker_transport_options(600) == {"visibility_timeout": 600, "unacked_restore_interval": 10.0, "unacked_restore_throttle": 10,
+                                             "unacked_mutex_expire": 100}
     short = broker_transport_options(15)
     assert short["unacked_restore_interval"] * short["unacked_restore_throttle"] == 3.0
+    # a worker killed while it sweeps holds the sweep's lock for one period (at least 5 s), not kombu's 300 s
+    assert short["unacked_mutex_expire"] == 5
+
+
+def test_the_broker_channel_takes_the_sweep_lock_expiry(redis_url):
+    from movierec.tasks.app import make_celery
+
+    app = make_celery(redis_url)
+    with app.connection_for_write() as conn:
+        channel = conn.default_channel
+        assert channel.unacked_mutex_expire == app.conf.broker_transport_options["unacked_mutex_expire"] < 300
+        assert channel.visibility_timeout == app.conf.broker_transport_options["visibility_timeout"]
+
+
+def test_a_drill_whose_task_never_ran_again_says_where_the_message_is(redis_url, redis_client):
+    from movierec.reliability.retraining import DRILL_QUEUE, broker_state
+
+    keys = ("unacked", "unacked_index", "unacked_mutex", DRILL_QUEUE)
+    redis_client.delete(*keys)
+    try:
+        assert broker_state(redis_url) == f"0 unacknowledged (delivered - s ago), 0 waiting in {DRILL_QUEUE}, sweep lock free"
+        redis_client.hset("unacked", "tag-1", "{}")
+        redis_client.zadd("unacked_index", {"tag-1": time.time() - 20})
+        redis_client.set("unacked_mutex", "someone", px=60_000)
+        state = broker_state(redis_url)
+        assert state.startswith(f"1 unacknowledged (delivered 20 s ago), 0 waiting in {DRILL_QUEUE}, sweep lock held for ")
+        assert 55 < float(state.rsplit("held for ", 1)[1].split(" s")[0]) <= 60
+    finally:
+        redis_client.delete(*keys)

@@ -28,6 +28,7 @@ from typing import Callable
 
 import httpx
 import numpy as np
+import redis
 from celery.result import AsyncResult
 
 from movierec.reliability.load import SteadyLoad
@@ -233,6 +234,24 @@ def _interrupt(stack: FaultStack, worker, run: DrillRun, clock: Callable[[], flo
     if rerun is not None:
         run.rerun, run.rerun_at = rerun[1], clock()
         run.final = run.task.wait(lambda s, i: s in ("SUCCESS", "FAILURE"), timeout_s)
+    else:
+        run.notes.append(f"no new run within {timeout_s:.0f} s of the kill; the broker then held: {broker_state(stack.redis_url)}")
+
+
+def broker_state(redis_url: str) -> str:
+    """Where the drill's message can be, for a drill whose task never ran again: messages delivered
+    and not acknowledged (with their delivery ages), the drill queue's length, the sweep lock."""
+    client = redis.Redis.from_url(redis_url, socket_timeout=5.0)
+    try:
+        now = time.time()
+        ages = [f"{now - score:.0f}" for _, score in client.zrange("unacked_index", 0, -1, withscores=True)]
+        lock_ttl = client.pttl("unacked_mutex")
+        return (f"{client.hlen('unacked')} unacknowledged (delivered {', '.join(ages) or '-'} s ago), {client.llen(DRILL_QUEUE)} waiting in "
+                f"{DRILL_QUEUE}, sweep lock {'free' if lock_ttl < 0 else f'held for {lock_ttl / 1000:.1f} s more'}")
+    except redis.RedisError as exc:
+        return f"unreadable ({type(exc).__name__}: {exc})"
+    finally:
+        client.close()
 
 
 def _checks(run: DrillRun, watcher: PointerWatcher, summary) -> dict[str, bool]:

@@ -34,11 +34,16 @@ def policy_tasks_present() -> bool:
 def broker_transport_options(visibility_timeout_s: float) -> dict:
     """Redis transport options: the visibility timeout and a sweep for dead workers' messages
     every fifth of it (at most every 100 s, kombu's default), so a message comes back within
-    about 1.2 visibility timeouts rather than up to 100 s after it."""
+    about 1.2 visibility timeouts rather than up to 100 s after it.
+
+    A sweep holds a lock in Redis while it runs (milliseconds); kombu lets the lock of a worker
+    killed mid-sweep stand for 300 s, and no worker sweeps until it expires. Here it expires after
+    one sweep period (at least 5 s): a second sweeper inside a slow one's window is harmless, since
+    each message is put back in a transaction that only the first one wins."""
     period = min(100.0, max(1.0, visibility_timeout_s / 5))
     interval = min(10.0, period)
     return {"visibility_timeout": visibility_timeout_s, "unacked_restore_interval": interval,
-            "unacked_restore_throttle": max(1, round(period / interval))}
+            "unacked_restore_throttle": max(1, round(period / interval)), "unacked_mutex_expire": max(5, round(period))}
 
 
 def make_celery(redis_url: str | None = None, *, retrain_every_s: float | None = None) -> Celery:

@@ -68,3 +68,12 @@ def test_new_users_are_the_ones_with_fewest_ratings(tiny_ratings):
     ds = Dataset("tiny", pd.DataFrame(), pd.concat([tiny_ratings, extra], ignore_index=True))
     new = pick_new_users(ds, share=0.1)
     assert len(new) == 3 and 99 in new
+
+
+def test_a_ratio_just_short_of_the_goal_is_not_printed_as_the_goal(tmp_path):
+    (tmp_path / "figures").mkdir()
+    results = fake_results()
+    results["random"]["ours"]["recall@20"] = [0.3404, 0.3404]  # 1.098 x implicit_als's 0.31
+    write_report(results, tmp_path, "movierec model report")
+    md = (tmp_path / "quality.md").read_text()
+    assert "best peer implicit_als 0.3100 (ratio 1.098) | **not reached**" in md

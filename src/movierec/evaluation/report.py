@@ -264,7 +264,7 @@ def _goal_rows(g: dict) -> list[list[str]]:
         rows.append(["RMSE <= 0.80 and below every peer", f"{g['rmse']['ours']:.4f}", f"best peer {g['rmse']['best_peer']} {g['rmse']['best_peer_value']:.4f}", _yes(g["rmse"]["reached"])])
     for key in ("recall@20", "ndcg@20"):
         if key in g:
-            rows.append([f"{key} >= 1.10 x best peer", f"{g[key]['ours']:.4f}", f"best peer {g[key]['best_peer']} {g[key]['best_peer_value']:.4f} (ratio {g[key]['ratio']:.2f})", _yes(g[key]["reached"])])
+            rows.append([f"{key} >= 1.10 x best peer", f"{g[key]['ours']:.4f}", f"best peer {g[key]['best_peer']} {g[key]['best_peer_value']:.4f} (ratio {g[key]['ratio']:.3f})", _yes(g[key]["reached"])])
     if "cold_recall@20" in g:
         c = g["cold_recall@20"]
         rows.append(["cold Recall@20 >= 2.5 x content NN", f"{c['ours']:.4f}", f"content NN {c['content_nn']:.4f} (ratio {c['ratio']:.2f})", _yes(c["reached"])])

@@ -131,8 +131,6 @@ def test_a_checkpoint_from_another_model_version_is_a_clear_error(saved_model):
 
 
 def test_a_checkpoint_written_before_a_setting_existed_loads_with_the_value_it_was_trained_with(saved_model):
-    import json
-
     from movierec.models.checkpoint import load_checkpoint
     from movierec.models.config import TRAINED_BEFORE_FIELDS_EXISTED
 

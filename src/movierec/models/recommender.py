@@ -18,7 +18,7 @@ import torch
 from movierec.features.store import MODALITIES
 from movierec.models.checkpoint import LoadedCheckpoint, load_checkpoint
 from movierec.models.serving import ArtifactError, ServingArtifact
-from movierec.models.training import liking
+from movierec.models.training import item_item_history_weights
 
 
 class RecommenderInputError(ValueError):
@@ -119,9 +119,8 @@ class Recommender:
         hist_rows = [row for row, _ in known]
         parts = [history[hist_rows].sum(axis=0) / np.sqrt(len(hist_rows))]
         if self.checkpoint.item_item is not None:
-            cfg = self.checkpoint.cfg
-            weights = liking(np.array([r for _, r in known]), cfg.dislike_weight) if cfg.item_item_weighs_history else np.ones(len(known))
-            parts.append((self.checkpoint.item_item.history[hist_rows] * weights[:, None]).sum(axis=0))
+            weights = item_item_history_weights(np.array([r for _, r in known]), self.checkpoint.cfg)
+            parts.append(self.checkpoint.item_item.user_vectors(np.zeros(len(hist_rows), np.int64), np.array(hist_rows, np.int64), 1, weights)[0])
         return np.concatenate(parts).astype(np.float32), 0.0
 
     def fold_in_rating(self, ratings: dict[int, float]) -> tuple[np.ndarray, float]:

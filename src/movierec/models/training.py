@@ -56,6 +56,12 @@ def liking(ratings: np.ndarray, dislike_weight: float) -> np.ndarray:
     return np.where(np.asarray(ratings) >= LIKE, 1.0, dislike_weight).astype(np.float32)
 
 
+def item_item_history_weights(ratings: np.ndarray, cfg: FusionConfig) -> np.ndarray | None:
+    """Per rated movie, what it counts for in the item-item term's user side: its ``liking`` with
+    ``cfg.item_item_weighs_history``, else None (1 each, as models trained before it had)."""
+    return liking(ratings, cfg.dislike_weight) if cfg.item_item_weighs_history else None
+
+
 def evidence_weight(counts: np.ndarray, shrinkage: float) -> np.ndarray:
     """n / (n + kappa): how much of an item's served vectors is its ID part (0 for unrated items)."""
     counts = np.asarray(counts, np.float32)
@@ -375,4 +381,4 @@ def _train_fusion(train: pd.DataFrame, content: ItemContent, cfg: FusionConfig, 
         _train_content(net, cfg, content, np.bincount(i, minlength=n_items), content_rng, curves, progress, label)
     net.eval()
     return TrainedFusion(net, cfg, content, user_ids, global_mean, u, i, curves, time.perf_counter() - started, item_item,
-                         history_weights=liked if cfg.item_item_weighs_history else None)
+                         history_weights=item_item_history_weights(r, cfg))

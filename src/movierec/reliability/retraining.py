@@ -30,6 +30,7 @@ import httpx
 import numpy as np
 import redis
 from celery.result import AsyncResult
+from kombu.transport.redis import Channel as RedisChannel
 
 from movierec.reliability.load import SteadyLoad
 from movierec.reliability.report import FaultResult
@@ -240,13 +241,14 @@ def _interrupt(stack: FaultStack, worker, run: DrillRun, clock: Callable[[], flo
 
 def broker_state(redis_url: str) -> str:
     """Where the drill's message can be, for a drill whose task never ran again: messages delivered
-    and not acknowledged (with their delivery ages), the drill queue's length, the sweep lock."""
+    and not acknowledged (with their delivery ages), the drill queue's length, the sweep lock (under
+    the keys kombu's Redis transport uses)."""
     client = redis.Redis.from_url(redis_url, socket_timeout=5.0)
     try:
         now = time.time()
-        ages = [f"{now - score:.0f}" for _, score in client.zrange("unacked_index", 0, -1, withscores=True)]
-        lock_ttl = client.pttl("unacked_mutex")
-        return (f"{client.hlen('unacked')} unacknowledged (delivered {', '.join(ages) or '-'} s ago), {client.llen(DRILL_QUEUE)} waiting in "
+        ages = [f"{now - score:.0f}" for _, score in client.zrange(RedisChannel.unacked_index_key, 0, -1, withscores=True)]
+        lock_ttl = client.pttl(RedisChannel.unacked_mutex_key)
+        return (f"{client.hlen(RedisChannel.unacked_key)} unacknowledged (delivered {', '.join(ages) or '-'} s ago), {client.llen(DRILL_QUEUE)} waiting in "
                 f"{DRILL_QUEUE}, sweep lock {'free' if lock_ttl < 0 else f'held for {lock_ttl / 1000:.1f} s more'}")
     except redis.RedisError as exc:
         return f"unreadable ({type(exc).__name__}: {exc})"

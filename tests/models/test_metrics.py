@@ -47,6 +47,18 @@ def test_top_k_orders_best_first_and_never_picks_minus_inf():
     np.testing.assert_array_equal(top_k(scores, 2), [[1, 3], [0, 2]])
 
 
+def test_top_k_breaks_ties_by_column_order_at_the_cut_and_inside_the_list():
+    scores = np.array([[1.0, 2.0, 1.0, 2.0, 1.0, 0.0],   # 3 tied 1.0s for 2 places at the cut
+                       [0.0, 0.0, 0.0, 0.0, 0.0, 0.0],   # all tied: the first k columns
+                       [-np.inf, 5.0, -np.inf, -np.inf, -np.inf, -np.inf]])  # fewer finite than k
+    np.testing.assert_array_equal(top_k(scores, 4), [[1, 3, 0, 2], [0, 1, 2, 3], [1, 0, 2, 3]])
+    shuffled = np.random.default_rng(0).permutation(1000)
+    many = np.repeat(np.arange(10.0), 100)[shuffled][None, :]  # 100 ties on each of 10 values
+    picked = top_k(many, 150)[0]
+    assert list(picked[:100]) == sorted(np.flatnonzero(many[0] == 9.0))
+    assert list(picked[100:]) == sorted(np.flatnonzero(many[0] == 8.0))[:50]
+
+
 def test_mean_and_spread():
     assert mean_and_spread([1.0, 2.0, 3.0]) == pytest.approx((2.0, 1.0))
     assert mean_and_spread([4.0]) == (4.0, 0.0)

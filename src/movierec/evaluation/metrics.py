@@ -48,11 +48,21 @@ def ndcg_at_k(ranked: np.ndarray, relevant: set[int], k: int) -> float:
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Column indices of the ``k`` highest scores of each row, best first (-inf never wins over finite)."""
-    k = min(k, scores.shape[1])
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
-    return np.take_along_axis(part, order, axis=1)
+    """Column indices of the ``k`` highest scores of each row, best first (-inf never wins over finite).
+
+    Equal scores go in column order, at the cut too: the same scores always give the same list,
+    whatever order ``np.partition`` leaves ties in (a model that ties, like popularity, would
+    otherwise score differently across numpy builds)."""
+    n_rows, n_cols = scores.shape
+    k = min(k, n_cols)
+    kth = np.partition(scores, n_cols - k, axis=1)[:, n_cols - k][:, None]  # each row's k-th highest score
+    above = scores > kth
+    ties = scores == kth
+    room = k - above.sum(axis=1, keepdims=True)  # how many of the tied scores make the list
+    chosen = above | (ties & (np.cumsum(ties, axis=1) <= room))
+    cols = np.nonzero(chosen)[1].reshape(n_rows, k)  # exactly k per row, in column order
+    order = np.argsort(-np.take_along_axis(scores, cols, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(cols, order, axis=1)
 
 
 def mean_and_spread(values: list[float]) -> tuple[float, float]:

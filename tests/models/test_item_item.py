@@ -24,14 +24,16 @@ def test_ease_weights_match_the_closed_form_on_both_sides(shape):
     np.testing.assert_allclose(np.diag(b.toarray()), 0, atol=1e-12)
 
 
-def _ridge_without_itself(x: np.ndarray, y: np.ndarray, l2: float) -> np.ndarray:
-    """Column j of B by its definition: the ridge regression of y's column j on x's other columns."""
+def _ridge_without_itself(x: np.ndarray, y: np.ndarray, l2: float, count_l2: float = 0.0) -> np.ndarray:
+    """Column j of B by its definition: the ridge regression of y's column j on x's other columns,
+    movie k's coefficient penalised by ``l2 + count_l2 * (times k was rated)``."""
     n = x.shape[1]
+    penalty = l2 + count_l2 * x.sum(axis=0)
     b = np.zeros((n, n))
     for j in range(n):
         others = np.arange(n) != j
         xo = x[:, others]
-        b[others, j] = np.linalg.solve(xo.T @ xo + l2 * np.eye(n - 1), xo.T @ y[:, j])
+        b[others, j] = np.linalg.solve(xo.T @ xo + np.diag(penalty[others]), xo.T @ y[:, j])
     return b
 
 
@@ -49,6 +51,19 @@ def test_ease_weights_with_a_weighted_target_solve_each_movies_ridge_regression(
     np.testing.assert_allclose(_ridge_without_itself(x, x, 2.0), _ease_by_definition(x, 2.0), atol=1e-10)
     np.testing.assert_allclose(EaseWeights(sparse.csr_matrix(x), l2=2.0, y=sparse.csr_matrix(x)).toarray(),
                                _ease_by_definition(x, 2.0), atol=1e-10)
+
+
+@pytest.mark.parametrize("shape", [(6, 15), (30, 8)], ids=["fewer-users-than-movies", "more-users-than-movies"])
+def test_a_per_rating_penalty_holds_each_movie_back_by_how_often_it_was_rated(shape):
+    rng = np.random.default_rng(5)
+    x = (rng.random(shape) < 0.4).astype(float)
+    y = x * np.where(rng.random(shape) < 0.5, 1.0, 0.3)
+    b = EaseWeights(sparse.csr_matrix(x), l2=2.0, y=sparse.csr_matrix(y), count_l2=0.7)
+    expected = _ridge_without_itself(x, y, 2.0, count_l2=0.7)
+    np.testing.assert_allclose(b.toarray(), expected, atol=1e-10)
+    q = rng.standard_normal((shape[1], 3))
+    np.testing.assert_allclose(b.transpose_matmul(q), expected.T @ q, atol=1e-10)
+    assert not np.allclose(expected, _ridge_without_itself(x, y, 2.0), atol=1e-3)  # the penalty matters here
 
 
 def test_fit_item_item_regresses_on_the_target_it_is_given():

@@ -179,7 +179,8 @@ def write_report(results: dict, reports_dir: Path, command: str) -> dict:
         "which learns to put first the movies a user liked (a movie rated below 4 counts for `dislike_weight` in its targets), "
         "trained on the ratings first; then the content encoder (modality tokens, Transformer, attention pooling, missing "
         "modalities masked) learns to place each rated movie where both heads put it. Beside the ranking head the ranker "
-        "serves a closed-form item-item term of the rated history (EASE, regressing on the same like-weighted targets, with a "
+        "serves a closed-form item-item term of the rated history (EASE, each movie's ridge penalty growing with its number of "
+        "ratings as in EDLAE, regressing on the same like-weighted targets, with a "
         "disliked movie weighted the same way in the user's history, truncated to `item_item_rank` columns, "
         "`movierec.models.item_item`) in the same dot product. A movie is served as its ID vectors "
         "blended with its content vectors by its number of training ratings (a movie no one rated is content only and has no "
@@ -187,7 +188,7 @@ def write_report(results: dict, reports_dir: Path, command: str) -> dict:
         "same collaborative stage without history, item-item term or content.",
         "",
         "How the configuration was chosen: learning rate, L2, widths, dropouts, the two blend strengths, the item-item "
-        "term and `dislike_weight` were compared on a random 90/10 split of the ratings and on 10% validation slices of the training data (seed 0; seeds 0-2 for `dislike_weight`, the ranking blend and the item-item width), "
+        "term and `dislike_weight` were compared on a random 90/10 split of the ratings and on 10% validation slices of the training data (seed 0; seeds 0-2 for `dislike_weight`, the ranking blend, the item-item width and the item-item penalties and weight), "
         "never on a test split; see the `FusionConfig` docstring. A goal marked not reached was not reached with any of them.",
         "",
         "## Rating prediction (random 90/10 split)",

@@ -5,7 +5,11 @@ row of rated movies and ``B`` is the ridge regression of every movie's column on
 (zero diagonal), in closed form (for the plain target; ``EaseWeights`` takes a weighted one, where
 a disliked movie counts for less in what is predicted):
 
-    P = (X^T X + lambda I)^-1,    B = -P / diag(P)  with diag(B) = 0
+    P = (X^T X + Lambda)^-1,    B = -P / diag(P)  with diag(B) = 0
+
+with ``Lambda = lambda I``, or, with ``count_l2`` = alpha > 0, ``lambda I + alpha diag(X^T X)``: a
+movie rated n times is held back by ``lambda + alpha n``, the emphasised-dropout penalty of Steck's
+EDLAE (NeurIPS 2020; alpha = p / (1 - p) for dropout rate p).
 
 A rank-``r`` truncated SVD ``B ~ U S V^T`` turns it into one more dot product, so the ranker still
 scores every movie with one matrix product: the user's part is ``x_u U S`` (a sum of rows, which is
@@ -16,7 +20,8 @@ one outside the ``max_items`` most-rated movies the dense solve is limited to, g
 the content encoder speaks for it.
 
 When the catalog is wider than the user base (ml-latest-small: 9.7k movies, 610 users), ``P`` comes
-from the users' side by the Woodbury identity, ``P = (I - X^T (lambda I + X X^T)^-1 X) / lambda``,
+from the users' side by the Woodbury identity,
+``P = Lambda^-1 - Lambda^-1 X^T (I + X Lambda^-1 X^T)^-1 X Lambda^-1``,
 and ``B`` is only ever applied, never formed (see ``EaseWeights``).
 """
 
@@ -52,25 +57,27 @@ class EaseWeights:
     constraint, ``B = P X^T Y - P diag(mu)``, ``mu_j = (P X^T Y)_jj / P_jj``, which is the usual
     ``B = I - P diag(1 / diag P)`` when ``y`` is ``x``.
 
-    With fewer users than movies, ``P X^T = X^T M`` turns it into
-    ``B = X^T M (Y + X diag(c)) - diag(c)``, ``c_j = (X^T M Y)_jj / (1 - (X^T M X)_jj)``, with
-    ``M = (lambda I + X X^T)^-1``: applying it costs a few sparse products, and ``B`` is never
-    formed. Otherwise ``B`` is solved and held dense.
+    With fewer users than movies, ``P X^T = Lambda^-1 X^T M`` turns it into
+    ``B = Lambda^-1 X^T M (Y + X diag(c)) - diag(c)``,
+    ``c_j = (X^T M Y)_jj / (Lambda_jj - (X^T M X)_jj)``, with ``M = (I + X Lambda^-1 X^T)^-1``:
+    applying it costs a few sparse products, and ``B`` is never formed. Otherwise ``B`` is solved
+    and held dense. ``l2`` and ``count_l2`` make the diagonal ``Lambda`` (see the module's text).
     """
 
-    def __init__(self, x: sparse.csr_matrix, l2: float, y: sparse.csr_matrix | None = None):
+    def __init__(self, x: sparse.csr_matrix, l2: float, y: sparse.csr_matrix | None = None, count_l2: float = 0.0):
         y = x if y is None else y
         n_users, n_items = x.shape
         self.shape = (n_items, n_items)
         self._dense = None
+        d = l2 + count_l2 * np.asarray(x.multiply(x).sum(axis=0)).ravel()  # diag(Lambda)
         if n_users < n_items:
-            self._x, self._y = x, y
-            self._m = np.linalg.inv(l2 * np.eye(n_users) + (x @ x.T).toarray())
+            self._x, self._y, self._inv_d = x, y, 1.0 / d
+            self._m = np.linalg.inv(np.eye(n_users) + (x.multiply(self._inv_d[None, :]) @ x.T).toarray())
             g = np.asarray(x.multiply(self._m @ x).sum(axis=0)).ravel()  # diag(X^T M X)
             h = g if y is x else np.asarray(x.multiply(self._m @ y).sum(axis=0)).ravel()  # diag(X^T M Y)
-            self._c = h / (1.0 - g)
+            self._c = h / (d - g)
         else:
-            p = np.linalg.inv((x.T @ x).toarray() + l2 * np.eye(n_items))
+            p = np.linalg.inv((x.T @ x).toarray() + np.diag(d))
             pxy = p @ (x.T @ y).toarray()
             self._dense = pxy - p * (np.diag(pxy) / np.diag(p))[None, :]
             np.fill_diagonal(self._dense, 0.0)
@@ -79,13 +86,13 @@ class EaseWeights:
         if self._dense is not None:
             return self._dense @ q
         cq = self._c[:, None] * q
-        return self._x.T @ (self._m @ (self._y @ q + self._x @ cq)) - cq
+        return self._inv_d[:, None] * (self._x.T @ (self._m @ (self._y @ q + self._x @ cq))) - cq
 
     def transpose_matmul(self, q: np.ndarray) -> np.ndarray:
         """``B^T @ q``."""
         if self._dense is not None:
             return self._dense.T @ q
-        mxq = self._m @ (self._x @ q)
+        mxq = self._m @ (self._x @ (self._inv_d[:, None] * q))
         return self._y.T @ mxq + self._c[:, None] * (self._x.T @ mxq) - self._c[:, None] * q
 
     def toarray(self) -> np.ndarray:
@@ -108,7 +115,7 @@ def truncated_svd(b, rank: int, seed: int, power_iterations: int = 4) -> tuple[n
 
 
 def fit_item_item(rows: np.ndarray, cols: np.ndarray, n_users: int, n_items: int, *, rank: int, l2: float, weight: float,
-                  max_items: int, seed: int, target: np.ndarray | None = None) -> ItemItemFactors:
+                  max_items: int, seed: int, target: np.ndarray | None = None, count_l2: float = 0.0) -> ItemItemFactors:
     """Low-rank EASE factors from training (user row, movie row) pairs, ``rank`` columns wide
     (zero-padded when fewer movies were rated). ``target``: per pair, what it counts for in the
     regression's target (default 1 each, plain EASE); the history side is always 0/1."""
@@ -124,7 +131,7 @@ def fit_item_item(rows: np.ndarray, cols: np.ndarray, n_users: int, n_items: int
     history = np.zeros((n_items, rank), np.float32)
     item = np.zeros((n_items, rank), np.float32)
     if len(kept):
-        u, s, v = truncated_svd(EaseWeights(x, l2, y), rank, seed)
+        u, s, v = truncated_svd(EaseWeights(x, l2, y, count_l2), rank, seed)
         history[kept, : len(s)] = u * s * weight
         item[kept, : len(s)] = v
     return ItemItemFactors(history, item)

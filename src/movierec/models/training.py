@@ -372,7 +372,8 @@ def _train_fusion(train: pd.DataFrame, content: ItemContent, cfg: FusionConfig, 
         item_item = None
         if cfg.item_item_rank > 0:
             item_item = fit_item_item(u, i, n_users, n_items, rank=cfg.item_item_rank, l2=cfg.item_item_l2, weight=cfg.item_item_weight,
-                                      max_items=cfg.item_item_max_items, seed=cfg.seed, target=liked)
+                                      max_items=cfg.item_item_max_items, seed=cfg.seed, target=liked,
+                                      count_l2=cfg.item_item_count_l2)
     if net.content is not None:
         # its own random streams, so a content stage gives the same model whether the collaborative
         # stage ran just before (drawing from the streams) or was reused (ablation rows)

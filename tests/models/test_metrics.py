@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from movierec.evaluation.metrics import like_classification, mae, mean_and_spread, ndcg_at_k, recall_at_k, rmse, t_interval95, top_k
+from movierec.evaluation.metrics import TIE_ORDER_SEED, like_classification, mae, mean_and_spread, ndcg_at_k, recall_at_k, rmse, t_interval95, top_k
 from movierec.evaluation.protocol import cold_item_metrics, cold_split_metrics, topk_metrics
 
 
@@ -47,16 +47,32 @@ def test_top_k_orders_best_first_and_never_picks_minus_inf():
     np.testing.assert_array_equal(top_k(scores, 2), [[1, 3], [0, 2]])
 
 
-def test_top_k_breaks_ties_by_column_order_at_the_cut_and_inside_the_list():
+def test_top_k_breaks_ties_by_one_fixed_shuffle_of_the_columns():
     scores = np.array([[1.0, 2.0, 1.0, 2.0, 1.0, 0.0],   # 3 tied 1.0s for 2 places at the cut
-                       [0.0, 0.0, 0.0, 0.0, 0.0, 0.0],   # all tied: the first k columns
+                       [0.0, 0.0, 0.0, 0.0, 0.0, 0.0],   # all tied
                        [-np.inf, 5.0, -np.inf, -np.inf, -np.inf, -np.inf]])  # fewer finite than k
-    np.testing.assert_array_equal(top_k(scores, 4), [[1, 3, 0, 2], [0, 1, 2, 3], [1, 0, 2, 3]])
+    rank_in_shuffle = np.argsort(np.random.default_rng(TIE_ORDER_SEED).permutation(6))
+    def by_shuffle(cols):
+        return sorted(cols, key=lambda c: rank_in_shuffle[c])
+    best = top_k(scores, 4)
+    np.testing.assert_array_equal(best[0], by_shuffle([1, 3]) + by_shuffle([0, 2, 4])[:2])
+    np.testing.assert_array_equal(best[1], by_shuffle(range(6))[:4])
+    np.testing.assert_array_equal(best[2], [1] + by_shuffle([0, 2, 3, 4, 5])[:3])
+    np.testing.assert_array_equal(top_k(scores, 4), best)  # the same scores, the same lists
+
+
+def test_top_k_does_not_credit_a_constant_model_with_the_catalogs_order():
+    # every score tied: the picked columns are spread over the catalog, not its first k
+    picked = top_k(np.zeros((1, 10_000)), 100)[0]
+    assert 3_000 < picked.mean() < 7_000 and picked.max() > 9_000 and picked.min() < 1_000
+
+
+def test_top_k_fills_the_cut_from_the_tied_scores_only():
     shuffled = np.random.default_rng(0).permutation(1000)
     many = np.repeat(np.arange(10.0), 100)[shuffled][None, :]  # 100 ties on each of 10 values
     picked = top_k(many, 150)[0]
-    assert list(picked[:100]) == sorted(np.flatnonzero(many[0] == 9.0))
-    assert list(picked[100:]) == sorted(np.flatnonzero(many[0] == 8.0))[:50]
+    assert set(picked[:100]) == set(np.flatnonzero(many[0] == 9.0))
+    assert set(picked[100:]) <= set(np.flatnonzero(many[0] == 8.0)) and len(set(picked[100:])) == 50
 
 
 def test_mean_and_spread():

@@ -47,12 +47,24 @@ def ndcg_at_k(ranked: np.ndarray, relevant: set[int], k: int) -> float:
     return float(dcg / ideal)
 
 
+TIE_ORDER_SEED = 0
+"""Seed of the fixed shuffle of columns that orders equal scores in ``top_k``."""
+
+
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     """Column indices of the ``k`` highest scores of each row, best first (-inf never wins over finite).
 
-    Equal scores go in column order, at the cut too: the same scores always give the same list,
-    whatever order ``np.partition`` leaves ties in (a model that ties, like popularity, would
-    otherwise score differently across numpy builds)."""
+    Equal scores go in the order of a fixed seeded shuffle of the columns, at the cut too: the same
+    scores always give the same list, whatever order ``np.partition`` leaves ties in (a model that
+    ties, like popularity, would otherwise score differently across numpy builds), and a model that
+    ties many movies is not credited with the catalog's own order (low MovieLens ids are the
+    well-known 1990s films, so breaking ties by column would rank them first)."""
+    order = np.random.default_rng(TIE_ORDER_SEED).permutation(scores.shape[1])
+    return order[_top_k_ties_by_column(scores[:, order], k)]
+
+
+def _top_k_ties_by_column(scores: np.ndarray, k: int) -> np.ndarray:
+    """``top_k`` with equal scores in column order."""
     n_rows, n_cols = scores.shape
     k = min(k, n_cols)
     kth = np.partition(scores, n_cols - k, axis=1)[:, n_cols - k][:, None]  # each row's k-th highest score

@@ -28,6 +28,7 @@ from tqdm import tqdm
 from movierec.data import Dataset, load_dataset
 from movierec.data.splits import get_split
 from movierec.evaluation import peers
+from movierec.evaluation.metrics import TIE_ORDER_SEED
 from movierec.evaluation.new_users import new_user_metrics
 from movierec.evaluation.quality_jobs import compute_groups_in_parallel
 from movierec.evaluation.protocol import COLD_SPLIT_METRICS, LIKE_CUT, ArtifactScorer, cold_split_metrics, rating_metrics, topk_metrics
@@ -65,8 +66,10 @@ class QualityPlan:
 
 
 def unit_key(*parts) -> str:
-    """A short hash of everything a cached unit's result depends on."""
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    """A short hash of everything a cached unit's result depends on, with how ``top_k`` orders
+    equal scores (a result ranked under another rule is computed again)."""
+    keyed = [*parts, {"top_k_tie_order_seed": TIE_ORDER_SEED}]
+    return hashlib.sha256(json.dumps(keyed, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 class CollaborativeStages:

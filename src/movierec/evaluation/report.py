@@ -204,7 +204,9 @@ def write_report(results: dict, reports_dir: Path, command: str) -> dict:
         "## Top-20 ranking (random split)",
         "",
         "Positives: test ratings >= 4. Every catalog movie the user did not rate in training is ranked (no sampled "
-        "negatives). Recall@20 = hits / positives.",
+        "negatives). Recall@20 = hits / positives. Equal scores are ordered by one fixed seeded shuffle of the catalog "
+        "(`movierec.evaluation.metrics.top_k`), the same for every model and split, so a model that ties is not credited "
+        "with the catalog's own order.",
         "",
         _table(["model", "Recall@20", "NDCG@20"], [[m, _fmt(r, "random", m, "recall@20"), _fmt(r, "random", m, "ndcg@20")] for m in ranking_models]),
         "",

@@ -110,10 +110,9 @@ def test_served_items_blend_id_and_content_by_evidence():
     np.testing.assert_allclose(evidence_weight(np.array([0, 3]), 0.0), [0.0, 1.0])
 
 
-def test_default_modalities_give_way_to_the_store_but_an_explicit_list_is_strict():
+def test_default_modalities_are_the_stores_but_an_explicit_list_is_strict():
     store = {"text": None, "trailer_avf": None, "trailer_ivector": None}  # no poster built
-    assert resolve_modalities(FusionConfig(), store) == ["text", "trailer_avf"]
-    assert resolve_modalities(FusionConfig(modalities=None), store) == ["text", "trailer_avf", "trailer_ivector"]
+    assert resolve_modalities(FusionConfig(), store) == ["text", "trailer_avf", "trailer_ivector"]
     assert resolve_modalities(FusionConfig(modalities=["trailer_ivector"]), store) == ["trailer_ivector"]
     with pytest.raises(ModelConfigError, match="poster"):
         resolve_modalities(FusionConfig(modalities=["text", "poster"]), store)

@@ -177,7 +177,7 @@ def write_modality_validation(result: dict, out: Path, command: str) -> tuple[Pa
             for name, s in result["subsets"].items()]
     sizes = ", ".join(f"seed {k}: {v['validation_movies']} movies, {v['validation_ratings']:,} ratings, {v['users']} users"
                       for k, v in result["validation"].items())
-    default = "keep `modalities=None` (every modality in the store)" if d["default_modalities"] is None \
+    default = "`modalities=None` (every modality in the store)" if d["default_modalities"] is None \
         else f"`modalities={json.dumps(d['default_modalities'])}`"
     lines = [
         "# Default modalities, chosen on validation data",

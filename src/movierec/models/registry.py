@@ -61,12 +61,10 @@ def get_model(name: str) -> ModelSpec:
 
 
 def resolve_modalities(cfg: FusionConfig, features: dict[str, ModalityFeatures]) -> list[str]:
-    """The modalities a model fuses: all in the store (None), the default list narrowed to those
-    built, or an explicitly given list, every one of which must be built."""
+    """The modalities a model fuses: all in the store (None), or the given list, every one of which
+    must be built."""
     if cfg.modalities is None:
         return list(features)
-    if "modalities" not in cfg.model_fields_set:
-        return [m for m in cfg.modalities if m in features]
     unknown = [m for m in cfg.modalities if m not in features]
     if unknown:
         raise ModelConfigError(f"modalities {', '.join(unknown)} are not in the feature store; available: {', '.join(features) or 'none'}")

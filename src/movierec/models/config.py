@@ -128,6 +128,10 @@ class FusionConfig(BaseModel):
     and ``top_k``'s seeded tie order came in (``reports/modality_validation.md``): there
     text+poster+trailer_avf still had the highest mean, 0.209 ± 0.037, but all four, 0.183 ± 0.031,
     lies within one standard deviation of it, so by the rule all four win and the default is None.
+    The rule looks at cold movies only. On the warm validation of ``movierec model validate --seed S``
+    (seeds 0-2, Recall@20 / NDCG@20 per seed) the flip cost Recall@20: all four gave 0.3263 / 0.2418,
+    0.3273 / 0.2410, 0.3210 / 0.2379 (mean 0.3249 / 0.2402), where text+poster+trailer_avf gave
+    0.3319 / 0.2424, 0.3354 / 0.2392, 0.3193 / 0.2366 (mean 0.3289 / 0.2394).
     A list given explicitly (``--set modalities=[...]``) is strict: every one must be built.
     """
 

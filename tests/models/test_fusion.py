@@ -119,7 +119,7 @@ def test_default_modalities_are_the_stores_but_an_explicit_list_is_strict():
 
 
 def test_a_trained_model_records_the_modalities_it_fused(tiny_ratings, tiny_catalog_ids, tiny_features):
-    """The default list narrowed to the store (here without trailers) is what the saved config says."""
+    """The default (every modality in the store; this store holds text and poster) is what the saved config names."""
     small = {"epochs": 1, "content_epochs": 1, "dim": 4, "rank_dim": 4, "token_dim": 4, "heads": 1}
     trained = train_model(get_model("fusion"), FusionConfig(**small), tiny_ratings, tiny_catalog_ids, tiny_features, progress=False)
     assert trained.cfg.modalities == ["text", "poster"] and trained.content.names == ["text", "poster"]

@@ -148,6 +148,23 @@ def test_the_ranking_loss_counts_a_disliked_movie_by_its_target_weight():
     torch.testing.assert_close(_rank_step(net, cfg, rated, rated, users), plain)
 
 
+def test_ranking_rows_are_the_dense_rows_of_the_rated_and_target_matrices():
+    """Training keeps them sparse (a dense pair would not fit at ml-25m's size); a step's rows are
+    the dense matrices' rows, and a (user, movie) pair given twice counts once, with its last target."""
+    from movierec.models.training import RankingRows
+
+    users = np.array([0, 0, 2, 1, 2, 0])
+    movies = np.array([1, 3, 0, 3, 4, 1])
+    target = np.array([0.3, 1.0, 1.0, 0.3, 1.0, 1.0])  # (0, 1) given twice: 0.3 then 1.0
+    rows = RankingRows.of(users, movies, target, 3, 5, torch.device("cpu"))
+    rated, weights = rows.rows(np.array([2, 0]))
+    torch.testing.assert_close(rated, torch.tensor([[1.0, 0, 0, 0, 1], [0, 1, 0, 1, 0]]))
+    torch.testing.assert_close(weights, torch.tensor([[1.0, 0, 0, 0, 1], [0, 1, 0, 1, 0]]))
+    rated, weights = rows.rows(np.array([1]))
+    torch.testing.assert_close(rated, torch.tensor([[0.0, 0, 0, 1, 0]]))
+    torch.testing.assert_close(weights, torch.tensor([[0.0, 0, 0, 0.3, 0]]))
+
+
 def test_dislike_weight_reaches_both_ranking_parts(tiny_ratings, tiny_features, tiny_catalog_ids):
     spec = get_model("fusion")
     base = {"epochs": 1, "content_epochs": 1, "batch_size": 1000, "rank_users_per_step": 100, "dim": 4, "rank_dim": 6, "token_dim": 8,

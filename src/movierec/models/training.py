@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import torch
+from scipy import sparse
 from tqdm import tqdm
 
 from movierec.data.dataset import LIKE
@@ -68,6 +69,35 @@ def evidence_weight(counts: np.ndarray, shrinkage: float) -> np.ndarray:
     if shrinkage <= 0:
         return (counts > 0).astype(np.float32)
     return counts / (counts + shrinkage)
+
+
+@dataclass
+class RankingRows:
+    """The ranking head's training matrices, (users, movies), kept sparse: ``rated`` holds 1 at each
+    rated movie, ``target`` what it counts for (``liking``). Dense, the pair would take 77 GB at
+    ml-25m's size (162k users x 59k movies, float32); a ranking step densifies only its own users'
+    rows (``rank_users_per_step`` x movies)."""
+
+    rated: sparse.csr_matrix
+    target: sparse.csr_matrix
+    device: torch.device
+
+    @classmethod
+    def of(cls, users: np.ndarray, movies: np.ndarray, target: np.ndarray, n_users: int, n_items: int,
+           device: torch.device) -> "RankingRows":
+        """From (user row, movie row) pairs, one per rating (a pair given twice counts once, its last ``target``)."""
+        pairs = users.astype(np.int64) * n_items + movies
+        _, last = np.unique(pairs[::-1], return_index=True)
+        keep = len(pairs) - 1 - last
+
+        def matrix(values: np.ndarray) -> sparse.csr_matrix:
+            return sparse.csr_matrix((values.astype(np.float32), (users[keep], movies[keep])), shape=(n_users, n_items))
+
+        return cls(matrix(np.ones(len(keep))), matrix(np.asarray(target)[keep]), device)
+
+    def rows(self, users: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Dense ``rated`` and ``target`` rows of ``users``, on the training device."""
+        return tuple(torch.from_numpy(m[users].toarray()).to(self.device) for m in (self.rated, self.target))
 
 
 @dataclass
@@ -185,10 +215,10 @@ def _rating_step(net: FusionNet, cfg: FusionConfig, global_mean: float, u: torch
     return loss, err.detach()
 
 
-def _rank_step(net: FusionNet, cfg: FusionConfig, rated: torch.Tensor, target: torch.Tensor, users: torch.Tensor) -> torch.Tensor:
-    """Full-softmax ranking loss of ``users``: each rated movie should outscore the whole catalog,
-    weighted by ``target`` (a liked movie 1, another ``dislike_weight``)."""
-    x = rated[users]
+def _rank_step(net: FusionNet, cfg: FusionConfig, x: torch.Tensor, y: torch.Tensor, users: torch.Tensor) -> torch.Tensor:
+    """Full-softmax ranking loss of ``users``, whose rows of the rated matrix are ``x`` (1 at each
+    rated movie): each rated movie should outscore the whole catalog, weighted by ``y`` (a liked
+    movie 1, another ``dislike_weight``)."""
     keep_user = None
     if net.history_vector is not None:
         seen = x
@@ -202,13 +232,12 @@ def _rank_step(net: FusionNet, cfg: FusionConfig, rated: torch.Tensor, target: t
     p = net.rank_user_side(history, users, keep_user)
     logits = p @ net.rank_item_vector.weight.T + net.rank_item_bias.weight[:, 0]
     log_prob = torch.log_softmax(logits, dim=1)
-    y = target[users]
     return -((log_prob * y).sum(1) / y.sum(1).clamp(min=1e-6)).mean()
 
 
 def _train_collaborative(net: FusionNet, cfg: FusionConfig, global_mean: float, u: np.ndarray, i: np.ndarray, r: np.ndarray,
-                         rated: torch.Tensor, target: torch.Tensor, rng: np.random.Generator, valid, curves: dict, progress: bool, label: str) -> None:
-    device = rated.device
+                         ranked: RankingRows, rng: np.random.Generator, valid, curves: dict, progress: bool, label: str) -> None:
+    device = ranked.device
     rating_params = [*net.user_vector.parameters(), *net.user_bias.parameters(), *net.item_vector.parameters(), *net.item_bias.parameters()]
     rank_params = [*net.rank_user_vector.parameters(), *net.rank_item_vector.parameters(), *net.rank_item_bias.parameters()]
     if net.history_vector is not None:
@@ -216,7 +245,7 @@ def _train_collaborative(net: FusionNet, cfg: FusionConfig, global_mean: float, 
     rating_opt = torch.optim.Adam(rating_params, lr=cfg.lr)
     rank_opt = torch.optim.AdamW(rank_params, lr=cfg.lr, weight_decay=cfg.rank_weight_decay)
     u_t, i_t, r_t = (torch.from_numpy(np.array(a)).to(device) for a in (u, i, r))
-    n_users = rated.shape[0]
+    n_users = ranked.rated.shape[0]
     bar = tqdm(range(cfg.epochs), desc=f"fusion {label}", unit="epoch", disable=not progress, leave=False)
     for _ in bar:
         net.train()
@@ -227,8 +256,10 @@ def _train_collaborative(net: FusionNet, cfg: FusionConfig, global_mean: float, 
             loss.backward()
             rating_opt.step()
             sq_err += float((err ** 2).sum())
-        for users in torch.from_numpy(rng.permutation(n_users)).to(device).split(cfg.rank_users_per_step):
-            loss = _rank_step(net, cfg, rated, target, users)
+        order = rng.permutation(n_users)
+        for start in range(0, n_users, cfg.rank_users_per_step):
+            users = order[start: start + cfg.rank_users_per_step]
+            loss = _rank_step(net, cfg, *ranked.rows(users), torch.from_numpy(users).to(device))
             rank_opt.zero_grad()
             loss.backward()
             rank_opt.step()
@@ -345,8 +376,6 @@ def _train_fusion(train: pd.DataFrame, content: ItemContent, cfg: FusionConfig, 
     global_mean = float(r.mean())
 
     net = FusionNet(n_users, n_items, content.dims, cfg).to(device)
-    rated = torch.zeros(n_users, n_items, device=device)
-    rated[torch.from_numpy(u).to(device), torch.from_numpy(i).to(device)] = 1.0
     valid_t = None
     if valid is not None:
         vu, vi, vr = index_ratings(valid, user_ids, movie_ids)
@@ -366,9 +395,8 @@ def _train_fusion(train: pd.DataFrame, content: ItemContent, cfg: FusionConfig, 
         curves.update({k: list(v) for k, v in collaborative.curves.items() if k != "content_loss"})
         item_item = collaborative.item_item
     else:
-        target = torch.zeros_like(rated)
-        target[torch.from_numpy(u).to(device), torch.from_numpy(i).to(device)] = torch.from_numpy(liked).to(device)
-        _train_collaborative(net, cfg, global_mean, u, i, r, rated, target, rng, valid_t, curves, progress, label)
+        ranked = RankingRows.of(u, i, liked, n_users, n_items, device)
+        _train_collaborative(net, cfg, global_mean, u, i, r, ranked, rng, valid_t, curves, progress, label)
         item_item = None
         if cfg.item_item_rank > 0:
             item_item = fit_item_item(u, i, n_users, n_items, rank=cfg.item_item_rank, l2=cfg.item_item_l2, weight=cfg.item_item_weight,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from movierec.data import DataError, DataFormatError, load_dataset
@@ -129,3 +130,21 @@ def test_unknown_format_and_missing_folder_are_clear(tmp_path):
 def test_parse_year(title, year):
     got = parse_year(title)
     assert (np.isnan(got) and year is None) or got == year
+
+
+def test_a_clean_ratings_file_is_read_as_numbers_and_gives_what_the_strict_reader_gives(tmp_path):
+    """The number reader keeps a large file's strings out of memory; a file it cannot read as clean
+    numbers goes to the strict reader (the malformed cases above run through it)."""
+    from movierec.data.tables import read_number_table, read_table
+
+    path = tmp_path / "ratings.csv"
+    path.write_text('userId,movieId,rating,timestamp\n1,1,2.5,1260759144\n1,"2",3.0,1260759179\n7,3,5,1260759182\n')
+    names = ["userId", "movieId", "rating", "timestamp"]
+    fast = read_number_table(path, sep=",", names=names, dtypes=["int64", "int64", "float64", "int64"], header=True)
+    assert [str(t) for t in fast.dtypes] == ["int64", "int64", "float64", "int64"]
+    strict = read_table(path, sep=",", names=names, header=True)
+    pd.testing.assert_frame_equal(fast, strict.apply(pd.to_numeric).astype(fast.dtypes.to_dict()))
+    assert fast.attrs["first_line"] == strict.attrs["first_line"] == 2
+    root = write_csv_format(tmp_path / "ml-latest-small", ratings=path.read_text())
+    ds = load_dataset(_settings(tmp_path), dataset_dir=root, dataset_format="ml-latest-small")
+    assert sorted(ds.ratings["rating"]) == [2.5, 3.0, 5.0]

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from movierec.data.errors import DataFormatError
-from movierec.data.tables import check_no_blank_rows, line_of, numeric_column, read_table
+from movierec.data.tables import check_no_blank_rows, line_of, numeric_column, read_number_table, read_table
 
 _YEAR = re.compile(r"\((\d{4})(?:[-–]\d{0,4})?\)\s*$")
 ML100K_GENRES = [
@@ -91,7 +91,8 @@ def read_csv_format(root: Path) -> RawMovieLens:
     ids = numeric_column(mf, "movieId", movies_path, integer=True)
     movies = _movies_frame(ids, mf["title"], [_split_genres(g) for g in mf["genres"]], movies_path, mf)
 
-    rf = read_table(ratings_path, sep=",", names=["userId", "movieId", "rating", "timestamp"], header=True)
+    rf = read_number_table(ratings_path, sep=",", names=["userId", "movieId", "rating", "timestamp"],
+                           dtypes=["int64", "int64", "float64", "int64"], header=True)
     rf.columns = ["user_id", "movie_id", "rating", "timestamp"]
     ratings = _ratings_frame(rf, ratings_path, HALF_STARS)
     files = [movies_path, ratings_path]
@@ -135,7 +136,8 @@ def read_ml100k(root: Path) -> RawMovieLens:
     flags = mf[ML100K_GENRES].to_numpy() == "1"
     genres = [tuple(g for g, on in zip(ML100K_GENRES, row) if on and g != "unknown") for row in flags]
     movies = _movies_frame(ids, mf["title"], genres, items_path, mf)
-    rf = read_table(data_path, sep="\t", names=["user_id", "movie_id", "rating", "timestamp"], header=False)
+    rf = read_number_table(data_path, sep="\t", names=["user_id", "movie_id", "rating", "timestamp"],
+                           dtypes=["int64", "int64", "float64", "int64"], header=False)
     ratings = _ratings_frame(rf, data_path, WHOLE_STARS)
     return RawMovieLens(movies, ratings, _no_tags(), _no_links(), [items_path, data_path])
 

@@ -8,7 +8,7 @@ from scipy import stats
 
 from movierec.data import load_dataset
 from movierec.rl.config import RewardConfig, SimulatorConfig
-from movierec.rl.factorization import fit_biased_mf, predict_ratings
+from movierec.rl.factorization import fit_biased_mf, predict_rating_matrix
 from movierec.rl.items import build_item_table
 from movierec.rl.reward import step_reward
 from movierec.rl.simulator import UserSimulator
@@ -22,8 +22,7 @@ def test_simulated_users_prefer_what_their_ratings_say(bare_settings):
     ratings = ds.ratings[ds.ratings["user_id"].isin(users)]
     oracle = fit_biased_mf(ratings, dim=16, epochs=150, seed=0)
     items = build_item_table(ds, oracle, ratings, min_ratings=1)
-    uu, mm = np.meshgrid(users, items.movie_ids, indexing="ij")
-    taste = predict_ratings(oracle, uu.ravel(), mm.ravel()).reshape(len(users), len(items))
+    taste = predict_rating_matrix(oracle, users, items.movie_ids)
     sim = UserSimulator(SimulatorConfig(), items, users, taste)
     rng = np.random.default_rng(0)
     chose_high = chose_low = 0
@@ -122,3 +121,47 @@ def test_reward_follows_the_design():
     assert step_reward(cfg, True, 5.0, 2.0) == pytest.approx(-0.5 - 0.5)
     assert step_reward(cfg, True, 20.0, None) == 0.0
     assert step_reward(RewardConfig(rating_weight=2.0, watch_weight=0.0), True, 120.0, 5.0) == pytest.approx(4.0)
+
+
+def test_the_factorisation_summed_over_chunks_of_ratings_is_the_full_batch_fit():
+    """Chunks bound memory at ml-25m's size; the gradient, and so the fit, is the full batch's."""
+    import pandas as pd
+    import torch
+
+    rng = np.random.default_rng(0)
+    ratings = pd.DataFrame({"user_id": rng.integers(0, 40, 600), "movie_id": rng.integers(0, 60, 600),
+                            "rating": rng.integers(1, 11, 600) / 2.0}).drop_duplicates(["user_id", "movie_id"])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # scatter-adds over several threads sum in an order of their own
+    try:
+        whole = fit_biased_mf(ratings, dim=8, epochs=40, seed=0)
+        chunked = fit_biased_mf(ratings, dim=8, epochs=40, seed=0, chunk_ratings=97)
+    finally:
+        torch.set_num_threads(threads)
+    assert len(ratings) > 5 * 97
+    for a, b in ((whole.user_vectors, chunked.user_vectors), (whole.item_vectors, chunked.item_vectors),
+                 (whole.user_bias, chunked.user_bias), (whole.item_bias, chunked.item_bias)):
+        np.testing.assert_allclose(a, b, atol=1e-4)
+    assert not np.allclose(whole.item_vectors, fit_biased_mf(ratings, dim=8, epochs=41, seed=0).item_vectors, atol=1e-4)
+
+
+def test_predicted_rating_matrix_is_the_model_at_every_pair_and_large_audiences_are_sampled():
+    from movierec.models.serving import ServingArtifact
+    from movierec.rl.world import simulated_users
+
+    rng = np.random.default_rng(1)
+    art = ServingArtifact(version="t", movie_ids=np.array([3, 7, 9]), item_vectors=rng.normal(size=(3, 2)).astype(np.float32),
+                          item_bias=np.array([0.1, -0.2, 0.3], np.float32), user_ids=np.array([1, 4]),
+                          user_vectors=rng.normal(size=(2, 2)).astype(np.float32), user_bias=np.array([0.5, -0.5], np.float32),
+                          global_mean=3.5)
+    got = predict_rating_matrix(art, np.array([4, 1]), np.array([9, 3]))
+    for a, user_row in enumerate([1, 0]):
+        for b, movie_row in enumerate([2, 0]):
+            want = 3.5 + art.user_bias[user_row] + art.item_bias[movie_row] + art.user_vectors[user_row] @ art.item_vectors[movie_row]
+            assert got[a, b] == pytest.approx(want, abs=1e-6)
+    users = np.arange(100, 130)
+    assert simulated_users(users, seed=0, max_users=30) is users
+    sample = simulated_users(users, seed=0, max_users=10)
+    assert len(sample) == 10 and set(sample) <= set(users) and np.all(np.diff(sample) > 0)
+    assert np.array_equal(sample, simulated_users(users, seed=0, max_users=10))
+    assert not np.array_equal(sample, simulated_users(users, seed=1, max_users=10))

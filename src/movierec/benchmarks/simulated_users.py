@@ -15,10 +15,10 @@ import numpy as np
 
 from movierec.data import load_dataset
 from movierec.rl.config import ExperimentConfig
-from movierec.rl.factorization import predict_ratings
+from movierec.rl.factorization import predict_rating_matrix
 from movierec.rl.items import GENRES, build_item_table
 from movierec.rl.simulator import SimulatedSession, UserSimulator
-from movierec.rl.world import _cached_mf
+from movierec.rl.world import _cached_mf, simulated_users
 from movierec.settings import Settings
 
 
@@ -64,9 +64,8 @@ def load_audience(settings: Settings | None = None, config: ExperimentConfig | N
                         "oracle-mf", ds.version)
     items = build_item_table(ds, oracle, ds.ratings, min_ratings=config.min_item_ratings,
                              default_runtime=config.simulator.default_runtime_minutes)
-    users = np.intersect1d(oracle.user_ids, ds.ratings["user_id"].unique())
-    uu, mm = np.meshgrid(users, items.movie_ids, indexing="ij")
-    taste = predict_ratings(oracle, uu.ravel(), mm.ravel()).reshape(len(users), len(items))
+    users = simulated_users(np.intersect1d(oracle.user_ids, ds.ratings["user_id"].unique()), config.split_seed)
+    taste = predict_rating_matrix(oracle, users, items.movie_ids)
     popular = items.movie_ids[np.argsort(-items.popularity, kind="stable")[:200]]
     words = sorted({w for t in ds.catalog.loc[popular, "title"] for w in str(t).split() if w.isalpha() and len(w) > 3})
     return SimulatedAudience(UserSimulator(config.simulator, items, users, taste), [int(m) for m in popular], words)

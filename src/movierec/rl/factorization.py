@@ -24,8 +24,12 @@ def fit_biased_mf(
     weight_decay: float = 0.1,
     seed: int = 0,
     version: str = "mf",
+    chunk_ratings: int = 1 << 21,
 ) -> ServingArtifact:
-    """Fit ``rating ~ mean + b_u + b_i + p_u . q_i`` by minimising L2-regularised squared error."""
+    """Fit ``rating ~ mean + b_u + b_i + p_u . q_i`` by minimising L2-regularised squared error.
+
+    ``chunk_ratings``: ratings per backward pass of the (full-batch) gradient; memory, not the result.
+    """
     gen = torch.Generator().manual_seed(seed)
     users, u_idx = np.unique(ratings["user_id"].to_numpy(np.int64), return_inverse=True)
     movies, m_idx = np.unique(ratings["movie_id"].to_numpy(np.int64), return_inverse=True)
@@ -38,13 +42,19 @@ def fit_biased_mf(
     bu = torch.zeros(len(users), requires_grad=True)
     bi = torch.zeros(len(movies), requires_grad=True)
     opt = torch.optim.Adam([p, q, bu, bi], lr=lr)
-    # regularise per observed rating, so rare users and movies are pulled harder towards zero
+    n = len(r)
+    # the full-batch gradient is summed over chunks of ratings, so memory stays a few chunk x dim
+    # tensors (in one piece at ml-25m's 25M ratings they would take about 20 GB)
+    chunks = [slice(start, start + chunk_ratings) for start in range(0, n, chunk_ratings)]
     for _ in range(epochs):
         opt.zero_grad()
-        pu, qi = p[u], q[m]
-        pred = mean + bu[u] + bi[m] + (pu * qi).sum(1)
-        loss = ((pred - r) ** 2).mean() + weight_decay * ((pu**2).sum(1) + (qi**2).sum(1) + bu[u] ** 2 + bi[m] ** 2).mean()
-        loss.backward()
+        for c in chunks:
+            uc, mc = u[c], m[c]
+            pu, qi = p[uc], q[mc]
+            pred = mean + bu[uc] + bi[mc] + (pu * qi).sum(1)
+            # regularise per observed rating, so rare users and movies are pulled harder towards zero
+            part = ((pred - r[c]) ** 2).sum() / n + weight_decay * (((pu**2).sum(1) + (qi**2).sum(1) + bu[uc] ** 2 + bi[mc] ** 2).sum() / n)
+            part.backward()
         opt.step()
     return ServingArtifact(
         version=version,
@@ -59,9 +69,9 @@ def fit_biased_mf(
     )
 
 
-def predict_ratings(artifact: ServingArtifact, user_ids: np.ndarray, movie_ids: np.ndarray) -> np.ndarray:
-    """Predicted ratings for aligned (user, movie) pairs; every id must be in the artifact."""
+def predict_rating_matrix(artifact: ServingArtifact, user_ids: np.ndarray, movie_ids: np.ndarray) -> np.ndarray:
+    """(users, movies) predicted ratings, as one matrix product; every id must be in the artifact."""
     u = np.searchsorted(artifact.user_ids, user_ids)
     m = np.searchsorted(artifact.movie_ids, movie_ids)
-    return (artifact.global_mean + artifact.user_bias[u] + artifact.item_bias[m]
-            + np.einsum("ij,ij->i", artifact.user_vectors[u], artifact.item_vectors[m]))
+    return (artifact.global_mean + artifact.user_bias[u][:, None] + artifact.item_bias[m][None, :]
+            + artifact.user_vectors[u] @ artifact.item_vectors[m].T)

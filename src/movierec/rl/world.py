@@ -19,7 +19,7 @@ from movierec.data import Dataset, load_dataset
 from movierec.data.splits import get_split
 from movierec.models.serving import ArtifactError, ServingArtifact
 from movierec.rl.config import ExperimentConfig
-from movierec.rl.factorization import fit_biased_mf, predict_ratings
+from movierec.rl.factorization import fit_biased_mf, predict_rating_matrix
 from movierec.rl.items import ItemTable, build_item_table
 from movierec.rl.simulator import UserSimulator
 from movierec.settings import Settings
@@ -77,8 +77,21 @@ def load_ranker(settings: Settings, dataset: Dataset, train: pd.DataFrame, confi
     return _cached_mf(settings.models_dir / "rl" / "cache", train, config.ranker_dim, config.split_seed, "ranker-mf", dataset.version)
 
 
+MAX_SIMULATED_USERS = 10_000
+"""At most this many users are simulated (ml-latest-small's 610 all are): the simulator holds each
+simulated user's taste of every simulated movie, users x movies float64, which for ml-25m's 162k
+users and its ~30k movies with 5 ratings or more would take 39 GB."""
+
+
+def simulated_users(users: np.ndarray, seed: int, max_users: int = MAX_SIMULATED_USERS) -> np.ndarray:
+    """``users`` (sorted ids), or a seeded sample of ``max_users`` of them, sorted, when there are more."""
+    if len(users) <= max_users:
+        return users
+    return np.sort(np.random.default_rng(seed).choice(users, max_users, replace=False))
+
+
 def build_world(config: ExperimentConfig, settings: Settings, *, dataset: Dataset | None = None, ranker_dir: Path | None = None,
-                prefer_fusion: bool = True, max_users: int | None = None) -> World:
+                prefer_fusion: bool = True, max_users: int = MAX_SIMULATED_USERS) -> World:
     ds = dataset or load_dataset(settings)
     split = get_split(ds, config.split_kind, config.split_seed, settings.splits_dir)
     train = split.train(ds)
@@ -87,10 +100,8 @@ def build_world(config: ExperimentConfig, settings: Settings, *, dataset: Datase
     items = build_item_table(ds, ranker, train, min_ratings=config.min_item_ratings,
                              default_runtime=config.simulator.default_runtime_minutes, restrict_to=oracle.movie_ids)
     users = np.intersect1d(np.intersect1d(ranker.user_ids, oracle.user_ids), train["user_id"].unique())
-    if max_users is not None:
-        users = users[:max_users]
-    uu, mm = np.meshgrid(users, items.movie_ids, indexing="ij")
-    taste = predict_ratings(oracle, uu.ravel(), mm.ravel()).reshape(len(users), len(items))
+    users = simulated_users(users, config.split_seed, max_users)
+    taste = predict_rating_matrix(oracle, users, items.movie_ids)
     user_vectors = ranker.user_vectors[np.searchsorted(ranker.user_ids, users)]
     seen = np.zeros((len(users), len(items)), bool)
     t = train[train["user_id"].isin(users)]

@@ -59,7 +59,7 @@ def test_cli_rejects_bad_sizes_in_one_line():
 def _small_catalog_and_model(seed: int = 0):
     from movierec.models.recommender import Recommender
     from movierec.models.serving import ServingArtifact
-    from movierec.serving.catalog import CatalogMovie, MovieCatalog
+    from movierec.serving.catalog import CatalogMovie, MovieCatalog, UserRatings
 
     rng = np.random.default_rng(seed)
     genres = ("Comedy", "Drama", "Action")
@@ -70,7 +70,7 @@ def _small_catalog_and_model(seed: int = 0):
         version="tiny", movie_ids=np.arange(1, 301), item_vectors=rng.normal(size=(300, 8)), item_bias=np.zeros(300),
         user_ids=np.arange(1, 21), user_vectors=rng.normal(size=(20, 8)), user_bias=np.zeros(20), global_mean=3.5,
     )
-    return MovieCatalog(movies=movies, user_ratings=users), Recommender(art, None)
+    return MovieCatalog(movies=movies, user_ratings=UserRatings.from_dicts(users)), Recommender(art, None)
 
 
 def test_served_ranker_figures_over_seeds():

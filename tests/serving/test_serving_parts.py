@@ -62,6 +62,18 @@ def test_catalog_search_users_and_added_movies(catalog):
     assert new_id in catalog.columns.movie_ids and catalog.search("added")[0].movie_id == new_id
 
 
+def test_user_ratings_arrays_give_each_users_ratings_in_their_order():
+    """Kept as arrays (a dict per user would take 2.4 GB at ml-25m); a user's dict is built when asked."""
+    from movierec.serving.catalog import UserRatings
+
+    ratings = UserRatings(np.array([3, 3, 3, 8, 8]), np.array([50, 10, 30, 10, 20]), np.array([4.0, 2.5, 5.0, 1.0, 3.5]))
+    assert list(ratings.get(3).items()) == [(50, 4.0), (10, 2.5), (30, 5.0)]
+    assert ratings.get(8) == {10: 1.0, 20: 3.5} and ratings.get(5) == {}
+    assert 8 in ratings and 5 not in ratings and sorted(ratings) == [3, 8] and len(ratings) == 2
+    again = UserRatings.from_dicts({3: ratings.get(3), 8: ratings.get(8)})
+    assert all(again.get(u) == ratings.get(u) for u in (3, 8)) and len(UserRatings.from_dicts({})) == 0
+
+
 def _run(coro):
     return asyncio.run(coro)
 

@@ -60,10 +60,50 @@ class CatalogColumns:
         return np.uint64(bits)
 
 
+class UserRatings:
+    """Each user's ratings, oldest first, kept as two flat arrays and one (start, end) per user.
+
+    A dict per user costs about 95 bytes a rating, 2.4 GB at ml-25m's 25M ratings in each service
+    that holds the catalog; the arrays take 12 bytes a rating, and ``get`` builds one user's dict
+    when it is asked for.
+    """
+
+    def __init__(self, user_ids: np.ndarray, movie_ids: np.ndarray, ratings: np.ndarray):
+        """Aligned arrays, one entry per rating, grouped by user (each group in the order to keep)."""
+        user_ids = np.asarray(user_ids)
+        self._movies = np.asarray(movie_ids, np.int64)
+        self._ratings = np.asarray(ratings, np.float32)
+        bounds = np.flatnonzero(np.diff(user_ids)) + 1
+        starts, ends = np.r_[0, bounds], np.r_[bounds, len(user_ids)]
+        self._spans = {int(user_ids[a]): (int(a), int(b)) for a, b in zip(starts, ends) if b > a}
+
+    @classmethod
+    def from_dicts(cls, users: dict[int, dict[int, float]]) -> "UserRatings":
+        pairs = [(u, m, r) for u, rated in users.items() for m, r in rated.items()]
+        return cls(*(np.array([p[k] for p in pairs]) for k in range(3))) if pairs else cls(np.array([]), np.array([]), np.array([]))
+
+    def __contains__(self, user_id: int) -> bool:
+        return int(user_id) in self._spans
+
+    def __iter__(self):
+        return iter(self._spans)
+
+    def __len__(self) -> int:
+        return len(self._spans)
+
+    def get(self, user_id: int) -> dict[int, float]:
+        """Movie id -> rating, oldest rating first ({} for an unknown user)."""
+        span = self._spans.get(int(user_id))
+        if span is None:
+            return {}
+        a, b = span
+        return dict(zip(self._movies[a:b].tolist(), self._ratings[a:b].tolist()))
+
+
 @dataclass
 class MovieCatalog:
     movies: dict[int, CatalogMovie]
-    user_ratings: dict[int, dict[int, float]] = field(default_factory=dict)
+    user_ratings: UserRatings = field(default_factory=lambda: UserRatings(np.array([]), np.array([]), np.array([])))
 
     def __post_init__(self) -> None:
         self._genres = sorted({g for m in self.movies.values() for g in m.genres})
@@ -92,11 +132,7 @@ class MovieCatalog:
                 rating_count=int(count),
             )
         r = ds.ratings.sort_values(["user_id", "timestamp"], kind="stable")  # each user's ratings oldest first
-        uids, mids, vals = r["user_id"].to_numpy(), r["movie_id"].to_numpy().tolist(), r["rating"].to_numpy().tolist()
-        bounds = np.flatnonzero(np.diff(uids)) + 1
-        starts, ends = np.r_[0, bounds], np.r_[bounds, len(uids)]
-        users = {int(uids[a]): dict(zip(mids[a:b], vals[a:b])) for a, b in zip(starts, ends) if b > a}
-        return cls(movies=movies, user_ratings=users)
+        return cls(movies=movies, user_ratings=UserRatings(r["user_id"].to_numpy(), r["movie_id"].to_numpy(), r["rating"].to_numpy()))
 
     # --- movies -------------------------------------------------------------------------------
 
@@ -142,7 +178,7 @@ class MovieCatalog:
 
     def rated_by(self, user_id: int) -> dict[int, float]:
         """Movie id -> rating, oldest rating first."""
-        return self.user_ratings.get(int(user_id), {})
+        return self.user_ratings.get(user_id)
 
     def liked_by(self, user_id: int, limit: int | None = None) -> list[int]:
         """The user's liked movies, best rated first; their top-rated ones if none reach the bar."""

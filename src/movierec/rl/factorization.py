@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
+from tqdm import tqdm
 
 from movierec.models.serving import ServingArtifact
 
@@ -46,7 +47,9 @@ def fit_biased_mf(
     # the full-batch gradient is summed over chunks of ratings, so memory stays a few chunk x dim
     # tensors (in one piece at ml-25m's 25M ratings they would take about 20 GB)
     chunks = [slice(start, start + chunk_ratings) for start in range(0, n, chunk_ratings)]
-    for _ in range(epochs):
+    # a bar in a terminal only (disable=None: off when stderr is not a TTY): a fit at ml-25m's size
+    # runs for a long while on a CPU, and it is cached afterwards
+    for _ in tqdm(range(epochs), desc=f"fit {version}", unit="epoch", disable=None, leave=False):
         opt.zero_grad()
         for c in chunks:
             uc, mc = u[c], m[c]

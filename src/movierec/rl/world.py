@@ -91,7 +91,7 @@ def simulated_users(users: np.ndarray, seed: int, max_users: int = MAX_SIMULATED
 
 
 def build_world(config: ExperimentConfig, settings: Settings, *, dataset: Dataset | None = None, ranker_dir: Path | None = None,
-                prefer_fusion: bool = True, max_users: int = MAX_SIMULATED_USERS) -> World:
+                prefer_fusion: bool = True) -> World:
     ds = dataset or load_dataset(settings)
     split = get_split(ds, config.split_kind, config.split_seed, settings.splits_dir)
     train = split.train(ds)
@@ -100,7 +100,7 @@ def build_world(config: ExperimentConfig, settings: Settings, *, dataset: Datase
     items = build_item_table(ds, ranker, train, min_ratings=config.min_item_ratings,
                              default_runtime=config.simulator.default_runtime_minutes, restrict_to=oracle.movie_ids)
     users = np.intersect1d(np.intersect1d(ranker.user_ids, oracle.user_ids), train["user_id"].unique())
-    users = simulated_users(users, config.split_seed, max_users)
+    users = simulated_users(users, config.split_seed)
     taste = predict_rating_matrix(oracle, users, items.movie_ids)
     user_vectors = ranker.user_vectors[np.searchsorted(ranker.user_ids, users)]
     seen = np.zeros((len(users), len(items)), bool)

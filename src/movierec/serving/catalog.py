@@ -80,7 +80,7 @@ class UserRatings:
     @classmethod
     def from_dicts(cls, users: dict[int, dict[int, float]]) -> "UserRatings":
         pairs = [(u, m, r) for u, rated in users.items() for m, r in rated.items()]
-        return cls(*(np.array([p[k] for p in pairs]) for k in range(3))) if pairs else cls(np.array([]), np.array([]), np.array([]))
+        return cls(*(np.array([p[k] for p in pairs]) for k in range(3)))
 
     def __contains__(self, user_id: int) -> bool:
         return int(user_id) in self._spans
@@ -103,7 +103,7 @@ class UserRatings:
 @dataclass
 class MovieCatalog:
     movies: dict[int, CatalogMovie]
-    user_ratings: UserRatings = field(default_factory=lambda: UserRatings(np.array([]), np.array([]), np.array([])))
+    user_ratings: UserRatings = field(default_factory=lambda: UserRatings.from_dicts({}))
 
     def __post_init__(self) -> None:
         self._genres = sorted({g for m in self.movies.values() for g in m.genres})

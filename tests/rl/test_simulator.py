@@ -165,3 +165,21 @@ def test_predicted_rating_matrix_is_the_model_at_every_pair_and_large_audiences_
     assert len(sample) == 10 and set(sample) <= set(users) and np.all(np.diff(sample) > 0)
     assert np.array_equal(sample, simulated_users(users, seed=0, max_users=10))
     assert not np.array_equal(sample, simulated_users(users, seed=1, max_users=10))
+
+
+def test_the_oracle_is_fitted_on_the_simulated_users_ratings_only(bare_settings):
+    from movierec.rl.config import ExperimentConfig
+    from movierec.rl.world import fit_oracle, simulated_users
+
+    ds = load_dataset(bare_settings)
+    config = ExperimentConfig()
+    everyone = np.unique(ds.ratings["user_id"].to_numpy())
+    oracle = fit_oracle(bare_settings, ds, config, max_users=12)
+    sample = simulated_users(everyone, config.split_seed, 12)
+    assert len(sample) == 12
+    assert np.array_equal(oracle.user_ids, sample)
+    assert np.array_equal(oracle.movie_ids, np.unique(ds.ratings.loc[ds.ratings["user_id"].isin(sample), "movie_id"]))
+    assert len(oracle.movie_ids) < ds.ratings["movie_id"].nunique()
+    # a second call reads the cache instead of fitting again
+    assert fit_oracle(bare_settings, ds, config, max_users=12).version == oracle.version
+    assert (bare_settings.models_dir / "rl" / "cache" / oracle.version / "artifact.json").exists()

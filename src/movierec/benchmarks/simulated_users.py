@@ -18,7 +18,7 @@ from movierec.rl.config import ExperimentConfig
 from movierec.rl.factorization import predict_rating_matrix
 from movierec.rl.items import GENRES, build_item_table
 from movierec.rl.simulator import SimulatedSession, UserSimulator
-from movierec.rl.world import _cached_mf, simulated_users
+from movierec.rl.world import fit_oracle
 from movierec.settings import Settings
 
 
@@ -60,11 +60,10 @@ def load_audience(settings: Settings | None = None, config: ExperimentConfig | N
     settings = settings or Settings()
     config = config or ExperimentConfig()
     ds = load_dataset(settings)
-    oracle = _cached_mf(settings.models_dir / "rl" / "cache", ds.ratings, config.simulator.oracle_dim, 1000 + config.split_seed,
-                        "oracle-mf", ds.version)
+    oracle = fit_oracle(settings, ds, config)
     items = build_item_table(ds, oracle, ds.ratings, min_ratings=config.min_item_ratings,
                              default_runtime=config.simulator.default_runtime_minutes)
-    users = simulated_users(np.intersect1d(oracle.user_ids, ds.ratings["user_id"].unique()), config.split_seed)
+    users = oracle.user_ids  # the simulated users, every one of whom rated
     taste = predict_rating_matrix(oracle, users, items.movie_ids)
     popular = items.movie_ids[np.argsort(-items.popularity, kind="stable")[:200]]
     words = sorted({w for t in ds.catalog.loc[popular, "title"] for w in str(t).split() if w.isalpha() and len(w) > 3})

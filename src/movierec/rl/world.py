@@ -90,17 +90,28 @@ def simulated_users(users: np.ndarray, seed: int, max_users: int = MAX_SIMULATED
     return np.sort(np.random.default_rng(seed).choice(users, max_users, replace=False))
 
 
+def fit_oracle(settings: Settings, ds: Dataset, config: ExperimentConfig, max_users: int = MAX_SIMULATED_USERS) -> ServingArtifact:
+    """The simulator's hidden taste: biased MF on every rating of the users who can be simulated
+    (``simulated_users`` of everyone who rated; all of ml-latest-small's), cached. Only their
+    ratings are fitted, so a large dataset's fit costs what its sample's ratings cost (at ml-25m's
+    25M ratings the full-batch fit would run for hours on a CPU)."""
+    everyone = np.unique(ds.ratings["user_id"].to_numpy(np.int64))
+    users = simulated_users(everyone, config.split_seed, max_users)
+    ratings = ds.ratings if len(users) == len(everyone) else ds.ratings[ds.ratings["user_id"].isin(users)]
+    return _cached_mf(settings.models_dir / "rl" / "cache", ratings, config.simulator.oracle_dim, 1000 + config.split_seed,
+                      "oracle-mf", ds.version)
+
+
 def build_world(config: ExperimentConfig, settings: Settings, *, dataset: Dataset | None = None, ranker_dir: Path | None = None,
                 prefer_fusion: bool = True) -> World:
     ds = dataset or load_dataset(settings)
     split = get_split(ds, config.split_kind, config.split_seed, settings.splits_dir)
     train = split.train(ds)
     ranker = load_ranker(settings, ds, train, config, ranker_dir, prefer_fusion)
-    oracle = _cached_mf(settings.models_dir / "rl" / "cache", ds.ratings, config.simulator.oracle_dim, 1000 + config.split_seed, "oracle-mf", ds.version)
+    oracle = fit_oracle(settings, ds, config)
     items = build_item_table(ds, ranker, train, min_ratings=config.min_item_ratings,
                              default_runtime=config.simulator.default_runtime_minutes, restrict_to=oracle.movie_ids)
     users = np.intersect1d(np.intersect1d(ranker.user_ids, oracle.user_ids), train["user_id"].unique())
-    users = simulated_users(users, config.split_seed)
     taste = predict_rating_matrix(oracle, users, items.movie_ids)
     user_vectors = ranker.user_vectors[np.searchsorted(ranker.user_ids, users)]
     seen = np.zeros((len(users), len(items)), bool)

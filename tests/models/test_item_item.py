@@ -125,3 +125,14 @@ def test_the_dense_solve_keeps_only_the_most_rated_movies():
     f = fit_item_item(rows, cols, n_users, n_items, rank=3, l2=1.0, weight=1.0, max_items=3, seed=0)
     assert not f.item[:3].any() and not f.history[:3].any()
     assert f.item[3:].any(axis=1).all()
+
+
+def test_the_dense_solve_built_a_block_of_columns_at_a_time_is_the_ridge_regression():
+    from movierec.models.item_item import _dense_ease
+
+    rng = np.random.default_rng(7)
+    x = (rng.random((40, 11)) < 0.4).astype(float)
+    y = x * np.where(rng.random(x.shape) < 0.5, 1.0, 0.3)
+    d = 2.0 + 0.7 * x.sum(axis=0)
+    b = _dense_ease(sparse.csr_matrix(x), sparse.csr_matrix(y), d, block=3)  # blocks of 3, 3, 3 and 2 columns
+    np.testing.assert_allclose(b, _ridge_without_itself(x, y, 2.0, count_l2=0.7), atol=1e-10)

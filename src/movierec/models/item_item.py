@@ -30,7 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import sparse
+from scipy import linalg, sparse
 
 
 @dataclass
@@ -78,10 +78,7 @@ class EaseWeights:
             h = g if y is x else np.asarray(x.multiply(self._m @ y).sum(axis=0)).ravel()  # diag(X^T M Y)
             self._c = h / (d - g)
         else:
-            p = np.linalg.inv((x.T @ x).toarray() + np.diag(d))
-            pxy = p @ (x.T @ y).toarray()
-            self._dense = pxy - p * (np.diag(pxy) / np.diag(p))[None, :]
-            np.fill_diagonal(self._dense, 0.0)
+            self._dense = _dense_ease(x, y, d)
 
     def __matmul__(self, q: np.ndarray) -> np.ndarray:
         if self._dense is not None:
@@ -98,6 +95,32 @@ class EaseWeights:
 
     def toarray(self) -> np.ndarray:
         return self @ np.eye(self.shape[1])
+
+
+def _dense_ease(x: sparse.csr_matrix, y: sparse.csr_matrix, d: np.ndarray, block: int = 1024) -> np.ndarray:
+    """``B`` held dense (``EaseWeights``' formula) with at most two (items, items) float64 matrices
+    alive: the Gram matrix and ``X^T Y`` are formed a block of columns at a time (whole, a sparse
+    product of the most-rated movies is nearly full and takes more than its dense copy), ``P`` is
+    inverted in place of the Gram matrix, and ``B`` is built a block of columns at a time."""
+    n = x.shape[1]
+    xt, x_cols, y_cols = x.T.tocsr(), x.tocsc(), y.tocsc()
+    blocks = [np.arange(start, min(start + block, n)) for start in range(0, n, block)]
+    gram = np.empty((n, n))
+    for cols in blocks:
+        gram[:, cols] = (xt @ x_cols[:, cols]).toarray()
+    gram[np.diag_indices_from(gram)] += d
+    # the Gram matrix is symmetric, so its transpose (Fortran-ordered, which LAPACK overwrites in
+    # place) is itself, and so is the inverse
+    p = linalg.inv(gram.T, overwrite_a=True, check_finite=False)
+    del gram
+    b = np.empty_like(p)
+    for cols in blocks:
+        part = p @ (xt @ y_cols[:, cols]).toarray()  # (P X^T Y)[:, cols]
+        mu = part[cols, cols - cols[0]] / p[cols, cols]
+        part -= p[:, cols] * mu[None, :]
+        part[cols, cols - cols[0]] = 0.0
+        b[:, cols] = part
+    return b
 
 
 def truncated_svd(b, rank: int, seed: int, power_iterations: int = 4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -18,6 +18,11 @@ def ranker_record_path(reports_dir: Path, device: str) -> Path:
     return Path(reports_dir) / MEASUREMENTS / f"ranker_{device.replace(':', '_')}.json"
 
 
+def scale_record_path(reports_dir: Path) -> Path:
+    """The last ``movierec bench scale`` run."""
+    return Path(reports_dir) / MEASUREMENTS / "scale.json"
+
+
 def closed_loop_record_path(reports_dir: Path, retrain: bool, seed: int) -> Path:
     """The last closed-loop run of one seed (``retrain=False``: the control run)."""
     return Path(reports_dir) / MEASUREMENTS / f"closed_loop{'' if retrain else '_control'}_seed{seed}.json"

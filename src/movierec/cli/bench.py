@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from movierec.benchmarks.records import (closed_loop_pairs, closed_loop_record_path, fine_tune_study_records, load_record,
-                                         ranker_record_path, save_record)
+                                         ranker_record_path, save_record, scale_record_path)
 from movierec.settings import get_settings
 
 app = typer.Typer(no_args_is_help=True, help="Serving benchmarks: ranker top-N scaling, the stack under load.")
@@ -365,3 +365,33 @@ def slate_draw(
         table.add_row(r.rule, f"{r.epsilon:g}", f"{r.temperature:g}", spread(r.mean_us, r.mean_us_sd),
                       spread(r.p50_us, r.p50_us_sd), spread(r.p99_us, r.p99_us_sd))
     console.print(table)
+
+
+@app.command()
+def scale(
+    users: int = typer.Option(16_000, min=100, max=1_000_000, help="Synthetic users."),
+    movies: int = typer.Option(6_000, min=100, max=200_000, help="Synthetic movies."),
+    median_ratings: int = typer.Option(100, min=20, max=5_000, help="Median ratings a user (before duplicates are dropped)."),
+    seed: int = typer.Option(0, help="Seed of the synthetic data."),
+    scratch: Path = typer.Option(None, help="Folder for the data, the jobs' home and their log (default: <home>/bench/scale; emptied first)."),
+    reports_dir: Path = typer.Option(None, help="Where measurements/scale.json goes (default: the repository's reports/)."),
+) -> None:
+    """Time `model train` and `rl train` (each its own process: wall time, peak RSS) on a synthetic
+    dataset in ml-25m's format, larger than ml-latest-small; no ml-25m data is needed."""
+    import shutil
+
+    from movierec.benchmarks.scale import SyntheticShape, run_scale
+    from movierec.settings import REPO_ROOT
+
+    if median_ratings > movies:
+        _fail(f"--median-ratings ({median_ratings}) cannot exceed --movies ({movies})")
+    _interrupt_on_sigterm()
+    scratch = scratch or get_settings().home / "bench" / "scale"
+    shutil.rmtree(scratch, ignore_errors=True)
+    record = run_scale(SyntheticShape(users, movies, median_ratings, seed), scratch, say=lambda m: console.print(escape(m), highlight=False))
+    path = scale_record_path(reports_dir or REPO_ROOT / "reports")
+    save_record(path, record)
+    failed = [j for j in record["jobs"] if j["exit_code"] != 0]
+    console.print(f"wrote {path}")
+    if failed:
+        _fail(f"{failed[0]['job']} exited with {failed[0]['exit_code']}: see {scratch / 'jobs.log'}")

@@ -49,3 +49,14 @@ def test_the_command_refuses_more_ratings_a_user_than_movies():
     result = CliRunner().invoke(app, ["bench", "scale", "--movies", "200", "--median-ratings", "300"])
     assert result.exit_code == 2
     assert "--median-ratings (300) cannot exceed --movies (200)" in result.output
+
+
+def test_the_command_never_empties_a_folder_it_did_not_make(tmp_path):
+    from movierec.cli import app
+
+    keep = tmp_path / "mine"
+    keep.mkdir()
+    (keep / "precious.txt").write_text("do not delete")
+    result = CliRunner().invoke(app, ["bench", "scale", "--scratch", str(keep)])
+    assert result.exit_code == 2 and "is not empty and not an earlier `movierec bench scale` folder" in result.output
+    assert (keep / "precious.txt").read_text() == "do not delete"

@@ -42,6 +42,10 @@ fits and how long its data handling takes, not the model's quality. The policy i
 published: publishing drops the served lists in Redis, which is not the scratch home's."""
 
 
+SCRATCH_MARKER = ".movierec-bench-scale"
+"""Marks a scratch folder this benchmark made, and so may empty on its next run."""
+
+
 @dataclass(frozen=True)
 class SyntheticShape:
     users: int

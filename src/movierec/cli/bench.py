@@ -373,21 +373,26 @@ def scale(
     movies: int = typer.Option(6_000, min=100, max=200_000, help="Synthetic movies."),
     median_ratings: int = typer.Option(100, min=20, max=5_000, help="Median ratings a user (before duplicates are dropped)."),
     seed: int = typer.Option(0, help="Seed of the synthetic data."),
-    scratch: Path = typer.Option(None, help="Folder for the data, the jobs' home and their log (default: <home>/bench/scale; emptied first)."),
+    scratch: Path = typer.Option(None, help="Folder for the data, the jobs' home and their log (default: <home>/bench/scale); emptied first if an earlier run made it, refused if it holds anything else."),
     reports_dir: Path = typer.Option(None, help="Where measurements/scale.json goes (default: the repository's reports/)."),
 ) -> None:
     """Time `model train` and `rl train` (each its own process: wall time, peak RSS) on a synthetic
     dataset in ml-25m's format, larger than ml-latest-small; no ml-25m data is needed."""
     import shutil
 
-    from movierec.benchmarks.scale import SyntheticShape, run_scale
+    from movierec.benchmarks.scale import SCRATCH_MARKER, SyntheticShape, run_scale
     from movierec.settings import REPO_ROOT
 
     if median_ratings > movies:
         _fail(f"--median-ratings ({median_ratings}) cannot exceed --movies ({movies})")
     _interrupt_on_sigterm()
     scratch = scratch or get_settings().home / "bench" / "scale"
+    marker = scratch / SCRATCH_MARKER
+    if scratch.exists() and any(scratch.iterdir()) and not marker.exists():
+        _fail(f"--scratch {scratch} is not empty and not an earlier `movierec bench scale` folder: give an empty or new folder")
     shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    marker.touch()
     record = run_scale(SyntheticShape(users, movies, median_ratings, seed), scratch, say=lambda m: console.print(escape(m), highlight=False))
     path = scale_record_path(reports_dir or REPO_ROOT / "reports")
     save_record(path, record)

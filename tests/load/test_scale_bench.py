@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from movierec.benchmarks.scale import SyntheticShape, run_job, scale_environment, write_synthetic_movielens
@@ -60,3 +61,25 @@ def test_the_command_never_empties_a_folder_it_did_not_make(tmp_path):
     result = CliRunner().invoke(app, ["bench", "scale", "--scratch", str(keep)])
     assert result.exit_code == 2 and "is not empty and not an earlier `movierec bench scale` folder" in result.output
     assert (keep / "precious.txt").read_text() == "do not delete"
+
+
+@pytest.mark.slow
+def test_a_small_run_trains_both_jobs_and_records_them(tmp_path):
+    """The whole command at a toy size: the synthetic set, both jobs as processes, the record."""
+    import json
+
+    from movierec.cli import app
+
+    result = CliRunner().invoke(app, ["bench", "scale", "--users", "300", "--movies", "200", "--median-ratings", "30",
+                                      "--scratch", str(tmp_path / "scratch"), "--reports-dir", str(tmp_path / "reports")])
+    assert result.exit_code == 0, result.output + (tmp_path / "scratch" / "jobs.log").read_text()[-3000:]
+    record = json.loads((tmp_path / "reports" / "measurements" / "scale.json").read_text())
+    assert record["dataset"]["users"] == 300 and record["shape"]["median_ratings"] == 30
+    assert [j["job"] for j in record["jobs"]] == ["model train", "rl train"]
+    for job in record["jobs"]:
+        assert job["exit_code"] == 0 and job["wall_s"] > 0 and 100 < job["peak_rss_mib"] < 8000
+        assert job["command"][0] == "movierec"
+    home = tmp_path / "scratch" / "home"
+    assert (home / "models" / "fusion" / "current" / "artifact.json").exists()  # trained on the synthetic set
+    assert any((home / "models" / "policy").glob("dqn-*"))  # saved, not published
+    assert not (home / "models" / "policy" / "current").exists()

@@ -183,3 +183,20 @@ def test_the_oracle_is_fitted_on_the_simulated_users_ratings_only(bare_settings)
     # a second call reads the cache instead of fitting again
     assert fit_oracle(bare_settings, ds, config, max_users=12).version == oracle.version
     assert (bare_settings.models_dir / "rl" / "cache" / oracle.version / "artifact.json").exists()
+
+
+def test_candidates_ranked_a_chunk_of_users_at_a_time_are_the_whole_ranking():
+    from movierec.rl.world import ranked_candidates
+
+    rng = np.random.default_rng(2)
+    # small integers: every product and sum is exact, so the chunks' scores equal the whole matrix's
+    users, items = rng.integers(-3, 4, (23, 5)).astype(np.float32), rng.integers(-3, 4, (40, 5)).astype(np.float32)
+    bias = rng.integers(-2, 3, 40).astype(np.float32)
+    seen = rng.random((23, 40)) < 0.3
+    scores = np.where(seen, -np.inf, users @ items.T + bias)
+    want = np.argsort(-scores, axis=1, kind="stable")[:, :12]  # ties (there are many) in row order
+    for chunk in (1, 7, 23, 1024):
+        order, top = ranked_candidates(users, items, bias, seen, 12, chunk_users=chunk)
+        np.testing.assert_array_equal(order, want)
+        np.testing.assert_array_equal(top, np.take_along_axis(scores, want, 1))
+        assert top.dtype == np.float32 and not seen[np.arange(23)[:, None], order[:, :8]].any()

@@ -102,6 +102,25 @@ def fit_oracle(settings: Settings, ds: Dataset, config: ExperimentConfig, max_us
                       "oracle-mf", ds.version)
 
 
+def ranked_candidates(user_vectors: np.ndarray, item_vectors: np.ndarray, item_bias: np.ndarray, seen: np.ndarray, width: int,
+                      chunk_users: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Each user's ``width`` best unseen item rows by the ranker's score, best first (ties in row
+    order), and their scores (float32). Scored ``chunk_users`` users at a time, so only a chunk's
+    users x items scores and sort order exist at once (whole, at 10,000 users and ml-25m's ~30k
+    movies, they were several GB)."""
+    n = len(user_vectors)
+    order = np.empty((n, width), np.int64)
+    top = np.empty((n, width), np.float32)
+    for start in range(0, n, chunk_users):
+        end = min(start + chunk_users, n)
+        scores = user_vectors[start:end] @ item_vectors.T + item_bias
+        scores = np.where(seen[start:end], -np.inf, scores)
+        rows = np.argsort(-scores, axis=1, kind="stable")[:, :width]
+        order[start:end] = rows
+        top[start:end] = np.take_along_axis(scores, rows, 1)
+    return order, top
+
+
 def build_world(config: ExperimentConfig, settings: Settings, *, dataset: Dataset | None = None, ranker_dir: Path | None = None,
                 prefer_fusion: bool = True) -> World:
     ds = dataset or load_dataset(settings)
@@ -119,17 +138,15 @@ def build_world(config: ExperimentConfig, settings: Settings, *, dataset: Datase
     rows = items.index_of(t["movie_id"].to_numpy())
     ok = rows >= 0
     seen[np.searchsorted(users, t["user_id"].to_numpy()[ok]), rows[ok]] = True
-    scores = user_vectors @ items.vectors.T + items.bias
-    scores = np.where(seen, -np.inf, scores)
     width = min(config.dqn.top_n + config.simulator.max_steps, len(items))
-    order = np.argsort(-scores, axis=1, kind="stable")[:, :width]
+    order, candidate_scores = ranked_candidates(user_vectors, items.vectors, items.bias, seen, width)
     n_head = int(round(config.long_tail_head_share * len(items)))
     head = np.zeros(len(items), bool)
     head[np.argsort(-items.popularity, kind="stable")[:n_head]] = True
     return World(
         config=config, items=items, simulator=UserSimulator(config.simulator, items, users, taste),
         user_vectors=user_vectors, seen=seen, candidate_rows=order,
-        candidate_scores=np.take_along_axis(scores, order, 1).astype(np.float32), head=head,
+        candidate_scores=candidate_scores, head=head,
         ranker_version=ranker.version, dataset_version=ds.version, ranker=ranker, dataset=ds, train_ratings=train,
     )
 

@@ -29,8 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-GENRES = ("Action", "Adventure", "Animation", "Children", "Comedy", "Crime", "Documentary", "Drama", "Fantasy",
-          "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western")
+from movierec.rl.items import GENRES
 
 JOBS = (
     ("model train", ("model", "train", "--set", "epochs=1", "--set", "content_epochs=1")),
